@@ -1,0 +1,53 @@
+"""Shared fixtures: an isolated zoo home and HF cache, and a fresh plugin manager per test."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path_factory, monkeypatch):
+    """Every test gets its own ZOO_HOME and HF_HOME, offline unless it asks for the local hub."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("ZOO_HOME", str(home / "zoo"))
+    monkeypatch.setenv("HF_HOME", str(home / "hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("ZOO_REGISTRY", raising=False)
+    monkeypatch.delenv("ZOO_STRICT_PLUGINS", raising=False)
+    monkeypatch.delenv("ZOO_DEBUG", raising=False)
+    from zoo.plugins import default_plugin_manager
+    from zoo.registry import default_registry
+
+    default_plugin_manager.cache_clear()
+    default_registry.cache_clear()
+    yield home
+    default_plugin_manager.cache_clear()
+    default_registry.cache_clear()
+
+
+@pytest.fixture
+def plugin_manager():
+    """A fresh plugin manager with the built-in plugins only."""
+    from zoo.plugins import get_plugin_manager
+
+    return get_plugin_manager(entry_points=False)
+
+
+@pytest.fixture
+def registry(plugin_manager):
+    from zoo.registry import Registry
+
+    return Registry.from_plugin_manager(plugin_manager)
+
+
+def run_zoo(*args: str, env: dict | None = None, **kwargs):
+    """Run the installed `zoo` console script in a subprocess."""
+    import subprocess
+
+    exe = Path(sys.executable).parent / "zoo"
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, env={**os.environ, **(env or {})}, **kwargs)

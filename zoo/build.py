@@ -1,0 +1,80 @@
+"""Turning a name into a model: resolve it, import the builder, build, load weights."""
+from __future__ import annotations
+
+import contextlib
+import importlib
+import inspect
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from zoo.errors import ArgumentError, PluginError
+from zoo.heads import ModelInfo
+from zoo.registry import ArchSpec, Registry, default_registry
+
+
+def builder(arch: ArchSpec) -> Callable[..., nn.Module]:
+    """Import the architecture's `module:function` builder."""
+    module_name, _, attr = arch.build.partition(":")
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise PluginError(
+            f"architecture {arch.name!r} ({arch.plugin}): builder {arch.build!r} cannot be imported: {exc}",
+            "reinstall the plugin that registers it",
+        ) from None
+
+
+def arch_arguments(arch: ArchSpec, args: dict[str, Any]) -> dict[str, Any]:
+    """The defaults overlaid with `args`, checked against the builder's signature and the declared choices."""
+    params = inspect.signature(builder(arch)).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    unknown = sorted(set(args) - set(params)) if not takes_any else []
+    if unknown:
+        valid = ", ".join(n for n in params if params[n].kind is not inspect.Parameter.VAR_POSITIONAL)
+        raise ArgumentError(f"{arch.name} takes no argument {', '.join(map(repr, unknown))}", f"valid arguments: {valid}")
+    for name, allowed in arch.choices.items():
+        if name in args and args[name] not in allowed:
+            raise ArgumentError(
+                f"{arch.name}: {name}={args[name]!r} is not allowed", f"use one of: {', '.join(map(str, allowed))}"
+            )
+    return {**arch.defaults, **args}
+
+
+def build_model(arch: ArchSpec, *, device: str | torch.device | None = None, **args: Any) -> nn.Module:
+    """Build `arch` with random weights (on `device`; "meta" allocates nothing)."""
+    merged = arch_arguments(arch, args)
+    with torch.device(device) if device is not None else contextlib.nullcontext():
+        model = builder(arch)(**merged)
+    model.zoo = ModelInfo(name=arch.name, arch=arch.name, arch_args=merged)
+    return model
+
+
+def count_params(arch: ArchSpec, **args: Any) -> int:
+    """The parameter count, from a build on the meta device (no memory, no init cost)."""
+    return sum(p.numel() for p in build_model(arch, device="meta", **args).parameters())
+
+
+def load(
+    name: str,
+    *,
+    pretrained: bool | None = None,
+    num_classes: int | None = None,
+    registry: Registry | None = None,
+    **arch_args: Any,
+) -> nn.Module:
+    """See `zoo.load`."""
+    registry = registry or default_registry()
+    resolved = registry.resolve(name)
+    if pretrained:
+        registry.require_weights(name)
+    if pretrained is None:
+        pretrained = resolved.weights is not None
+    if num_classes is not None:
+        arch_args["num_classes"] = num_classes
+    if not pretrained:
+        return build_model(resolved.arch, **arch_args)
+    from zoo.weights import load_pretrained
+
+    return load_pretrained(resolved.arch, resolved.weights, **arch_args)

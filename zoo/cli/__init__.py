@@ -1,0 +1,11 @@
+"""The `zoo` command line: one module per command group, wired together here."""
+from __future__ import annotations
+
+from zoo.cli import catalog
+from zoo.cli.main import cli, main
+
+for module in (catalog,):
+    for command in module.COMMANDS:
+        cli.add_command(command)
+
+__all__ = ["cli", "main"]

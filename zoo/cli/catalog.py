@@ -1,0 +1,187 @@
+"""`zoo list`, `zoo info`, `zoo plugins`: metadata only, so none of them imports torch or timm."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import click
+
+from zoo.cli.output import emit_json, emit_table, human_count, json_option
+from zoo.registry import ArchSpec, Registry, WeightSpec, default_registry
+
+
+def arch_record(registry: Registry, arch: ArchSpec) -> dict[str, Any]:
+    return {
+        "name": arch.name,
+        "kind": "architecture",
+        "family": arch.family,
+        "tasks": list(arch.tasks),
+        "input": {**dataclasses.asdict(arch.input), "description": arch.input.describe()},
+        "num_params": arch.num_params,
+        "plugin": arch.plugin,
+        "defaults": dict(arch.defaults),
+        "choices": {k: list(v) for k, v in arch.choices.items()},
+        "description": arch.description,
+        "weights": [w.id for w in registry.weights_for(arch.name)],
+        "default_weights": registry.aliases.get(arch.name),
+    }
+
+
+def weight_record(registry: Registry, spec: WeightSpec) -> dict[str, Any]:
+    arch = registry.archs[spec.arch]
+    same_shape = not spec.arch_args and spec.num_classes in (None, arch.defaults.get("num_classes"))
+    return {
+        "name": spec.id,
+        "kind": "weights",
+        "arch": spec.arch,
+        "family": arch.family,
+        "tasks": list(arch.tasks),
+        "aliases": list(spec.aliases) + ([spec.arch] if registry.aliases.get(spec.arch) == spec.id else []),
+        "num_params": spec.num_params or (arch.num_params if same_shape else None),
+        "num_classes": spec.num_classes,
+        "arch_args": dict(spec.arch_args),
+        "preprocess": dict(spec.preprocess),
+        "metrics": dict(spec.metrics),
+        "license": spec.license,
+        "origin": spec.origin,
+        "citation": spec.citation,
+        "sources": [dict(dataclasses.asdict(s), description=s.describe()) for s in spec.sources],
+        "plugin": spec.plugin,
+        "description": spec.description,
+    }
+
+
+@click.command("list")
+@click.argument("patterns", nargs=-1)
+@click.option("--family", help="Only this family (perceptron, mlp, cnn, rnn, ...).")
+@click.option("--task", help="Only architectures for this task (image-classification, ...).")
+@click.option("--pretrained", is_flag=True, help="Only pretrained weights.")
+@json_option
+def list_command(patterns: tuple[str, ...], family: str | None, task: str | None, pretrained: bool, json_: bool) -> None:
+    """List architectures and pretrained weights, filtered by fnmatch PATTERNS.
+
+    \b
+    Examples:
+      zoo list
+      zoo list 'resnet*' --family cnn --pretrained
+      zoo list --task language-modeling --json
+    """
+    registry = default_registry()
+    names = registry.list_models(*patterns, family=family, task=task, pretrained=True if pretrained else None)
+    records = [
+        weight_record(registry, registry.weights[n]) if n in registry.weights else arch_record(registry, registry.archs[n])
+        for n in names
+    ]
+    if json_:
+        emit_json(records)
+        return
+    emit_table(
+        ("NAME", "FAMILY", "TASKS", "PARAMS", "ALIASES / WEIGHTS"),
+        [
+            (
+                r["name"],
+                r["family"],
+                ",".join(r["tasks"]),
+                human_count(r["num_params"]),
+                ", ".join(r["aliases"]) if r["kind"] == "weights" else f"{len(r['weights'])} weights" if r["weights"] else "-",
+            )
+            for r in records
+        ],
+    )
+
+
+@click.command("info")
+@click.argument("name")
+@json_option
+def info_command(name: str, json_: bool) -> None:
+    """Describe a model: family, tasks, input, parameters, plugin, weights.
+
+    \b
+    Examples:
+      zoo info mlp
+      zoo info resnet18 --json
+    """
+    registry = default_registry()
+    spec = registry.get_spec(name)
+    if isinstance(spec, WeightSpec):
+        record = weight_record(registry, spec)
+        record["architecture"] = arch_record(registry, registry.archs[spec.arch])
+    else:
+        record = arch_record(registry, spec)
+    if record["num_params"] is None:
+        from zoo.build import count_params  # imports torch: only for specs that do not declare their size
+
+        arch = registry.archs[spec.arch if isinstance(spec, WeightSpec) else spec.name]
+        args = dict(spec.arch_args, num_classes=spec.num_classes) if isinstance(spec, WeightSpec) else {}
+        record["num_params"] = count_params(arch, **{k: v for k, v in args.items() if v is not None})
+    if json_:
+        emit_json(record)
+        return
+    _print_info(record)
+
+
+def _print_info(record: dict[str, Any]) -> None:
+    arch = record.get("architecture", record)
+    lines = [
+        ("name", record["name"]),
+        ("kind", record["kind"]),
+        ("family", record["family"]),
+        ("tasks", ", ".join(record["tasks"])),
+        ("input", arch["input"]["description"]),
+        ("parameters", f"{record['num_params']:,}"),
+        ("plugin", record["plugin"]),
+        ("description", record.get("description") or arch.get("description")),
+    ]
+    if record["kind"] == "architecture":
+        lines += [("arguments", ", ".join(f"{k}={v!r}" for k, v in record["defaults"].items()))]
+        lines += [(f"{k} choices", ", ".join(map(str, v))) for k, v in record["choices"].items()]
+        lines += [("weights", ", ".join(record["weights"]) or "none registered")]
+    else:
+        lines += [
+            ("architecture", record["arch"]),
+            ("aliases", ", ".join(record["aliases"]) or "-"),
+            ("num_classes", record["num_classes"]),
+            ("license", record["license"]),
+            ("origin", record["origin"]),
+            ("metrics", ", ".join(f"{k}={v}" for k, v in record["metrics"].items()) or "-"),
+        ]
+        lines += [(f"source {i + 1}", s["description"]) for i, s in enumerate(record["sources"])]
+    width = max(len(k) for k, _ in lines)
+    for key, value in lines:
+        if value not in (None, ""):
+            click.echo(f"{key.ljust(width)}  {value}")
+
+
+@click.command("plugins")
+@json_option
+def plugins_command(json_: bool) -> None:
+    """List installed plugins: version, hooks, what each registered, and errors.
+
+    \b
+    Examples:
+      zoo plugins
+      ZOO_LOAD_PLUGINS= zoo plugins --json     # built-in plugins only
+    """
+    from zoo.plugins import default_plugin_manager, records
+
+    default_registry()  # registering is what fills each plugin's record
+    data = records(default_plugin_manager())
+    if json_:
+        emit_json(data)
+        return
+    emit_table(
+        ("PLUGIN", "VERSION", "HOOKS", "REGISTERED", "STATUS"),
+        [
+            (
+                r["name"] + (" (built-in)" if r["builtin"] else ""),
+                r["version"] or "-",
+                ",".join(h.removeprefix("register_") for h in r["hooks"]) or "-",
+                "; ".join(f"{kind}: {', '.join(names)}" for kind, names in r["registered"].items()) or "-",
+                f"error: {r['error']}" if r["error"] else "ok",
+            )
+            for r in data
+        ],
+    )
+
+
+COMMANDS = [list_command, info_command, plugins_command]

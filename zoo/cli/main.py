@@ -1,0 +1,79 @@
+"""The `zoo` group: error mapping, plugin commands, and the wiring of the command modules."""
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Any
+
+import click
+
+from zoo import __version__
+from zoo.errors import ZooError
+
+EPILOG = """\b
+Examples:
+  zoo list 'resnet*' --family cnn --pretrained
+  zoo info mlp
+  zoo plugins --json
+"""
+
+
+class ZooGroup(click.Group):
+    """A click group that adds the plugins' commands on first lookup and maps errors to one line."""
+
+    plugins_loaded = False
+
+    def _load_plugin_commands(self) -> None:
+        if not self.plugins_loaded:
+            self.plugins_loaded = True
+            from zoo.plugins import default_plugin_manager
+
+            default_plugin_manager().call_commands(self)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load_plugin_commands()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        self._load_plugin_commands()
+        return super().get_command(ctx, name)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ZooError as exc:
+            if _debug():
+                raise
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(1)
+        except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            if _debug():
+                raise
+            click.echo(
+                f"Error: internal error: {type(exc).__name__}: {exc} (run with ZOO_DEBUG=1 for the traceback and report it)",
+                err=True,
+            )
+            ctx.exit(1)
+
+
+def _debug() -> bool:
+    return os.environ.get("ZOO_DEBUG", "") not in ("", "0")
+
+
+@click.group(cls=ZooGroup, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="zoo")
+def cli() -> None:
+    """zoo: a model zoo for PyTorch. List, inspect, load, fine-tune and export models."""
+
+
+def _format_warning(message: Any, category: Any, filename: str, lineno: int, line: str | None = None) -> str:
+    return f"Warning: {message}\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    warnings.formatwarning = _format_warning
+    cli.main(args=argv, prog_name="zoo")
+

@@ -1,0 +1,102 @@
+"""The head protocol every zoo model follows, and the ordered freeze groups fine-tuning relies on."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+from torch import nn
+
+from zoo.errors import ArgumentError
+
+
+@runtime_checkable
+class HeadProtocol(Protocol):
+    """What zoo asks of a model: features and head apart, a replaceable classifier, freeze groups."""
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor: ...
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor: ...
+
+    def get_classifier(self) -> nn.Module: ...
+
+    def reset_classifier(self, num_classes: int) -> None: ...
+
+
+@dataclass
+class ModelInfo:
+    """The `.zoo` attribute of a model zoo built: where it came from and how to feed it."""
+
+    name: str
+    arch: str
+    arch_args: dict[str, Any] = field(default_factory=dict)
+    weights: str | None = None
+    weights_sha256: str | None = None
+    labels: list[str] | None = None
+    preprocess: dict[str, Any] = field(default_factory=dict)
+    source: str | None = None
+    load_report: dict[str, list[str]] = field(default_factory=dict)
+
+
+class ZooModel(nn.Module):
+    """Base of the zoo's own models: `forward = forward_head ∘ forward_features`.
+
+    Subclasses set `num_features` and `head` (the classifier, replaced by `reset_classifier`) and
+    list their modules stem → head in `group_names`, so freeze groups mean the same in every family.
+    """
+
+    group_names: tuple[str, ...] = ()
+    num_features: int
+    num_classes: int
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def get_classifier(self) -> nn.Module:
+        return self.head
+
+    def make_head(self, num_classes: int) -> nn.Module:
+        """A fresh classifier for `num_classes` outputs (0 gives nn.Identity, features only)."""
+        raise NotImplementedError
+
+    def reset_classifier(self, num_classes: int) -> None:
+        if not isinstance(num_classes, int) or num_classes < 0:
+            raise ArgumentError(f"num_classes must be a non-negative integer, got {num_classes!r}")
+        self.head = self.make_head(num_classes)
+        self.num_classes = num_classes
+
+    def freeze_groups(self) -> list[tuple[str, list[nn.Parameter]]]:
+        return [(name, list(getattr(self, name).parameters())) for name in self.group_names]
+
+
+def freeze_groups(model: nn.Module) -> list[tuple[str, list[nn.Parameter]]]:
+    """Ordered (name, parameters) groups from stem to head; the last group is the classifier."""
+    if hasattr(model, "freeze_groups"):
+        return model.freeze_groups()
+    raise ArgumentError(f"{type(model).__name__} does not declare freeze groups")
+
+
+def activation(name: str, choices: dict[str, type[nn.Module]] | None = None) -> nn.Module:
+    """An activation module by name; the names are those ACTIVATIONS lists."""
+    table = choices or ACTIVATIONS
+    if name not in table:
+        raise ArgumentError(f"unknown activation {name!r}", f"use one of: {', '.join(table)}")
+    return table[name]()
+
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "sigmoid": nn.Sigmoid,
+    "tanh": nn.Tanh,
+    "relu": nn.ReLU,
+    "leaky_relu": nn.LeakyReLU,
+    "elu": nn.ELU,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+    "softplus": nn.Softplus,
+}

@@ -1,0 +1,34 @@
+"""The hooks a zoo plugin can implement. Each hands the plugin a callback so the host validates."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("zoo")
+hookimpl = pluggy.HookimplMarker("zoo")
+
+
+@hookspec
+def register_architectures(register: Callable[[Any], None]) -> None:
+    """Register architectures: call `register(ArchSpec(...))` once per architecture."""
+
+
+@hookspec
+def register_weights(register: Callable[[Any], None]) -> None:
+    """Register pretrained weights: call `register(WeightSpec(...))` once per weight id."""
+
+
+@hookspec
+def register_exporters(register: Callable[[Any], None]) -> None:
+    """Register export formats: call `register(Exporter(...))` once per format."""
+
+
+@hookspec
+def register_data_formats(register: Callable[[Any], None]) -> None:
+    """Register data formats for fine-tuning: call `register(DataFormat(...))` once per format."""
+
+
+@hookspec
+def register_commands(cli: Any) -> None:
+    """Add commands to the `zoo` click group: `cli.add_command(...)` or `@cli.command()`."""

@@ -1,0 +1,188 @@
+"""The plugin manager: built-in plugins by import, third-party ones by entry point, each isolated."""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib
+import importlib.metadata
+import os
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import pluggy
+
+from zoo import hookspecs
+from zoo.errors import DuplicateNameError, PluginError, ZooError
+
+# Built-in plugins are ordinary plugin modules, registered by import in this order.
+BUILTIN_PLUGINS: tuple[str, ...] = (
+    "zoo_perceptron",
+    "zoo_mlp",
+)
+ENTRY_POINT_GROUP = "zoo"
+
+
+class PluginWarning(UserWarning):
+    """A plugin was skipped because it is broken."""
+
+
+@dataclass
+class PluginRecord:
+    """What `zoo plugins` shows about one plugin."""
+
+    name: str
+    module: str
+    version: str | None = None
+    builtin: bool = False
+    hooks: list[str] = field(default_factory=list)
+    registered: dict[str, list[str]] = field(default_factory=dict)
+    error: str | None = None
+
+
+def strict_plugins() -> bool:
+    """Whether ZOO_STRICT_PLUGINS asks for a broken plugin to be fatal."""
+    return os.environ.get("ZOO_STRICT_PLUGINS", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def allowed_plugins() -> set[str] | None:
+    """The third-party plugins ZOO_LOAD_PLUGINS allows: None when unset (all of them)."""
+    value = os.environ.get("ZOO_LOAD_PLUGINS")
+    if value is None:
+        return None
+    return {name.strip() for name in value.split(",") if name.strip()}
+
+
+class ZooPluginManager(pluggy.PluginManager):
+    """A pluggy manager that remembers every plugin it saw, and isolates the broken ones."""
+
+    def __init__(self) -> None:
+        super().__init__("zoo")
+        self.add_hookspecs(hookspecs)
+        self.records: dict[str, PluginRecord] = {}
+
+    def add(self, plugin: Any, name: str, *, version: str | None = None, builtin: bool = False) -> None:
+        """Register `plugin` under `name`, or record why it could not be."""
+        record = self.records.setdefault(
+            name, PluginRecord(name=name, module=getattr(plugin, "__name__", name), version=version, builtin=builtin)
+        )
+        try:
+            self.register(plugin, name=name)
+        except Exception as exc:  # pluggy rejects bad hook signatures with its own errors
+            self.fail(name, f"could not be registered: {exc}")
+            return
+        record.hooks = sorted(caller.name for caller in self.get_hookcallers(plugin) or [])
+
+    def fail(self, name: str, message: str) -> None:
+        """Mark plugin `name` as broken: fatal under ZOO_STRICT_PLUGINS, otherwise skipped with a warning."""
+        record = self.records.setdefault(name, PluginRecord(name=name, module=name))
+        if record.error is None:
+            record.error = message
+        if self.get_plugin(name) is not None:
+            self.unregister(name=name)
+        if strict_plugins():
+            raise PluginError(f"plugin {name!r} failed: {message}", "fix or uninstall it, or unset ZOO_STRICT_PLUGINS")
+        warnings.warn(f"plugin {name!r} skipped: {message}", PluginWarning, stacklevel=2)
+
+    def collect(self, hook: str, accept: Callable[[Any, str], Any], key: Callable[[Any], str]) -> dict[str, Any]:
+        """Call `hook` plugin by plugin with a `register` callback; return name -> accepted item.
+
+        `accept(item, plugin_name)` validates an item and returns what to store (it raises on a bad
+        one). A plugin whose hook raises, that registers a bad item or a name another plugin already
+        registered is failed, and none of its items from this hook are kept.
+        """
+        found: dict[str, Any] = {}
+        owner: dict[str, str] = {}
+        for impl in reversed(getattr(self.hook, hook).get_hookimpls()):  # registration order
+            plugin = impl.plugin_name
+            batch: list[Any] = []
+
+            def register(item: Any, _batch: list[Any] = batch, _plugin: str = plugin) -> None:
+                _batch.append(accept(item, _plugin))
+
+            try:
+                impl.function(**{arg: register for arg in impl.argnames})
+                names = [key(item) for item in batch]
+                for name in names:
+                    if name in owner or names.count(name) > 1:
+                        other = owner.get(name, plugin)
+                        raise DuplicateNameError(
+                            f"{name!r} is registered by both {other!r} and {plugin!r}",
+                            "uninstall one of the two plugins, or rename the entry",
+                        )
+            except ZooError as exc:
+                self.fail(plugin, f"{hook}: {exc}")
+                continue
+            except Exception as exc:
+                self.fail(plugin, f"{hook} raised {type(exc).__name__}: {exc}")
+                continue
+            record = self.records.get(plugin)
+            for item, name in zip(batch, names):
+                found[name] = item
+                owner[name] = plugin
+                if record is not None:
+                    record.registered.setdefault(hook.removeprefix("register_"), []).append(name)
+        return found
+
+    def call_commands(self, cli: Any) -> None:
+        """Let every plugin add its commands to the click group, isolating failures."""
+        for impl in reversed(self.hook.register_commands.get_hookimpls()):
+            try:
+                impl.function(**{arg: cli for arg in impl.argnames})
+            except Exception as exc:
+                self.fail(impl.plugin_name, f"register_commands raised {type(exc).__name__}: {exc}")
+
+
+def get_plugin_manager(
+    builtins: tuple[str, ...] = BUILTIN_PLUGINS, *, entry_points: bool = True
+) -> ZooPluginManager:
+    """A fresh plugin manager with the built-in plugins and (unless told not to) the installed ones."""
+    pm = ZooPluginManager()
+    for module_name in builtins:
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as exc:
+            pm.records[module_name] = PluginRecord(name=module_name, module=module_name, builtin=True)
+            pm.fail(module_name, f"import failed: {type(exc).__name__}: {exc}")
+            continue
+        pm.add(module, module_name, version=_zoo_version(), builtin=True)
+    if entry_points:
+        load_entry_points(pm)
+    return pm
+
+
+def load_entry_points(pm: ZooPluginManager) -> None:
+    """Import the plugins in the `zoo` entry-point group that ZOO_LOAD_PLUGINS allows."""
+    allowed = allowed_plugins()
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = getattr(ep, "dist", None)
+        dist_name = dist.metadata["Name"] if dist is not None else None
+        if allowed is not None and ep.name not in allowed and dist_name not in allowed:
+            continue
+        if pm.get_plugin(ep.name) is not None or ep.name in pm.records:
+            continue
+        version = dist.version if dist is not None else None
+        pm.records[ep.name] = PluginRecord(name=ep.name, module=ep.value, version=version)
+        try:
+            plugin = ep.load()
+        except Exception as exc:
+            pm.fail(ep.name, f"import of {ep.value!r} failed: {type(exc).__name__}: {exc}")
+            continue
+        pm.add(plugin, ep.name, version=version)
+
+
+def _zoo_version() -> str:
+    from zoo import __version__
+
+    return __version__
+
+
+def records(pm: ZooPluginManager) -> list[dict[str, Any]]:
+    """The plugin records as plain data, for `zoo plugins --json`."""
+    return [dataclasses.asdict(record) for record in pm.records.values()]
+
+
+@functools.lru_cache(maxsize=1)
+def default_plugin_manager() -> ZooPluginManager:
+    """The process-wide plugin manager, created on first need (never on `import zoo`)."""
+    return get_plugin_manager()

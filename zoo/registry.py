@@ -1,0 +1,298 @@
+"""ArchSpec, WeightSpec and the Registry that plugins and registry files fill. No torch here."""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import difflib
+import fnmatch
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from zoo.errors import DuplicateNameError, NoWeightsError, RegistryError, UnknownModelError
+
+INPUT_KINDS = ("image", "tokens", "features")
+SOURCE_KINDS = ("hf", "pkg", "bundled")
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What a model eats: an image C×H×W, a token sequence over a vocabulary, or a feature vector."""
+
+    kind: str
+    shape: tuple[int, ...] = ()
+    vocab_size: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in INPUT_KINDS:
+            raise RegistryError(f"input kind {self.kind!r} is not one of {', '.join(INPUT_KINDS)}")
+        object.__setattr__(self, "shape", tuple(int(d) for d in self.shape))
+
+    def describe(self) -> str:
+        if self.kind == "image":
+            return "image " + "×".join(str(d) for d in self.shape)
+        if self.kind == "tokens":
+            return f"token sequence, vocab {self.vocab_size}"
+        return f"feature vector of {self.shape[0] if self.shape else '?'}"
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """An architecture: how to build it (imported only when built) and what it is for."""
+
+    name: str
+    family: str
+    build: str
+    tasks: tuple[str, ...]
+    input: InputSpec
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    choices: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
+    num_params: int | None = None
+    description: str = ""
+    plugin: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_name(self.name, "architecture")
+        if not self.family or not isinstance(self.family, str):
+            raise RegistryError(f"architecture {self.name!r}: family must be a non-empty string")
+        if ":" not in self.build:
+            raise RegistryError(f"architecture {self.name!r}: build must be 'module:function', got {self.build!r}")
+        object.__setattr__(self, "tasks", tuple(self.tasks))
+        if not self.tasks:
+            raise RegistryError(f"architecture {self.name!r}: tasks must not be empty")
+        if not isinstance(self.input, InputSpec):
+            raise RegistryError(f"architecture {self.name!r}: input must be an InputSpec")
+        object.__setattr__(self, "choices", {k: tuple(v) for k, v in self.choices.items()})
+
+
+@dataclass(frozen=True)
+class Source:
+    """One place weights can come from: the Hub (`hf`), an installed package (`pkg`), or a plugin (`bundled`)."""
+
+    kind: str
+    repo: str | None = None
+    revision: str | None = None
+    filename: str | None = None
+    dist: str | None = None
+    package: str | None = None
+    path: str | None = None
+    converter: str | None = None
+    sha256: str | None = None
+    size: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in SOURCE_KINDS:
+            raise RegistryError(f"source kind {self.kind!r} is not one of {', '.join(SOURCE_KINDS)}")
+        needed = {"hf": ("repo", "filename"), "pkg": ("dist", "path"), "bundled": ("package", "path")}[self.kind]
+        for name in needed:
+            if not getattr(self, name):
+                raise RegistryError(f"a {self.kind!r} source needs {name!r}")
+
+    def describe(self) -> str:
+        if self.kind == "hf":
+            rev = f"@{self.revision}" if self.revision else ""
+            return f"hf://{self.repo}{rev}/{self.filename}"
+        if self.kind == "pkg":
+            return f"pip package {self.dist!r} ({self.path})"
+        return f"bundled in {self.package} ({self.path})"
+
+
+@dataclass(frozen=True)
+class WeightSpec:
+    """Pretrained weights `arch.tag` for one architecture, with their sources and metadata."""
+
+    id: str
+    arch: str
+    sources: tuple[Source, ...]
+    aliases: tuple[str, ...] = ()
+    default: bool = False
+    arch_args: Mapping[str, Any] = field(default_factory=dict)
+    num_classes: int | None = None
+    labels: tuple[str, ...] | str | None = None
+    preprocess: Mapping[str, Any] = field(default_factory=dict)
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    license: str | None = None
+    citation: str | None = None
+    origin: str | None = None
+    description: str = ""
+    num_params: int | None = None
+    plugin: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_name(self.id, "weights")
+        if not self.id.startswith(self.arch + "."):
+            raise RegistryError(f"weights {self.id!r}: the id must be '{self.arch}.<tag>'")
+        object.__setattr__(self, "sources", tuple(self.sources))
+        object.__setattr__(self, "aliases", tuple(self.aliases))
+        if isinstance(self.labels, list):
+            object.__setattr__(self, "labels", tuple(self.labels))
+        if not self.sources:
+            raise RegistryError(f"weights {self.id!r}: at least one source is needed")
+        for alias in self.aliases:
+            _check_name(alias, "alias")
+
+    @property
+    def tag(self) -> str:
+        return self.id[len(self.arch) + 1 :]
+
+    def label_names(self) -> list[str] | None:
+        """The class names: inline, or read from `package:path` when `labels` names a file."""
+        if self.labels is None or isinstance(self.labels, tuple):
+            return list(self.labels) if self.labels else None
+        from importlib.resources import files
+
+        package, _, path = self.labels.partition(":")
+        return files(package).joinpath(path).read_text(encoding="utf-8").splitlines()
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """What a name means: an architecture, and the weights it names (or the arch's default weights)."""
+
+    arch: ArchSpec
+    weights: WeightSpec | None
+
+
+def _check_name(name: Any, what: str) -> None:
+    if not isinstance(name, str) or not name or any(c.isspace() for c in name) or "/" in name:
+        raise RegistryError(f"{what} name {name!r} must be a non-empty string without spaces or '/'")
+
+
+class Registry:
+    """Every architecture and weight the installed plugins and registry files declare."""
+
+    def __init__(self, archs: Iterable[ArchSpec] = (), weights: Iterable[WeightSpec] = ()):
+        self.archs: dict[str, ArchSpec] = {}
+        self.weights: dict[str, WeightSpec] = {}
+        self.aliases: dict[str, str] = {}
+        for arch in archs:
+            self.add_arch(arch)
+        for spec in weights:
+            self.add_weights(spec)
+
+    # -- building -------------------------------------------------------------------------------
+    @classmethod
+    def from_plugin_manager(cls, pm: Any, files: Iterable[str | Path] | None = None) -> Registry:
+        """Collect the plugins' architectures and weights, then the registry files (registry.yaml, ZOO_REGISTRY)."""
+        archs = pm.collect("register_architectures", _accept(ArchSpec), key=lambda spec: spec.name)
+        weights = pm.collect("register_weights", _accept(WeightSpec), key=lambda spec: spec.id)
+        failed = {name for name, record in pm.records.items() if record.error}
+        registry = cls(
+            (a for a in archs.values() if a.plugin not in failed),
+            (w for w in weights.values() if w.plugin not in failed and w.arch in archs),
+        )
+        from zoo.registry_file import load_registry_file, registry_files
+
+        for path in registry_files() if files is None else files:
+            for spec in load_registry_file(path, registry.archs):
+                registry.add_weights(spec)
+        return registry
+
+    def add_arch(self, spec: ArchSpec) -> None:
+        if spec.name in self.archs:
+            raise DuplicateNameError(
+                f"architecture {spec.name!r} is registered by both {self.archs[spec.name].plugin!r} and {spec.plugin!r}"
+            )
+        self.archs[spec.name] = spec
+
+    def add_weights(self, spec: WeightSpec) -> None:
+        if spec.arch not in self.archs:
+            raise RegistryError(f"weights {spec.id!r} ({spec.plugin}) name the unknown architecture {spec.arch!r}")
+        for name in (spec.id, *spec.aliases):
+            owner = self.weights.get(name) or self.weights.get(self.aliases.get(name, ""))
+            if owner is not None:
+                raise DuplicateNameError(
+                    f"weights name {name!r} is registered by both {owner.plugin!r} and {spec.plugin!r}"
+                )
+        self.weights[spec.id] = spec
+        for alias in spec.aliases:
+            self.aliases[alias] = spec.id
+        if spec.default:
+            self.aliases.setdefault(spec.arch, spec.id)
+
+    # -- lookup ---------------------------------------------------------------------------------
+    def names(self) -> list[str]:
+        """Every loadable name: architectures, weight ids and aliases."""
+        return sorted(set(self.archs) | set(self.weights) | set(self.aliases))
+
+    def resolve(self, name: str) -> Resolved:
+        """What `name` means, or UnknownModelError with suggestions."""
+        weight_id = name if name in self.weights else self.aliases.get(name)
+        if weight_id is not None:
+            spec = self.weights[weight_id]
+            return Resolved(self.archs[spec.arch], spec)
+        if name in self.archs:
+            return Resolved(self.archs[name], None)
+        raise UnknownModelError(name, self.suggest(name))
+
+    def get_spec(self, name: str) -> ArchSpec | WeightSpec:
+        """The WeightSpec a weight id or alias names, or the ArchSpec an architecture name names."""
+        resolved = self.resolve(name)
+        if name in self.archs or resolved.weights is None:
+            return resolved.arch
+        return resolved.weights
+
+    def weights_for(self, arch: str) -> list[WeightSpec]:
+        return [w for w in self.weights.values() if w.arch == arch]
+
+    def require_weights(self, name: str) -> WeightSpec:
+        """The weights `name` refers to, or NoWeightsError when its architecture has none."""
+        resolved = self.resolve(name)
+        if resolved.weights is None:
+            raise NoWeightsError(
+                f"no weights registered for {name!r}",
+                "load it with pretrained=False, or pick one of: "
+                + (", ".join(w.id for w in self.weights_for(resolved.arch.name)) or "`zoo list --pretrained`"),
+            )
+        return resolved.weights
+
+    def suggest(self, name: str, n: int = 3) -> list[str]:
+        names = self.names()
+        lowered = {candidate.lower(): candidate for candidate in names}
+        close = difflib.get_close_matches(name.lower(), list(lowered), n=n, cutoff=0.6)
+        return [lowered[c] for c in close]
+
+    def list_models(
+        self,
+        *patterns: str,
+        family: str | None = None,
+        task: str | None = None,
+        pretrained: bool | None = None,
+    ) -> list[str]:
+        """Names matching any fnmatch pattern: architectures (pretrained=False), weight ids
+        (pretrained=True), or both (None), filtered by family and task."""
+        rows: list[tuple[str, ArchSpec, tuple[str, ...]]] = []
+        if pretrained is not True:
+            rows += [(a.name, a, (a.name,)) for a in self.archs.values()]
+        if pretrained is not False:
+            rows += [(w.id, self.archs[w.arch], (w.id, *w.aliases)) for w in self.weights.values()]
+        out = []
+        for name, arch, matchable in rows:
+            if family is not None and arch.family != family:
+                continue
+            if task is not None and task not in arch.tasks:
+                continue
+            if patterns and not any(fnmatch.fnmatchcase(m, p) for m in matchable for p in patterns):
+                continue
+            out.append(name)
+        return sorted(out)
+
+    def families(self) -> list[str]:
+        return sorted({a.family for a in self.archs.values()})
+
+
+def _accept(kind: type) -> Any:
+    def accept(item: Any, plugin: str) -> Any:
+        if not isinstance(item, kind):
+            raise RegistryError(f"expected a {kind.__name__}, got {type(item).__name__}: {item!r}")
+        return dataclasses.replace(item, plugin=plugin)
+
+    return accept
+
+
+@functools.lru_cache(maxsize=1)
+def default_registry() -> Registry:
+    """The registry of the default plugin manager; `default_registry.cache_clear()` rebuilds it."""
+    from zoo.plugins import default_plugin_manager
+
+    return Registry.from_plugin_manager(default_plugin_manager())
