@@ -51,6 +51,21 @@ def build_model(arch: ArchSpec, *, device: str | torch.device | None = None, **a
     return model
 
 
+def example_input(
+    arch: ArchSpec, batch: int = 2, *, length: int | None = None, args: dict[str, Any] | None = None
+) -> torch.Tensor:
+    """A random valid input batch for `arch` built with `args` (images, features or token ids)."""
+    args = {**arch.defaults, **(args or {})}
+    spec = arch.input
+    if spec.kind == "tokens":
+        vocab = int(args.get("vocab_size") or spec.vocab_size or 2)
+        return torch.randint(0, vocab, (batch, length or (spec.shape[0] if spec.shape else 16)))
+    if spec.kind == "features":
+        return torch.randn(batch, int(args.get("in_features") or spec.shape[0]))
+    channels = int(args.get("in_chans") or spec.shape[0])
+    return torch.randn(batch, channels, *spec.shape[1:])
+
+
 def count_params(arch: ArchSpec, **args: Any) -> int:
     """The parameter count, from a build on the meta device (no memory, no init cost)."""
     return sum(p.numel() for p in build_model(arch, device="meta", **args).parameters())

@@ -93,7 +93,7 @@ class ZooPluginManager(pluggy.PluginManager):
         """
         found: dict[str, Any] = {}
         owner: dict[str, str] = {}
-        for impl in reversed(getattr(self.hook, hook).get_hookimpls()):  # registration order
+        for impl in getattr(self.hook, hook).get_hookimpls():  # registration order
             plugin = impl.plugin_name
             batch: list[Any] = []
 
@@ -126,11 +126,18 @@ class ZooPluginManager(pluggy.PluginManager):
 
     def call_commands(self, cli: Any) -> None:
         """Let every plugin add its commands to the click group, isolating failures."""
-        for impl in reversed(self.hook.register_commands.get_hookimpls()):
+        for impl in self.hook.register_commands.get_hookimpls():
+            before = set(cli.commands)
             try:
                 impl.function(**{arg: cli for arg in impl.argnames})
             except Exception as exc:
+                for name in set(cli.commands) - before:
+                    del cli.commands[name]
                 self.fail(impl.plugin_name, f"register_commands raised {type(exc).__name__}: {exc}")
+                continue
+            record = self.records.get(impl.plugin_name)
+            if record is not None:
+                record.registered["commands"] = sorted(set(cli.commands) - before)
 
 
 def get_plugin_manager(

@@ -99,7 +99,7 @@ class Perceptron(ZooModel):
             loss.backward()
             optimizer.step()
         errors = int((self.predict(x) != y).sum())
-        return FitResult(errors == 0, max_epochs, errors, float(loss))
+        return FitResult(errors == 0, max_epochs, errors, float(loss.detach()))
 
 
 def perceptron(*, in_features: int = 2, num_classes: int = 2) -> Perceptron:
