@@ -19,6 +19,7 @@ from zoo.errors import DuplicateNameError, PluginError, ZooError
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "zoo_perceptron",
     "zoo_mlp",
+    "zoo.data.plugin",
 )
 ENTRY_POINT_GROUP = "zoo"
 

@@ -1,0 +1,167 @@
+"""Data formats for fine-tuning: what a plugin registers, how a folder or file finds its format.
+
+A `DataFormat` is metadata plus two `"module:function"` strings, imported only when data is read,
+so registering formats costs nothing. `detect(path) -> bool` says whether a path looks like the
+format; `read(path, options: ReadOptions) -> TrainingData` scans it into labelled train/val samples.
+"""
+from __future__ import annotations
+
+import functools
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from zoo.errors import ArgumentError, DataError, PluginError
+
+TASKS = ("image-classification", "text-classification", "language-modeling")
+
+
+@dataclass(frozen=True)
+class DataFormat:
+    """A kind of training data: an image folder, a text folder, a CSV file, a text corpus, ..."""
+
+    name: str
+    task: str
+    detect: str
+    read: str
+    description: str = ""
+    plugin: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.name or not isinstance(self.name, str) or any(c.isspace() for c in self.name):
+            raise ArgumentError(f"data format name {self.name!r} must be a non-empty string without spaces")
+        if self.task not in TASKS:
+            raise ArgumentError(f"data format {self.name!r}: task {self.task!r} is not one of {', '.join(TASKS)}")
+        for attr in ("detect", "read"):
+            if ":" not in getattr(self, attr):
+                raise ArgumentError(f"data format {self.name!r}: {attr} must be 'module:function'")
+
+    def function(self, attr: str) -> Callable[..., Any]:
+        """Import the `detect` or `read` function."""
+        module_name, _, name = getattr(self, attr).partition(":")
+        try:
+            return getattr(importlib.import_module(module_name), name)
+        except (ImportError, AttributeError) as exc:
+            raise PluginError(
+                f"data format {self.name!r} ({self.plugin}): {getattr(self, attr)!r} cannot be imported: {exc}",
+                "reinstall the plugin that registers it",
+            ) from None
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """What every `read` function is given; a format uses the options that concern it."""
+
+    val_split: float = 0.2
+    seed: int = 0
+    strict: bool = False
+    text_column: str = "text"
+    label_column: str = "label"
+    workers: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.val_split < 1.0:
+            raise ArgumentError(f"val_split must be between 0 and 1 (exclusive), got {self.val_split}")
+
+
+@dataclass
+class TrainingData:
+    """Labelled samples split into train and validation, and what was skipped on the way.
+
+    `train` and `val` hold `(item, target)` pairs: an image path or a text, and a class index
+    (-1 for a language-modelling corpus, whose items are whole texts).
+    """
+
+    format: str
+    task: str
+    root: Path
+    classes: list[str]
+    train: list[tuple[Any, int]]
+    val: list[tuple[Any, int]]
+    skipped: dict[str, list[str]] = field(default_factory=dict)
+    ignored: int = 0
+    fingerprint: str = ""
+
+    def skipped_counts(self) -> dict[str, int]:
+        """How many inputs were skipped, by reason."""
+        return {reason: len(items) for reason, items in self.skipped.items()}
+
+    def summary(self) -> dict[str, Any]:
+        """Plain data for the training arguments and the `--json` summary."""
+        return {
+            "format": self.format,
+            "task": self.task,
+            "path": str(self.root),
+            "classes": list(self.classes),
+            "train_size": len(self.train),
+            "val_size": len(self.val),
+            "skipped": self.skipped_counts(),
+            "ignored_files": self.ignored,
+            "fingerprint": self.fingerprint,
+        }
+
+
+@functools.lru_cache(maxsize=1)
+def data_formats() -> dict[str, DataFormat]:
+    """Every format the installed plugins register, in registration order."""
+    from dataclasses import replace
+
+    from zoo.plugins import default_plugin_manager
+
+    def accept(item: Any, plugin: str) -> DataFormat:
+        if not isinstance(item, DataFormat):
+            raise ArgumentError(f"expected a DataFormat, got {type(item).__name__}: {item!r}")
+        return replace(item, plugin=plugin)
+
+    return default_plugin_manager().collect("register_data_formats", accept, key=lambda f: f.name)
+
+
+def find_format(path: str | Path, name: str | None = None, formats: dict[str, DataFormat] | None = None) -> DataFormat:
+    """The format `name` names, or the first registered one whose `detect` accepts `path`.
+
+    Args:
+        path: the data folder or file.
+        name: a format name (``"image-folder"``, ``"csv"``, ...); None detects it.
+        formats: the formats to choose from (default: the registered ones).
+
+    Returns:
+        The DataFormat to read `path` with.
+    """
+    formats = data_formats() if formats is None else formats
+    path = Path(path)
+    if name is not None:
+        if name not in formats:
+            raise ArgumentError(f"unknown data format {name!r}", f"use one of: {', '.join(formats)}")
+        return formats[name]
+    if not path.exists():
+        raise DataError(f"data path {str(path)!r} does not exist", "check the path given to --data")
+    if path.is_dir() and not any(p for p in path.iterdir() if not p.name.startswith(".")):
+        raise DataError(f"data folder {str(path)!r} is empty", "put one sub-folder per class in it, each holding examples")
+    for fmt in formats.values():
+        if fmt.function("detect")(path):
+            return fmt
+    raise DataError(
+        f"{str(path)!r} is not a data set zoo can read",
+        "use a folder with one sub-folder per class (images or .txt files), a .csv file, "
+        "or a folder of .txt/.md files; or name the format with --format",
+    )
+
+
+def read_data(path: str | Path, name: str | None = None, options: ReadOptions | None = None) -> TrainingData:
+    """Read `path` with its format (detected unless `name` is given).
+
+    Args:
+        path: the data folder or file.
+        name: a format name; None detects it.
+        options: split, seed, strictness and column names.
+
+    Returns:
+        The labelled train/val samples, with the skipped inputs counted.
+    """
+    fmt = find_format(path, name)
+    if not Path(path).exists():
+        raise DataError(f"data path {str(path)!r} does not exist", "check the path given to --data")
+    data = fmt.function("read")(Path(path), options or ReadOptions())
+    data.format = fmt.name
+    return data

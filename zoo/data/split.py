@@ -1,0 +1,81 @@
+"""Splitting labelled samples into train and validation, checking classes, fingerprinting data."""
+from __future__ import annotations
+
+import hashlib
+import random
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from zoo.errors import DataError
+
+
+def stratified_split(
+    samples: Sequence[tuple[Any, int]], val_split: float, seed: int
+) -> tuple[list[tuple[Any, int]], list[tuple[Any, int]]]:
+    """Hold out `val_split` of each class, chosen by a seeded shuffle (the same seed, the same split).
+
+    Args:
+        samples: (item, class index) pairs, in a stable order.
+        val_split: the fraction of each class to hold out, between 0 and 1.
+        seed: the shuffle's seed.
+
+    Returns:
+        (train, val), each in the input's order. A class with a single sample stays in train.
+    """
+    by_class: dict[int, list[int]] = defaultdict(list)
+    for index, (_, target) in enumerate(samples):
+        by_class[target].append(index)
+    held_out: set[int] = set()
+    for target in sorted(by_class):
+        indices = by_class[target]
+        random.Random(f"{seed}:{target}").shuffle(indices)
+        n_val = min(len(indices) - 1, max(1, round(len(indices) * val_split)))
+        held_out.update(indices[:n_val])
+    train = [s for i, s in enumerate(samples) if i not in held_out]
+    val = [s for i, s in enumerate(samples) if i in held_out]
+    if not val:
+        raise DataError("the validation split is empty", "add examples, or give a train/ and a val/ folder")
+    return train, val
+
+
+def check_classes(classes: Sequence[str], counts: dict[str, int], where: Path) -> None:
+    """At least two classes, each with at least one usable example."""
+    if not classes:
+        raise DataError(f"no class sub-folders in {str(where)!r}", "make one sub-folder per class, each holding examples")
+    if len(classes) == 1:
+        raise DataError(
+            f"only one class ({classes[0]!r}) in {str(where)!r}", "classification needs at least two classes"
+        )
+    empty = [name for name in classes if counts.get(name, 0) == 0]
+    if empty:
+        raise DataError(
+            f"class {empty[0]!r} in {str(where)!r} has no usable examples",
+            "add examples to it or remove the class",
+        )
+
+
+def check_val_classes(train_classes: Sequence[str], val_classes: Iterable[str], where: Path) -> None:
+    """Every validation class must also be a training class."""
+    unknown = sorted(set(val_classes) - set(train_classes))
+    if unknown:
+        raise DataError(
+            f"validation class {unknown[0]!r} in {str(where)!r} is not a training class "
+            f"(training classes: {', '.join(train_classes)})",
+            "add it to train/ or remove it from val/",
+        )
+
+
+def fingerprint(entries: Iterable[str]) -> str:
+    """A sha256 over the entries (file name, size, mtime, label, split...), in order."""
+    digest = hashlib.sha256()
+    for entry in entries:
+        digest.update(entry.encode("utf-8", "surrogateescape"))
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def file_entry(path: Path, root: Path, target: int, split: str) -> str:
+    """What identifies one file of a data set for the fingerprint: name, size, mtime, label, split."""
+    stat = path.stat()
+    return f"{split}\t{target}\t{path.relative_to(root).as_posix()}\t{stat.st_size}\t{stat.st_mtime_ns}"
