@@ -2,7 +2,7 @@
 
 A `DataFormat` is metadata plus two `"module:function"` strings, imported only when data is read,
 so registering formats costs nothing. `detect(path) -> bool` says whether a path looks like the
-format; `read(path, options: ReadOptions) -> TrainingData` scans it into labelled train/val samples.
+format; `load(path, options: ReadOptions) -> TrainingData` scans it into labelled train/val samples.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ class DataFormat:
     name: str
     task: str
     detect: str
-    read: str
+    load: str
     description: str = ""
     plugin: str | None = None
 
@@ -33,12 +33,12 @@ class DataFormat:
             raise ArgumentError(f"data format name {self.name!r} must be a non-empty string without spaces")
         if self.task not in TASKS:
             raise ArgumentError(f"data format {self.name!r}: task {self.task!r} is not one of {', '.join(TASKS)}")
-        for attr in ("detect", "read"):
+        for attr in ("detect", "load"):
             if ":" not in getattr(self, attr):
                 raise ArgumentError(f"data format {self.name!r}: {attr} must be 'module:function'")
 
     def function(self, attr: str) -> Callable[..., Any]:
-        """Import the `detect` or `read` function."""
+        """Import the `detect` or `load` function."""
         module_name, _, name = getattr(self, attr).partition(":")
         try:
             return getattr(importlib.import_module(module_name), name)
@@ -51,7 +51,7 @@ class DataFormat:
 
 @dataclass(frozen=True)
 class ReadOptions:
-    """What every `read` function is given; a format uses the options that concern it."""
+    """What every `load` function is given; a format uses the options that concern it."""
 
     val_split: float = 0.2
     seed: int = 0
@@ -162,6 +162,6 @@ def read_data(path: str | Path, name: str | None = None, options: ReadOptions | 
     fmt = find_format(path, name)
     if not Path(path).exists():
         raise DataError(f"data path {str(path)!r} does not exist", "check the path given to --data")
-    data = fmt.function("read")(Path(path), options or ReadOptions())
+    data = fmt.function("load")(Path(path), options or ReadOptions())
     data.format = fmt.name
     return data

@@ -1,7 +1,7 @@
 """Built-in plugin: the data formats zoo reads out of the box. Light: names and strings only."""
 from __future__ import annotations
 
-from zoo.data.formats import DataFormat
+from zoo.data import DataFormat
 from zoo.hookspecs import hookimpl
 
 
@@ -12,7 +12,7 @@ def register_data_formats(register):
             name="image-folder",
             task="image-classification",
             detect="zoo.data.images:detect_image_folder",
-            read="zoo.data.images:read_image_folder",
+            load="zoo.data.images:read_image_folder",
             description="one sub-folder of images per class; train/ and val/ used when present",
         )
     )
@@ -21,7 +21,7 @@ def register_data_formats(register):
             name="text-folder",
             task="text-classification",
             detect="zoo.data.text:detect_text_folder",
-            read="zoo.data.text:read_text_folder",
+            load="zoo.data.text:read_text_folder",
             description="one sub-folder of .txt files per class, one example per file",
         )
     )
@@ -30,7 +30,7 @@ def register_data_formats(register):
             name="csv",
             task="text-classification",
             detect="zoo.data.text:detect_csv",
-            read="zoo.data.text:read_csv",
+            load="zoo.data.text:read_csv",
             description="a .csv (or .tsv) file with a text column and a label column",
         )
     )
@@ -39,7 +39,7 @@ def register_data_formats(register):
             name="corpus",
             task="language-modeling",
             detect="zoo.data.text:detect_corpus",
-            read="zoo.data.text:read_corpus",
+            load="zoo.data.text:read_corpus",
             description="a folder of .txt or .md files, for adapting a language model to new text",
         )
     )
