@@ -9,9 +9,9 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from zoo.errors import ArgumentError, PluginError
+from zoo.errors import ArgumentError, NoWeightsError, PluginError
 from zoo.heads import ModelInfo
-from zoo.registry import ArchSpec, Registry, default_registry
+from zoo.registry import ArchSpec, Registry, Resolved, default_registry
 
 
 def builder(arch: ArchSpec) -> Callable[..., nn.Module]:
@@ -80,10 +80,23 @@ def load(
     **arch_args: Any,
 ) -> nn.Module:
     """See `zoo.load`."""
+    from zoo.modeldir import is_reference, load_reference
+
+    if is_reference(name):  # a model directory, hf://org/repo[@rev] or timm/<name>: never a registry name
+        return load_reference(name, pretrained=pretrained, num_classes=num_classes, **arch_args)
     registry = registry or default_registry()
     resolved = registry.resolve(name)
     if pretrained:
         registry.require_weights(name)
+    return load_resolved(resolved, pretrained=pretrained, num_classes=num_classes, **arch_args)
+
+
+def load_resolved(
+    resolved: Resolved, *, pretrained: bool | None = None, num_classes: int | None = None, **arch_args: Any
+) -> nn.Module:
+    """Build a resolved name: with its weights unless `pretrained` is False (None: when it has some)."""
+    if pretrained and resolved.weights is None:
+        raise NoWeightsError(f"no weights for {resolved.arch.name!r}", "load it with pretrained=False")
     if pretrained is None:
         pretrained = resolved.weights is not None
     if num_classes is not None:

@@ -79,7 +79,30 @@ def freeze_groups(model: nn.Module) -> list[tuple[str, list[nn.Parameter]]]:
     """Ordered (name, parameters) groups from stem to head; the last group is the classifier."""
     if hasattr(model, "freeze_groups"):
         return model.freeze_groups()
+    if hasattr(model, "group_matcher"):
+        return _timm_groups(model)
     raise ArgumentError(f"{type(model).__name__} does not declare freeze groups")
+
+
+def _timm_groups(model: nn.Module) -> list[tuple[str, list[nn.Parameter]]]:
+    """timm's coarse layer groups (stem, stages, ...), with the classifier split off as the last group."""
+    from timm.models import group_parameters
+
+    params = dict(model.named_parameters())
+    head = {id(p) for p in model.get_classifier().parameters()}
+    groups = []
+    for _, names in sorted(group_parameters(model, model.group_matcher(coarse=True)).items()):
+        kept = [n for n in names if id(params[n]) not in head]
+        if kept:
+            groups.append((",".join(dict.fromkeys(_group_label(n) for n in kept)), [params[n] for n in kept]))
+    return [*groups, ("head", list(model.get_classifier().parameters()))]
+
+
+def _group_label(param: str) -> str:
+    """`blocks.3.1.conv.weight` -> `blocks.3`; `conv1.weight` -> `conv1`; `head.norm.weight` -> `head.norm`."""
+    parts = param.split(".")[:-1]
+    depth = 2 if len(parts) > 1 and (parts[1].isdigit() or parts[0] == "head") else 1
+    return ".".join(parts[:depth])
 
 
 def activation(name: str, choices: dict[str, type[nn.Module]] | None = None) -> nn.Module:

@@ -1,0 +1,364 @@
+"""The model directory: zoo's one on-disk format, loadable from a path or from the Hub as is.
+
+    config.json         format version, architecture and arguments, labels, preprocessing,
+                        base weights (id + sha256), training summary, files (+ sha256)
+    model.safetensors   the weights
+    README.md           a model card with YAML front matter (library_name, license, base_model, ...)
+    vocab.json          text models only
+
+Reading a directory never follows a name or a symlink out of it, and refuses unknown format
+versions. Nothing here imports torch at module level: `zoo info DIR` stays light.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+from zoo.errors import ArgumentError, ModelDirError, UnknownModelError, WeightsUnavailableError
+
+FORMAT_VERSION = 1
+CONFIG = "config.json"
+WEIGHTS = "model.safetensors"
+CARD = "README.md"
+VOCAB = "vocab.json"
+HF_PREFIX = "hf://"
+TIMM_PREFIX = "timm/"
+
+
+# -- names ---------------------------------------------------------------------------------------
+def is_model_dir(name: str | os.PathLike[str]) -> bool:
+    """Whether `name` is a folder holding a config.json."""
+    return (Path(name) / CONFIG).is_file()
+
+
+def is_reference(name: str) -> bool:
+    """Whether `name` is a model directory, ``hf://org/repo[@rev]`` or ``timm/<name>`` (registry
+    names never hold a '/', so there is no ambiguity)."""
+    return name.startswith(HF_PREFIX) or "/" in name or os.sep in name or is_model_dir(name)
+
+
+def load_reference(name: str, *, pretrained: bool | None = None, num_classes: int | None = None, **arch_args: Any) -> Any:
+    """`zoo.load` for a model directory, ``hf://org/repo[@revision]`` or ``timm/<name>``."""
+    if name.startswith(TIMM_PREFIX) and not Path(name).exists():
+        from zoo.build import load_resolved
+        from zoo_timm.passthrough import resolve
+
+        model = load_resolved(resolve(name), pretrained=pretrained, num_classes=num_classes, **arch_args)
+        model.zoo.name, model.zoo.arch = name, TIMM_PREFIX + model.zoo.arch
+        return model
+    if pretrained is False or arch_args:
+        raise ArgumentError(
+            f"{name} is a model directory: its architecture and weights are fixed",
+            "drop pretrained=False and the architecture arguments (num_classes may change the head)",
+        )
+    if name.startswith(HF_PREFIX):
+        return load_hub_dir(name, num_classes=num_classes)
+    if not Path(name).exists():
+        raise UnknownModelError(name)
+    return load_model_dir(name, num_classes=num_classes)
+
+
+# -- reading -------------------------------------------------------------------------------------
+def inside(folder: Path, name: str, root: Path | None = None) -> Path:
+    """`folder/name`, refused when the name or a symlink on the way leads outside `root` (default `folder`).
+
+    Raises:
+        ModelDirError: an absolute name, a '..' escape, or a symlink pointing out.
+    """
+    root = (root or folder).resolve()
+    if Path(name).is_absolute() or ".." in Path(name).parts:
+        raise ModelDirError(f"{folder}: file name {name!r} leads outside the model directory", _UNSAFE)
+    target = (folder / name).resolve()
+    if not target.is_relative_to(root):
+        raise ModelDirError(f"{folder / name} is a symlink to {target}, outside the model directory", _UNSAFE)
+    return target
+
+
+_UNSAFE = "refusing to read it; rebuild the directory with zoo (`zoo finetune` or `zoo.modeldir.save_model_dir`)"
+
+
+def read_config(folder: str | Path, root: Path | None = None) -> dict[str, Any]:
+    """The checked config.json of a model directory.
+
+    Raises:
+        ModelDirError: no config, not JSON, unknown format version, or missing fields.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ModelDirError(f"{folder} is not a directory", "pass a model directory written by zoo")
+    path = inside(folder, CONFIG, root)
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelDirError(f"{folder} is not a model directory: it has no {CONFIG}", "pass a directory written by zoo") from None
+    except (OSError, ValueError) as exc:
+        raise ModelDirError(f"{path} cannot be read as JSON: {exc}") from None
+    version = config.get("format_version") if isinstance(config, dict) else None
+    if version != FORMAT_VERSION:
+        raise ModelDirError(
+            f"{path}: format_version {version!r} is not one this zoo reads (it reads {FORMAT_VERSION})",
+            "upgrade zoo (`pip install -U zoo`) or re-save the model with this version",
+        )
+    for key in ("architecture", "arch_args", "files"):
+        if key not in config:
+            raise ModelDirError(f"{path}: field {key!r} is missing")
+    return config
+
+
+def describe(folder: str | Path) -> dict[str, Any]:
+    """What `zoo info DIR` shows: the config, the card's front matter, and the files' sizes."""
+    folder = Path(folder)
+    config = read_config(folder)
+    card = inside(folder, CARD)
+    files = {role: entry if isinstance(entry, dict) else {"path": entry} for role, entry in config["files"].items()}
+    for entry in files.values():
+        path = inside(folder, entry["path"])
+        entry["size"] = path.stat().st_size if path.exists() else None
+    return {
+        "name": config.get("name") or folder.name,
+        "kind": "model directory",
+        "path": str(folder.resolve()),
+        "format_version": config["format_version"],
+        "architecture": config["architecture"],
+        "arch_args": config["arch_args"],
+        "num_classes": config.get("num_classes"),
+        "labels": config.get("labels"),
+        "preprocess": config.get("preprocess"),
+        "base_weights": config.get("base_weights"),
+        "training": config.get("training"),
+        "files": files,
+        "card": read_front_matter(card) if card.exists() else {},
+    }
+
+
+def read_front_matter(path: Path) -> dict[str, Any]:
+    """The YAML front matter of a model card ({} when it has none)."""
+    import yaml
+
+    text = path.read_text(encoding="utf-8")
+    if not text.startswith("---\n"):
+        return {}
+    block = text[4:].split("\n---", 1)[0]
+    data = yaml.safe_load(block)
+    return data if isinstance(data, dict) else {}
+
+
+def load_model_dir(path: str | os.PathLike[str], *, num_classes: int | None = None, root: Path | None = None) -> Any:
+    """Load a model directory: its architecture, strictly loaded weights, labels and preprocessing.
+
+    Args:
+        path: the directory.
+        num_classes: a different count gets a fresh head (reported in ``model.zoo.load_report``).
+        root: the folder that symlinks may point into (the Hub cache for ``hf://`` directories).
+
+    Returns:
+        The model in eval mode with ``model.zoo`` filled.
+
+    Raises:
+        ModelDirError: unsafe names or symlinks, unknown format version, unknown architecture.
+        WeightsIntegrityError: the weights do not hash to the sha256 in config.json.
+    """
+    from zoo.cache import check_record, read_record, verify_hash, write_record
+    from zoo.heads import ModelInfo
+    from zoo.statedict import build_loaded, read_safetensors
+
+    folder = Path(path)
+    config = read_config(folder, root)
+    arch = _architecture(config["architecture"], folder)
+    args = dict(config["arch_args"])
+    files = config["files"]
+    if "vocab" in files:
+        args["vocab"] = str(inside(folder, files["vocab"], root))
+    entry = files.get("weights") or {}
+    weights = inside(folder, entry.get("path", WEIGHTS), root)
+    if not weights.is_file():
+        raise ModelDirError(f"{folder}: the weights file {weights.name} is missing", "copy the whole directory")
+    model_key, remedy = str(folder.resolve()), f"the directory {folder} is damaged: save or download it again"
+    record = read_record(model_key, "model directory")
+    if record is not None and record.path == str(weights) and record.sha256 == entry.get("sha256"):
+        check_record(record, remedy)
+    elif entry.get("sha256"):
+        verify_hash(weights, entry["sha256"], remedy, model=model_key)
+        write_record(model_key, "model directory", weights, entry["sha256"])
+    model, report = build_loaded(arch, args, read_safetensors(weights), file=str(weights), num_classes=num_classes)
+    base = config.get("base_weights") or {}
+    model.zoo = ModelInfo(
+        name=config.get("name") or folder.name,
+        arch=config["architecture"],
+        arch_args=model.zoo.arch_args,
+        weights=base.get("id"),
+        weights_sha256=base.get("sha256"),
+        labels=None if report.new else config.get("labels"),
+        preprocess=dict(config.get("preprocess") or {}),
+        source=str(folder),
+        load_report=report.as_dict(),
+    )
+    return model
+
+
+def _architecture(name: str, folder: Path) -> Any:
+    if name.startswith(TIMM_PREFIX):
+        from zoo_timm.passthrough import arch_spec
+
+        return arch_spec(name[len(TIMM_PREFIX) :])
+    from zoo.registry import default_registry
+
+    registry = default_registry()
+    if name not in registry.archs:
+        raise ModelDirError(
+            f"{folder}: architecture {name!r} is not provided by any installed plugin",
+            "install the plugin that provides it (`zoo plugins` lists what is installed)",
+        )
+    return registry.archs[name]
+
+
+def load_hub_dir(reference: str, *, num_classes: int | None = None) -> Any:
+    """Load ``hf://org/repo[@revision]``: a model directory on the Hub (or its cache, offline).
+
+    Raises:
+        WeightsUnavailableError: the repo or a file cannot be fetched and is not cached.
+    """
+    from zoo.weights import SourceUnavailable, hub_download
+
+    repo, _, revision = reference[len(HF_PREFIX) :].partition("@")
+    if repo.count("/") != 1:
+        raise ArgumentError(f"{reference!r} is not hf://org/repo[@revision]")
+    try:
+        config_path = hub_download(repo, CONFIG, revision or None)
+        config = read_config(config_path.parent, config_path.parent.parent.parent)
+        names = [e["path"] if isinstance(e, dict) else e for e in config["files"].values()]
+        for name in names:
+            hub_download(repo, name, revision or None)
+    except SourceUnavailable as exc:
+        raise WeightsUnavailableError(
+            f"model directory {reference} cannot be fetched: {exc}",
+            f"check the name and revision, or run `zoo pull {reference}` on a connected machine",
+        ) from None
+    # Hub snapshots are symlinks into the repo's blobs folder: that folder is the trusted root.
+    return load_model_dir(config_path.parent, num_classes=num_classes, root=config_path.parent.parent.parent)
+
+
+# -- writing -------------------------------------------------------------------------------------
+def save_model_dir(
+    model: Any,
+    path: str | os.PathLike[str],
+    *,
+    training: Mapping[str, Any] | None = None,
+    metrics: Mapping[str, float] | None = None,
+    license: str | None = None,
+    description: str | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write `model` as a model directory, atomically (a temporary folder renamed into place).
+
+    Args:
+        model: a model zoo built or loaded (it has ``model.zoo``).
+        path: the directory to create.
+        training: a summary of how it was trained (data, epochs, ...), stored in config.json.
+        metrics: evaluation results, e.g. ``{"accuracy": 0.95}``, for config.json and the card.
+        license: the licence of the weights (default: that of the base weights, when known).
+        description: a paragraph for the model card.
+        overwrite: replace an existing directory.
+
+    Returns:
+        The directory.
+
+    Raises:
+        ModelDirError: the directory exists and `overwrite` is False, or the model has no ``.zoo``.
+    """
+    from zoo.cache import sha256_file
+    from zoo.statedict import save_safetensors
+
+    target = Path(path)
+    info = getattr(model, "zoo", None)
+    if info is None:
+        raise ModelDirError("the model has no .zoo metadata", "build or load it with zoo.load")
+    if target.exists() and not overwrite:
+        raise ModelDirError(f"{target} already exists", "choose another path, or pass overwrite=True")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
+    try:
+        args = dict(info.arch_args)
+        files: dict[str, Any] = {}
+        if getattr(model, "tokenizer", None) is not None:
+            model.tokenizer.save(tmp / VOCAB)
+            args["vocab"] = files["vocab"] = VOCAB
+        save_safetensors(model.state_dict(), tmp / WEIGHTS, metadata={"format": "pt"})
+        files["weights"] = {"path": WEIGHTS, "sha256": sha256_file(tmp / WEIGHTS), "size": (tmp / WEIGHTS).stat().st_size}
+        config = _config(info, args, files, training, metrics)
+        (tmp / CONFIG).write_text(json.dumps(config, indent=2, default=_plain) + "\n", encoding="utf-8")
+        (tmp / CARD).write_text(_card(config, license, description), encoding="utf-8")
+        _replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, (tuple, set)) else str(value)
+
+
+def _config(info: Any, args: dict[str, Any], files: dict[str, Any], training: Any, metrics: Any) -> dict[str, Any]:
+    from zoo import __version__
+
+    return {
+        "format_version": FORMAT_VERSION,
+        "library": "zoo",
+        "zoo_version": __version__,
+        "name": info.name,
+        "architecture": info.arch,
+        "arch_args": args,
+        "num_classes": args.get("num_classes"),
+        "labels": list(info.labels) if info.labels else None,
+        "preprocess": dict(info.preprocess),
+        "base_weights": {"id": info.weights, "sha256": info.weights_sha256} if info.weights else None,
+        "training": dict(training) if training else None,
+        "metrics": dict(metrics) if metrics else None,
+        "files": files,
+    }
+
+
+def _card(config: dict[str, Any], license: str | None, description: str | None) -> str:
+    import yaml
+
+    base = _base_weights(config)
+    front: dict[str, Any] = {"library_name": "zoo", "tags": ["zoo", config["architecture"]]}
+    if license or (base and base.license):
+        front["license"] = (license or base.license).lower()  # type: ignore[union-attr]
+    repos = [s.repo for s in base.sources if s.kind == "hf"] if base else []
+    if repos:
+        front["base_model"] = repos[0]
+    if config["metrics"]:
+        front["metrics"] = sorted(config["metrics"])
+    body = [f"# {config['name']}", "", description or f"A `{config['architecture']}` model saved by zoo.", ""]
+    if config["base_weights"]:
+        body += [f"Base weights: `{config['base_weights']['id']}`.", ""]
+    if config["metrics"]:
+        body += ["## Results", "", *[f"- {k}: {v}" for k, v in config["metrics"].items()], ""]
+    body += ["## Use", "", "```python", "import zoo", "model = zoo.load(\"path/or/hf://org/repo\")", "```", ""]
+    return "---\n" + yaml.safe_dump(front, sort_keys=False) + "---\n\n" + "\n".join(body)
+
+
+def _base_weights(config: dict[str, Any]) -> Any:
+    base = config.get("base_weights") or {}
+    if not base.get("id"):
+        return None
+    from zoo.registry import default_registry
+
+    return default_registry().weights.get(base["id"])
+
+
+def _replace(tmp: Path, target: Path) -> None:
+    """Move the finished folder into place; an old one is swapped out, then deleted."""
+    if not target.exists():
+        os.replace(tmp, target)
+        return
+    old = target.with_name(f".{target.name}.old-{os.getpid()}")
+    os.replace(target, old)
+    os.replace(tmp, target)
+    shutil.rmtree(old, ignore_errors=True)

