@@ -3,16 +3,18 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 from zoo.data.folders import Skip, holds_files, read_class_folders
 from zoo.data.formats import ReadOptions, TrainingData
 from zoo.errors import ArgumentError
+from zoo.images import open_image
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm")
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos", "box", "hamming")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def detect_image_folder(path: Path) -> bool:
@@ -39,84 +41,53 @@ def check_image(path: Path) -> Path:
     return path
 
 
-def open_image(path: str | Path, channels: int = 3) -> Any:
-    """The image as RGB (or L for one channel): palette, CMYK, 16-bit and alpha images are converted.
+def complete_preprocess(preprocess: Mapping[str, Any]) -> dict[str, Any]:
+    """Every key the transforms read, defaults filled in, so a model directory records exactly what ran.
 
-    Transparent pixels are composited over white, which is what a viewer shows.
+    Args:
+        preprocess: at least ``input_size`` (C, H, W); timm's keys (mean, std, interpolation, crop_pct).
+
+    Returns:
+        input_size, mean, std, interpolation, crop_pct (1.0, no crop, unless the weights say otherwise).
     """
-    from PIL import Image
+    if "input_size" not in preprocess:
+        raise ArgumentError("the model's preprocessing has no input_size", "pass image_size=... (--image-size)")
+    channels = int(preprocess["input_size"][0])
+    interpolation = str(preprocess.get("interpolation", "bilinear"))
+    return {
+        "input_size": [int(v) for v in preprocess["input_size"]],
+        "mean": [float(v) for v in preprocess.get("mean", (0.5,) * channels if channels != 3 else IMAGENET_MEAN)],
+        "std": [float(v) for v in preprocess.get("std", (0.5,) * channels if channels != 3 else IMAGENET_STD)],
+        "interpolation": interpolation if interpolation in INTERPOLATIONS else "bilinear",
+        "crop_pct": float(preprocess.get("crop_pct", 1.0)),
+    }
 
-    with Image.open(path) as image:
-        image.load()
-        if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-            image = image.point(lambda v: v / 256 if image.mode != "I" else v).convert("L")
-        if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-            rgba = image.convert("RGBA")
-            image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
-        return image.convert("L" if channels == 1 else "RGB")
 
-
-@dataclass(frozen=True)
 class ImageTransform:
-    """Resize, crop and normalise as the model's preprocessing says; random crops and flips with `augment`."""
+    """The model's evaluation transform (the one `zoo predict` uses); with `augment`, random
+    resized crops and flips drawn from the generator each sample is given."""
 
-    size: tuple[int, int]
-    channels: int = 3
-    mean: tuple[float, ...] = (0.485, 0.456, 0.406)
-    std: tuple[float, ...] = (0.229, 0.224, 0.225)
-    interpolation: str = "bilinear"
-    crop_pct: float = 1.0
-    augment: bool = False
+    def __init__(self, preprocess: Mapping[str, Any], augment: bool = False):
+        from zoo.images import image_transform
 
-    @classmethod
-    def from_preprocess(cls, preprocess: Mapping[str, Any], augment: bool = False) -> ImageTransform:
-        """From a model's preprocessing (timm's keys: input_size, mean, std, interpolation, crop_pct)."""
-        if "input_size" not in preprocess:
-            raise ArgumentError("the model's preprocessing has no input_size", "pass image_size=...")
-        channels, height, width = (int(v) for v in preprocess["input_size"])
-        interpolation = str(preprocess.get("interpolation", "bilinear"))
-        if interpolation not in INTERPOLATIONS:
-            interpolation = "bilinear"
-        default_mean = (0.5,) if channels == 1 else cls.mean
-        default_std = (0.5,) if channels == 1 else cls.std
-        return cls(
-            size=(height, width),
-            channels=channels,
-            mean=tuple(float(v) for v in preprocess.get("mean", default_mean)),
-            std=tuple(float(v) for v in preprocess.get("std", default_std)),
-            interpolation=interpolation,
-            crop_pct=float(preprocess.get("crop_pct", 1.0)),
-            augment=augment,
-        )
+        self.preprocess = complete_preprocess(preprocess)
+        self.channels = self.preprocess["input_size"][0]
+        self.augment = augment
+        self.evaluate = image_transform(self.preprocess)
 
     def __call__(self, image: Any, rng: random.Random | None = None) -> Any:
         """A normalised C×H×W float tensor; `rng` drives the augmentation (ignored without `augment`)."""
-        import torch
+        if not (self.augment and rng is not None):
+            return self.evaluate(image)
         from torchvision.transforms import InterpolationMode
         from torchvision.transforms import functional as F
 
-        mode = InterpolationMode(self.interpolation)
-        if self.augment and rng is not None:
-            top, left, height, width = _random_crop_box(image.size, rng)
-            image = F.resized_crop(image, top, left, height, width, list(self.size), mode)
-            if rng.random() < 0.5:
-                image = F.hflip(image)
-        else:
-            scaled = [math.floor(s / self.crop_pct) for s in self.size]
-            image = F.resize(image, scaled[0] if self.size[0] == self.size[1] else scaled, mode)
-            image = F.center_crop(image, list(self.size))
-        tensor = F.pil_to_tensor(image).to(torch.float32).div_(255.0)
-        return F.normalize(tensor, self.mean, self.std)
-
-    def describe(self) -> dict[str, Any]:
-        """The preprocessing as a model directory records it."""
-        return {
-            "input_size": [self.channels, *self.size],
-            "mean": list(self.mean),
-            "std": list(self.std),
-            "interpolation": self.interpolation,
-            "crop_pct": self.crop_pct,
-        }
+        size = self.preprocess["input_size"][1:]
+        top, left, height, width = _random_crop_box(image.size, rng)
+        image = F.resized_crop(image, top, left, height, width, size, InterpolationMode(self.preprocess["interpolation"]))
+        if rng.random() < 0.5:
+            image = F.hflip(image)
+        return F.normalize(F.to_tensor(image), self.preprocess["mean"], self.preprocess["std"])
 
 
 def _random_crop_box(size: tuple[int, int], rng: random.Random) -> tuple[int, int, int, int]:

@@ -5,18 +5,18 @@ import hashlib
 import random
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Sequence, TypeVar
 
 from zoo.errors import DataError
 
+T = TypeVar("T", bound=tuple)
 
-def stratified_split(
-    samples: Sequence[tuple[Any, int]], val_split: float, seed: int
-) -> tuple[list[tuple[Any, int]], list[tuple[Any, int]]]:
+
+def stratified_split(samples: Sequence[T], val_split: float, seed: int) -> tuple[list[T], list[T]]:
     """Hold out `val_split` of each class, chosen by a seeded shuffle (the same seed, the same split).
 
     Args:
-        samples: (item, class index) pairs, in a stable order.
+        samples: tuples whose second element is the class index, in a stable order.
         val_split: the fraction of each class to hold out, between 0 and 1.
         seed: the shuffle's seed.
 
@@ -24,8 +24,8 @@ def stratified_split(
         (train, val), each in the input's order. A class with a single sample stays in train.
     """
     by_class: dict[int, list[int]] = defaultdict(list)
-    for index, (_, target) in enumerate(samples):
-        by_class[target].append(index)
+    for index, sample in enumerate(samples):
+        by_class[sample[1]].append(index)
     held_out: set[int] = set()
     for target in sorted(by_class):
         indices = by_class[target]

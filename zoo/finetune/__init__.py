@@ -1,0 +1,141 @@
+"""Fine-tuning a new head: data → frozen backbone → (cached) features → head training → model directory.
+
+This module is light (no torch), because `import zoo` imports it: the work happens in
+`zoo.finetune.engine`, imported when `finetune` runs.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from zoo.errors import ArgumentError
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class FinetuneOptions:
+    """Every option of `zoo.finetune` (and of `zoo finetune`), checked on creation."""
+
+    output: str | None = None
+    epochs: int = 5
+    batch_size: int = 32
+    lr: float = 1e-3
+    lr_decay: float = 0.5
+    weight_decay: float = 0.01
+    warmup: float = 0.1
+    label_smoothing: float = 0.0
+    patience: int = 3
+    max_grad_norm: float = 1.0
+    strategy: str = "head"
+    augment: bool = False
+    cache: bool = True
+    val_split: float = 0.2
+    seed: int = 0
+    device: str = "auto"
+    workers: int = 0
+    image_size: int | None = None
+    max_length: int = 256
+    data_format: str | None = None
+    text_column: str = "text"
+    label_column: str = "label"
+    strict_data: bool = False
+    pretrained: bool | None = None
+    resume: bool = False
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        positive = ("epochs", "batch_size", "max_length")
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ArgumentError(f"{name} must be a positive integer, got {value!r}")
+        if self.image_size is not None and (not isinstance(self.image_size, int) or self.image_size < 1):
+            raise ArgumentError(f"image_size must be a positive integer, got {self.image_size!r}")
+        if not isinstance(self.workers, int) or self.workers < 0:
+            raise ArgumentError(f"workers must be a non-negative integer, got {self.workers!r}")
+        if not self.lr > 0:
+            raise ArgumentError(f"lr must be positive, got {self.lr!r}")
+        checks = (
+            ("lr_decay", 0 < self.lr_decay <= 1, "in (0, 1]"),
+            ("weight_decay", self.weight_decay >= 0, "non-negative"),
+            ("warmup", 0 <= self.warmup < 1, "in [0, 1)"),
+            ("label_smoothing", 0 <= self.label_smoothing < 1, "in [0, 1)"),
+            ("patience", self.patience >= 0, "non-negative (0 never stops early)"),
+            ("max_grad_norm", self.max_grad_norm >= 0, "non-negative (0 does not clip)"),
+            ("val_split", 0 < self.val_split < 1, "between 0 and 1"),
+        )
+        for name, ok, what in checks:
+            if not ok:
+                raise ArgumentError(f"{name} must be {what}, got {getattr(self, name)!r}")
+        if self.device not in DEVICES:
+            raise ArgumentError(f"unknown device {self.device!r}", f"use one of: {', '.join(DEVICES)}")
+
+    def training_args(self) -> dict[str, Any]:
+        """The options that shape the result, as the model directory records them."""
+        skip = {"output", "resume", "overwrite", "device", "workers"}
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
+
+
+@dataclass
+class FinetuneResult:
+    """What a fine-tune produced: the model directory, its metrics and the per-epoch history."""
+
+    output: Path
+    metrics: dict[str, Any]
+    history: list[dict[str, float]] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+    features: str = "none"
+    seconds: float = 0.0
+
+    @property
+    def val_accuracy(self) -> float | None:
+        return self.metrics.get("val_accuracy")
+
+    def summary(self) -> dict[str, Any]:
+        """Plain data: what `zoo finetune --json` prints."""
+        return {
+            "output": str(self.output),
+            **self.metrics,
+            "epochs_run": len(self.history),
+            "features": self.features,
+            "data": self.data,
+            "history": self.history,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def finetune(
+    model: Any,
+    data: str | Path,
+    *,
+    progress: Callable[[str, int, int, dict], None] | None = None,
+    **options: Any,
+) -> FinetuneResult:
+    """Give a model a new head for the classes in `data`, train it, and write a model directory.
+
+    Args:
+        model: a name `zoo.load` knows (``"resnet18"``, ``"lstm-text"``), a model directory, or an
+            ``nn.Module`` following the head protocol (fine-tuned in place).
+        data: an image folder, a text folder, a CSV file or a text corpus (see docs/finetune.md).
+        progress: called with (stage, done, total, info) as work advances; stages are
+            ``"features"``, ``"train"`` (per batch) and ``"epoch"``.
+        options: see `FinetuneOptions`: ``epochs``, ``batch_size``, ``lr``, ``strategy``
+            (``"head"``, ``"last-n:K"``, ``"full"``), ``augment``, ``val_split``, ``seed``,
+            ``device``, ``output``, ``resume``, ...
+
+    Returns:
+        The output directory, the validation metrics and the history.
+    """
+    valid = {f.name for f in dataclasses.fields(FinetuneOptions)}
+    unknown = sorted(set(options) - valid)
+    if unknown:
+        raise ArgumentError(f"finetune takes no option {', '.join(map(repr, unknown))}", f"valid options: {', '.join(sorted(valid))}")
+    from zoo.finetune.engine import run
+
+    return run(model, Path(data), FinetuneOptions(**options), progress)
+
+
+__all__ = ["FinetuneOptions", "FinetuneResult", "finetune"]

@@ -1,0 +1,187 @@
+"""One fine-tuning run, start to end: read the data, prepare the model, pick the path, fit, write."""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from zoo.data.formats import ReadOptions, TrainingData, read_data
+from zoo.errors import ArgumentError
+from zoo.finetune import FinetuneOptions, FinetuneResult
+from zoo.finetune.features import backbone_digest, cache_key, compute_features, load_cached, store_cached
+from zoo.finetune.inputs import Inputs, prepare_inputs
+from zoo.finetune.jobs import HeadOnFeatures, ModelOnLoader
+from zoo.finetune.loop import LoopOptions, evaluate, fit
+from zoo.finetune.report import classification_metrics, language_metrics, write_output
+from zoo.finetune.strategy import Strategy, apply_strategy
+from zoo.heads import ModelInfo
+
+Progress = Callable[[str, int, int, dict], None]
+
+
+def run(model_or_name: Any, data_path: Path, options: FinetuneOptions, progress: Progress | None) -> FinetuneResult:
+    """See `zoo.finetune`."""
+    started = time.perf_counter()
+    strategy = Strategy.parse(options.strategy if options.strategy else "head")
+    read_options = ReadOptions(
+        val_split=options.val_split, seed=options.seed, strict=options.strict_data,
+        text_column=options.text_column, label_column=options.label_column, workers=options.workers,
+    )
+    data = read_data(data_path, options.data_format, read_options)
+    model, weights_sha256 = load_model(model_or_name, data, options)
+    output = output_path(options.output, model.zoo.name)
+    work = output.with_name(f".{output.name}.partial")
+    if output.exists() and not options.overwrite:
+        raise ArgumentError(f"the output {str(output)!r} already exists", "pass --overwrite, or another --output")
+    if work.exists() and not options.resume:
+        shutil.rmtree(work)
+    device = pick_device(options.device)
+    inputs = prepare_inputs(model, data, options, device)
+    model.to(device)
+    param_groups = apply_strategy(model, strategy, options.lr, options.lr_decay)
+    cached = strategy.frozen_backbone and options.cache and not options.augment and data.task != "language-modeling"
+    if cached:
+        job, features = feature_job(model, inputs, data, options, device, weights_sha256, param_groups, progress)
+    else:
+        job, features = loader_job(model, inputs, strategy, options, param_groups, device), "none"
+    before = evaluate(job, device) if data.task == "language-modeling" else None
+    loop_options = LoopOptions(
+        epochs=options.epochs, seed=options.seed, label_smoothing=options.label_smoothing,
+        weight_decay=options.weight_decay, warmup=options.warmup, patience=options.patience,
+        max_grad_norm=options.max_grad_norm,
+    )
+    key = run_key(options, data, model.zoo, weights_sha256)
+    outcome = fit(job, loop_options, device, work / "checkpoint.pt", key, options.resume, progress)
+    final = evaluate(job, device, collect=data.task != "language-modeling")
+    if data.task == "language-modeling":
+        metrics = language_metrics(final, before, inputs.chars_per_token)
+    else:
+        metrics = classification_metrics(final, data)
+    metrics.update(best_epoch=outcome.best_epoch, stopped_early=outcome.stopped_early)
+    model.to("cpu").eval()
+    training = {
+        "base_model": model.zoo.weights or model.zoo.name,
+        "base_weights_sha256": weights_sha256,
+        "strategy": str(strategy),
+        "args": options.training_args(),
+        "data": data.summary(),
+        "features": features,
+        "history": outcome.history,
+        "resumed_from_epoch": outcome.resumed_from,
+    }
+    write_output(model, output, work, metrics=metrics, training=training, classes=data.classes, overwrite=options.overwrite)
+    return FinetuneResult(
+        output=output, metrics=metrics, history=outcome.history, data=data.summary(), features=features,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def load_model(model_or_name: Any, data: TrainingData, options: FinetuneOptions) -> tuple[nn.Module, str | None]:
+    """The model with a fresh classifier for the data's classes, and its base weights' sha256."""
+    if isinstance(model_or_name, (str, Path)):
+        import zoo
+
+        model = zoo.load(str(model_or_name), pretrained=options.pretrained)
+    elif isinstance(model_or_name, nn.Module):
+        model = model_or_name
+    else:
+        raise ArgumentError(f"cannot fine-tune a {type(model_or_name).__name__}", "pass a model name, a model directory or an nn.Module")
+    if getattr(model, "zoo", None) is None:
+        name = type(model).__name__.lower()
+        model.zoo = ModelInfo(name=name, arch=name)
+    for method in ("forward_features", "forward_head", "get_classifier", "reset_classifier"):
+        if not callable(getattr(model, method, None)):
+            raise ArgumentError(f"{model.zoo.name} has no {method}()", "fine-tuning needs a model that follows the head protocol")
+    weights_sha256 = model.zoo.weights_sha256
+    if data.task != "language-modeling":
+        torch.manual_seed(options.seed)  # the new head's initialisation
+        model.reset_classifier(len(data.classes))
+        model.zoo.labels = list(data.classes)
+    return model, weights_sha256
+
+
+def output_path(output: str | None, name: str) -> Path:
+    """--output, or `<name>-finetuned` in the current folder."""
+    if output:
+        return Path(output).expanduser().absolute()
+    return Path.cwd() / f"{re.sub(r'[^A-Za-z0-9._-]+', '_', name)}-finetuned"
+
+
+def pick_device(device: str) -> torch.device:
+    """auto: the GPU when there is one; cuda without one is an error."""
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ArgumentError("--device cuda, but no CUDA GPU is available", "use --device cpu or auto")
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def feature_job(
+    model: nn.Module,
+    inputs: Inputs,
+    data: TrainingData,
+    options: FinetuneOptions,
+    device: torch.device,
+    weights_sha256: str | None,
+    param_groups: list[dict[str, Any]],
+    progress: Progress | None,
+) -> tuple[HeadOnFeatures, str]:
+    """The head on cached features: read them from the cache, or run the backbone once and store them."""
+    classifier = model.get_classifier()
+    if weights_sha256 is None:
+        head = {id(t) for t in classifier.state_dict(keep_vars=True).values()}
+        backbone = {k: v for k, v in model.state_dict(keep_vars=True).items() if id(v) not in head}
+    key = cache_key(
+        backbone=weights_sha256 or backbone_digest(backbone),
+        model_id=json.dumps([model.zoo.arch, model.zoo.arch_args], sort_keys=True, default=str),
+        preprocess=inputs.describe(),
+        data=data.fingerprint,
+        device=device,
+    )
+    tensors = load_cached(key)
+    status = "cached"
+    if tensors is None:
+        status = "computed"
+        tensors = {}
+        total = len(data.train) + len(data.val)
+        done = 0
+        for split, dataset in (("train", inputs.train_eval), ("val", inputs.val)):
+            offset = done
+
+            def report(n: int, _total: int, _offset: int = offset) -> None:
+                if progress is not None:
+                    progress("features", _offset + n, total, {})
+
+            loader = inputs.loader(dataset, shuffle=False)
+            tensors[f"{split}_x"], tensors[f"{split}_y"] = compute_features(model, loader, device, total, report)
+            done += len(dataset)
+        store_cached(key, tensors, {"data": str(data.root), "model": model.zoo.name})
+    job = HeadOnFeatures(
+        classifier, param_groups, (tensors["train_x"].to(device), tensors["train_y"].to(device)),
+        (tensors["val_x"].to(device), tensors["val_y"].to(device)), options.batch_size, options.seed,
+    )
+    return job, status
+
+
+def loader_job(
+    model: nn.Module, inputs: Inputs, strategy: Strategy, options: FinetuneOptions,
+    param_groups: list[dict[str, Any]], device: torch.device,
+) -> ModelOnLoader:
+    """The model run on every batch (a backbone forward each epoch)."""
+    return ModelOnLoader(
+        model, strategy, param_groups, inputs.train, inputs.val, batch_size=options.batch_size, seed=options.seed,
+        workers=options.workers, pin_memory=device.type == "cuda", collate=inputs.collate, forward=inputs.forward,
+    )
+
+
+def run_key(options: FinetuneOptions, data: TrainingData, info: ModelInfo, weights_sha256: str | None) -> str:
+    """What a checkpoint must match to be resumed: the options, the data and the base model."""
+    parts = [options.training_args(), data.fingerprint, info.name, info.arch, info.arch_args, weights_sha256]
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()

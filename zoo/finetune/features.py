@@ -1,0 +1,137 @@
+"""Cached features: run the frozen backbone once, keep its output, train the head on it.
+
+A model following the head protocol computes `logits = classifier(pre_logits(x))`, where
+`pre_logits` is everything before the classifier (for timm models, `forward_head(...,
+pre_logits=True)`: pooling included). With the backbone frozen and no random augmentation,
+`pre_logits` gives the same tensor every epoch, so it is computed once and stored in ZOO_HOME,
+keyed by the backbone's weights, the preprocessing and the data's fingerprint.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import inspect
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+import torch
+from torch import nn
+
+from zoo.cache import zoo_home
+
+FEATURES_VERSION = 1
+
+
+def pre_logits(model: nn.Module, x: Any) -> torch.Tensor:
+    """What the classifier sees: the features, pooled by the model's own head when it pools."""
+    features = model.forward_features(x)
+    if "pre_logits" in inspect.signature(model.forward_head).parameters:
+        return model.forward_head(features, pre_logits=True)
+    return features
+
+
+def autocast(device: torch.device) -> contextlib.AbstractContextManager:
+    """bf16 autocast on a GPU; nothing on the CPU (bf16 matmuls there are slower, and less exact)."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def compute_features(
+    model: nn.Module,
+    batches: Iterable[tuple[Any, torch.Tensor]],
+    device: torch.device,
+    total: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run `pre_logits` over every batch in eval mode: (features as float32 on the CPU, targets).
+
+    Args:
+        model: the model, already on `device` (channels_last there for image models on a GPU).
+        batches: (inputs, targets) batches, in a fixed order.
+        device: where the model runs.
+        total: the number of samples, for progress.
+        progress: called with (samples done, total) after each batch.
+    """
+    model.eval()
+    chunks, targets, done = [], [], 0
+    channels_last = device.type == "cuda"
+    with torch.inference_mode(), autocast(device):
+        for inputs, target in batches:
+            inputs = to_device(inputs, device, channels_last)
+            chunks.append(pre_logits(model, inputs).float().cpu())
+            targets.append(torch.as_tensor(target))
+            done += len(targets[-1])
+            if progress is not None:
+                progress(done, total)
+    return torch.cat(chunks), torch.cat(targets)
+
+
+def to_device(inputs: Any, device: torch.device, channels_last: bool = False) -> Any:
+    """Move a batch's inputs (a tensor, or a tuple of them) to `device`."""
+    if isinstance(inputs, (tuple, list)):
+        return type(inputs)(to_device(t, device) for t in inputs)
+    inputs = inputs.to(device, non_blocking=True)
+    if channels_last and inputs.dim() == 4:
+        inputs = inputs.contiguous(memory_format=torch.channels_last)
+    return inputs
+
+
+def backbone_digest(state: Mapping[str, torch.Tensor]) -> str:
+    """A sha256 over a state dict's names and bytes: the identity of weights that have no recorded hash."""
+    digest = hashlib.sha256()
+    for name, tensor in state.items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def cache_key(*, backbone: str, model_id: str, preprocess: Any, data: str, device: torch.device) -> str:
+    """The name of a feature file: everything that changes the features goes in."""
+    parts = {
+        "version": FEATURES_VERSION,
+        "backbone": backbone,
+        "model": model_id,
+        "preprocess": preprocess,
+        "data": data,
+        "precision": "bf16" if device.type == "cuda" else "fp32",
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def features_dir() -> Path:
+    return zoo_home() / "features"
+
+
+def load_cached(key: str) -> dict[str, torch.Tensor] | None:
+    """The tensors stored under `key`, or None when there are none (or the file is unreadable)."""
+    from safetensors.torch import load_file
+
+    path = features_dir() / f"{key}.safetensors"
+    if not path.is_file():
+        return None
+    try:
+        return load_file(path)
+    except Exception:  # a damaged cache file is recomputed, never trusted
+        return None
+
+
+def store_cached(key: str, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> Path:
+    """Write the tensors under `key`, atomically."""
+    from safetensors.torch import save_file
+
+    folder = features_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{key}.safetensors"
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{key}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file({k: v.contiguous() for k, v in tensors.items()}, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,90 @@
+"""Turning training data into what the model eats: image tensors, token batches, corpus windows."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from zoo.data.formats import TrainingData
+from zoo.data.images import ImageSamples, ImageTransform
+from zoo.errors import ArgumentError
+
+
+@dataclass
+class Inputs:
+    """The datasets of one run, and how to batch them and run the model on them."""
+
+    train: Any  # with augmentation when asked for
+    train_eval: Any  # the same samples, never augmented: what the cached features are made of
+    val: Any
+    preprocess: dict[str, Any]
+    batch_size: int
+    workers: int = 0
+    pin_memory: bool = False
+    collate: Callable[[list], Any] | None = None
+    forward: Callable[[nn.Module, Any], torch.Tensor] | None = None
+    chars_per_token: float = 1.0
+
+    def describe(self) -> dict[str, Any]:
+        """The preprocessing, as the feature cache's key and the model directory record it."""
+        return self.preprocess
+
+    def loader(self, dataset: Any, shuffle: bool = False) -> DataLoader:
+        return DataLoader(
+            dataset, batch_size=self.batch_size, shuffle=shuffle, num_workers=self.workers,
+            pin_memory=self.pin_memory, collate_fn=self.collate,
+        )
+
+
+def prepare_inputs(model: nn.Module, data: TrainingData, options: Any, device: torch.device) -> Inputs:
+    """The datasets for `data`'s task; records the preprocessing in `model.zoo.preprocess`."""
+    if data.task == "image-classification":
+        inputs = image_inputs(model, data, options)
+    else:
+        from zoo.finetune.text_inputs import text_inputs
+
+        inputs = text_inputs(model, data, options)
+    inputs.pin_memory = device.type == "cuda"
+    model.zoo.preprocess = {**(model.zoo.preprocess or {}), **inputs.preprocess}
+    return inputs
+
+
+def image_inputs(model: nn.Module, data: TrainingData, options: Any) -> Inputs:
+    transform = ImageTransform(image_preprocess(model, options.image_size))
+    augmented = ImageTransform(transform.preprocess, augment=options.augment)
+    return Inputs(
+        train=ImageSamples(data.train, augmented, options.seed),
+        train_eval=ImageSamples(data.train, transform, options.seed),
+        val=ImageSamples(data.val, transform, options.seed),
+        preprocess=transform.preprocess,
+        batch_size=options.batch_size,
+        workers=options.workers,
+    )
+
+
+def image_preprocess(model: nn.Module, image_size: int | None) -> dict[str, Any]:
+    """The model's preprocessing: its weights' (model.zoo), else timm's config, else its architecture's input."""
+    preprocess = dict(getattr(model.zoo, "preprocess", None) or {})
+    if "input_size" not in preprocess:
+        config = getattr(model, "pretrained_cfg", None) or {}
+        keys = ("input_size", "mean", "std", "interpolation", "crop_pct")
+        preprocess.update({k: config[k] for k in keys if k in config and k not in preprocess})
+    if "input_size" not in preprocess:
+        preprocess["input_size"] = _arch_input_shape(model.zoo.arch)
+    if image_size is not None:
+        preprocess["input_size"] = [preprocess["input_size"][0], image_size, image_size]
+    return preprocess
+
+
+def _arch_input_shape(arch: str) -> list[int]:
+    from zoo.registry import default_registry
+
+    spec = default_registry().archs.get(arch)
+    if spec is None or spec.input.kind != "image" or len(spec.input.shape) != 3:
+        raise ArgumentError(
+            f"{arch} does not say what image size it takes", "pass image_size=... (--image-size), or a model with preprocessing"
+        )
+    return list(spec.input.shape)

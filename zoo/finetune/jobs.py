@@ -1,0 +1,112 @@
+"""What the loop trains: a head on cached features, or a model on a data loader."""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Iterable
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, RandomSampler
+
+from zoo.finetune.features import pre_logits
+from zoo.finetune.loop import epoch_seed
+from zoo.finetune.strategy import Strategy, train_mode
+
+
+def _generator(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+class HeadOnFeatures:
+    """The classifier alone, trained on features the frozen backbone computed once."""
+
+    def __init__(
+        self,
+        classifier: nn.Module,
+        param_groups: list[dict[str, Any]],
+        train: tuple[torch.Tensor, torch.Tensor],
+        val: tuple[torch.Tensor, torch.Tensor],
+        batch_size: int,
+        seed: int,
+    ):
+        self.module = classifier
+        self.param_groups = param_groups
+        self.train, self.val = train, val
+        self.batch_size = batch_size
+        self.seed = seed
+        self.steps_per_epoch = math.ceil(len(train[1]) / batch_size)
+
+    def train_mode(self) -> None:
+        self.module.train()
+
+    def logits(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.module(inputs)
+
+    def train_batches(self, epoch: int) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+        # The same permutation RandomSampler draws in ModelOnLoader: both paths see the same batches.
+        order = torch.randperm(len(self.train[1]), generator=_generator(epoch_seed(self.seed, epoch)))
+        for start in range(0, len(order), self.batch_size):
+            index = order[start : start + self.batch_size]
+            yield self.train[0][index], self.train[1][index]
+
+    def val_batches(self) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+        features, targets = self.val
+        for start in range(0, len(targets), self.batch_size):
+            yield features[start : start + self.batch_size], targets[start : start + self.batch_size]
+
+
+class ModelOnLoader:
+    """The model run on every batch: what `last-n`, `full`, augmentation and language models need."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        strategy: Strategy,
+        param_groups: list[dict[str, Any]],
+        train: Any,
+        val: Any,
+        *,
+        batch_size: int,
+        seed: int,
+        workers: int,
+        pin_memory: bool = False,
+        collate: Callable[[list], Any] | None = None,
+        forward: Callable[[nn.Module, Any], torch.Tensor] | None = None,
+    ):
+        self.module = model
+        self.strategy = strategy
+        self.param_groups = param_groups
+        self.train, self.val = train, val
+        self.batch_size = batch_size
+        self.seed = seed
+        self.loader_args = {"num_workers": workers, "pin_memory": pin_memory, "collate_fn": collate}
+        self.forward = forward
+        self.steps_per_epoch = math.ceil(len(train) / batch_size)
+
+    def train_mode(self) -> None:
+        if self.strategy.frozen_backbone:
+            # Exactly what the cached path computes: the whole backbone in eval, the classifier training.
+            self.module.eval()
+            self.module.get_classifier().train()
+        else:
+            train_mode(self.module)
+
+    def logits(self, inputs: Any) -> torch.Tensor:
+        if self.forward is not None:
+            return self.forward(self.module, inputs)
+        if self.strategy.frozen_backbone:
+            return self.module.get_classifier()(pre_logits(self.module, inputs))
+        return self.module(inputs)
+
+    def train_batches(self, epoch: int) -> Iterable[tuple[Any, torch.Tensor]]:
+        if hasattr(self.train, "set_epoch"):
+            self.train.set_epoch(epoch)
+        seed = epoch_seed(self.seed, epoch)
+        sampler = RandomSampler(self.train, generator=_generator(seed))
+        # The loader's own generator seeds its workers, so no draw from the global RNG happens here.
+        return DataLoader(
+            self.train, batch_size=self.batch_size, sampler=sampler, generator=_generator(seed + 1), **self.loader_args
+        )
+
+    def val_batches(self) -> Iterable[tuple[Any, torch.Tensor]]:
+        return DataLoader(self.val, batch_size=self.batch_size, shuffle=False, **self.loader_args)

@@ -1,0 +1,201 @@
+"""The training loop: AdamW, warm-up + cosine, label smoothing, clipping, early stopping, checkpoints.
+
+Every epoch's randomness (shuffle order, dropout, augmentation) is seeded by (seed, epoch), and
+each epoch ends with an atomic checkpoint, so a run resumed after a kill replays exactly what the
+uninterrupted run would have done.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Protocol
+
+import torch
+from torch import nn
+
+from zoo.errors import ArgumentError
+from zoo.finetune.features import autocast, to_device
+from zoo.training import EarlyStopping, clip_grad_norm, warmup_cosine
+
+Progress = Callable[[str, int, int, dict], None]
+
+
+class Job(Protocol):
+    """What the loop trains: a module, how to run it on a batch, and the batches."""
+
+    module: nn.Module  # whose state is checkpointed and restored to its best epoch
+    param_groups: list[dict[str, Any]]
+    steps_per_epoch: int
+
+    def train_mode(self) -> None: ...
+
+    def logits(self, inputs: Any) -> torch.Tensor: ...
+
+    def train_batches(self, epoch: int) -> Iterable[tuple[Any, torch.Tensor]]: ...
+
+    def val_batches(self) -> Iterable[tuple[Any, torch.Tensor]]: ...
+
+
+@dataclass(frozen=True)
+class LoopOptions:
+    epochs: int
+    seed: int
+    label_smoothing: float
+    weight_decay: float
+    warmup: float
+    patience: int
+    max_grad_norm: float
+
+
+@dataclass
+class Evaluation:
+    loss: float
+    accuracy: float
+    predictions: list[int] = field(default_factory=list)
+    targets: list[int] = field(default_factory=list)
+
+
+@dataclass
+class FitOutcome:
+    history: list[dict[str, float]]
+    best_epoch: int
+    stopped_early: bool
+    resumed_from: int
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of one epoch's shuffle, dropout and augmentation."""
+    return seed * 1_000_003 + epoch
+
+
+def fit(
+    job: Job,
+    options: LoopOptions,
+    device: torch.device,
+    checkpoint: Path,
+    run_key: str,
+    resume: bool,
+    progress: Progress | None = None,
+) -> FitOutcome:
+    """Train `job.module` for up to `options.epochs`, keeping the epoch with the lowest validation loss.
+
+    Args:
+        job: the module, its parameter groups and its batches.
+        options: epochs, seed, regularisation, schedule, patience, clipping.
+        device: where the module runs.
+        checkpoint: the file written after each epoch (and read with `resume`).
+        run_key: identifies the run's options and data; a checkpoint with another key is refused.
+        resume: continue from `checkpoint` when it exists.
+        progress: called with ("train", step, steps, info) per batch and ("epoch", n, epochs, info).
+
+    Returns:
+        The per-epoch history and the best epoch; `job.module` holds the best epoch's weights.
+    """
+    optimizer = torch.optim.AdamW(job.param_groups, weight_decay=options.weight_decay)
+    total = options.epochs * job.steps_per_epoch
+    scheduler = warmup_cosine(optimizer, round(options.warmup * total), total)
+    stopper = EarlyStopping(options.patience)
+    history: list[dict[str, float]] = []
+    best_state = _copy_state(job.module)
+    start = 0
+    if resume and checkpoint.is_file():
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        if state.get("key") != run_key:
+            raise ArgumentError(
+                f"the checkpoint in {str(checkpoint.parent)!r} was made with other options or data",
+                "run without --resume to start over, or with the same options",
+            )
+        job.module.load_state_dict(state["module"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        stopper.load_state_dict(state["stopper"])
+        best_state, history, start = state["best"], state["history"], state["epoch"]
+    params = [p for group in job.param_groups for p in group["params"]]
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=options.label_smoothing, ignore_index=-100)
+    started = time.perf_counter()
+    for epoch in range(start, options.epochs):
+        if stopper.should_stop:
+            break
+        torch.manual_seed(epoch_seed(options.seed, epoch))
+        job.train_mode()
+        tick = time.perf_counter()
+        train_loss = _train_epoch(job, optimizer, scheduler, loss_fn, params, options, device, epoch, progress)
+        result = evaluate(job, device)
+        if stopper.update(epoch, result.loss):
+            best_state = _copy_state(job.module)
+        seconds = time.perf_counter() - tick
+        history.append(
+            {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": result.loss,
+             "val_accuracy": result.accuracy, "seconds": seconds}
+        )
+        _save_checkpoint(
+            checkpoint,
+            {"key": run_key, "epoch": epoch + 1, "module": job.module.state_dict(), "optimizer": optimizer.state_dict(),
+             "scheduler": scheduler.state_dict(), "stopper": stopper.state_dict(), "best": best_state, "history": history},
+        )
+        if progress is not None:
+            per_epoch = (time.perf_counter() - started) / (epoch + 1 - start)
+            eta = 0.0 if stopper.should_stop else per_epoch * (options.epochs - epoch - 1)
+            progress("epoch", epoch + 1, options.epochs, {**history[-1], "eta": eta})
+    job.module.load_state_dict(best_state)
+    return FitOutcome(history, stopper.best_epoch + 1, stopper.should_stop and len(history) < options.epochs, start)
+
+
+def _train_epoch(job, optimizer, scheduler, loss_fn, params, options, device, epoch, progress) -> float:
+    total_loss, count = 0.0, 0
+    for step, (inputs, targets) in enumerate(job.train_batches(epoch)):
+        inputs, targets = to_device(inputs, device), targets.to(device)
+        with autocast(device):
+            logits = job.logits(inputs)
+        loss = loss_fn(logits.float().flatten(0, -2), targets.flatten())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if options.max_grad_norm > 0:
+            clip_grad_norm(params, options.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        n = int((targets != -100).sum())
+        total_loss += float(loss.detach()) * n
+        count += n
+        if progress is not None:
+            progress("train", step + 1, job.steps_per_epoch, {"epoch": epoch + 1, "loss": total_loss / max(1, count)})
+    return total_loss / max(1, count)
+
+
+def evaluate(job: Job, device: torch.device, collect: bool = False) -> Evaluation:
+    """Validation loss (nats per target) and accuracy, in eval mode; predictions when `collect`."""
+    job.module.eval()
+    loss_fn = nn.CrossEntropyLoss(reduction="sum", ignore_index=-100)
+    total, correct, count = 0.0, 0, 0
+    predictions: list[int] = []
+    targets_seen: list[int] = []
+    with torch.inference_mode(), autocast(device):
+        for inputs, targets in job.val_batches():
+            inputs, targets = to_device(inputs, device), targets.to(device)
+            logits = job.logits(inputs).float().flatten(0, -2)
+            targets = targets.flatten()
+            mask = targets != -100
+            total += float(loss_fn(logits, targets))
+            predicted = logits.argmax(-1)
+            correct += int((predicted[mask] == targets[mask]).sum())
+            count += int(mask.sum())
+            if collect:
+                predictions += predicted[mask].tolist()
+                targets_seen += targets[mask].tolist()
+    if count == 0:
+        return Evaluation(math.nan, math.nan)
+    return Evaluation(total / count, correct / count, predictions, targets_seen)
+
+
+def _copy_state(module: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+
+
+def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)

@@ -1,0 +1,116 @@
+"""The results of a run: validation metrics, the confusion-matrix plot, the model directory written atomically."""
+from __future__ import annotations
+
+import math
+import os
+import shutil
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from zoo.data.formats import TrainingData
+from zoo.finetune.loop import Evaluation
+
+
+def classification_metrics(result: Evaluation, data: TrainingData) -> dict[str, Any]:
+    """Accuracy, loss, per-class accuracy, confusion matrix (rows: true, columns: predicted), baseline."""
+    n = len(data.classes)
+    matrix = [[0] * n for _ in range(n)]
+    for truth, guess in zip(result.targets, result.predictions):
+        matrix[truth][guess] += 1
+    per_class = {
+        name: (row[i] / sum(row) if sum(row) else None) for i, (name, row) in enumerate(zip(data.classes, matrix))
+    }
+    majority = Counter(target for _, target in data.train).most_common(1)[0][0]
+    baseline = sum(1 for _, target in data.val if target == majority) / len(data.val)
+    return {
+        "val_accuracy": result.accuracy,
+        "val_loss": result.loss,
+        "per_class_accuracy": per_class,
+        "confusion_matrix": matrix,
+        "majority_baseline": baseline,
+        "train_size": len(data.train),
+        "val_size": len(data.val),
+    }
+
+
+def language_metrics(result: Evaluation, before: Evaluation | None, chars_per_token: float) -> dict[str, Any]:
+    """Validation loss per token and per character, before and after adapting."""
+    metrics = {
+        "val_loss": result.loss,
+        "val_nats_per_char": result.loss * chars_per_token,
+        "val_accuracy": result.accuracy,
+    }
+    if before is not None:
+        metrics.update(val_loss_before=before.loss, val_nats_per_char_before=before.loss * chars_per_token)
+    return metrics
+
+
+def confusion_png(matrix: list[list[int]], classes: list[str], path: Path) -> None:
+    """Draw the confusion matrix as a PNG: rows are true classes, columns predicted; shade by row share."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    n = len(classes)
+    cell = max(24, min(64, 640 // max(1, n)))
+    font = ImageFont.load_default(size=max(9, cell // 3))
+    label_width = min(200, 12 + max(int(font.getlength(c)) for c in classes))
+    top = 40 + label_width
+    image = Image.new("RGB", (label_width + n * cell + 20, top + n * cell + 20), "white")
+    draw = ImageDraw.Draw(image)
+    draw.text((10, 8), "confusion matrix: rows true, columns predicted", fill="black", font=font)
+    columns = Image.new("RGB", (label_width, n * cell), "white")
+    column_draw = ImageDraw.Draw(columns)
+    for i, name in enumerate(classes):
+        draw.text((6, top + i * cell + cell // 3), name[:28], fill="black", font=font)
+        column_draw.text((6, i * cell + cell // 3), name[:28], fill="black", font=font)
+    image.paste(columns.rotate(90, expand=True), (label_width, 36))
+    for i, row in enumerate(matrix):
+        total = sum(row) or 1
+        for j, count in enumerate(row):
+            shade = int(255 * (1 - count / total))
+            box = (label_width + j * cell, top + i * cell, label_width + (j + 1) * cell - 1, top + (i + 1) * cell - 1)
+            draw.rectangle(box, fill=(shade, shade, 255), outline="gray")
+            draw.text((box[0] + 4, box[1] + cell // 3), str(count), fill="black" if shade > 110 else "white", font=font)
+    image.save(path)
+
+
+def write_output(
+    model: nn.Module,
+    output: Path,
+    work: Path,
+    *,
+    metrics: dict[str, Any],
+    training: dict[str, Any],
+    classes: list[str],
+    overwrite: bool,
+) -> None:
+    """Write the model directory in `work`, then rename it to `output`: never half-written.
+
+    With `overwrite`, a previous `output` is moved aside first and deleted after the rename.
+    """
+    from zoo.modeldir import save_model_dir
+
+    staging = work / "model"
+    if staging.exists():
+        shutil.rmtree(staging)
+    save_model_dir(model, staging, metrics=_finite(metrics), training=_finite(training))
+    if classes:
+        confusion_png(metrics["confusion_matrix"], classes, staging / "confusion_matrix.png")
+    if output.exists() and overwrite:
+        os.replace(output, work / "previous")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(staging, output)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinities as None, so the JSON files stay standard JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
