@@ -22,6 +22,9 @@ from zoo.errors import (
     WeightsUnavailableError,
     ZooError,
 )
+# Eager on purpose, like zoo.export: zoo/finetune/__init__.py imports no torch, and binding the
+# function here keeps `zoo.finetune` callable once the submodule of the same name is imported.
+from zoo.finetune import FinetuneResult, finetune
 from zoo.hookspecs import hookimpl
 from zoo.registry import ArchSpec, InputSpec, Registry, Source, WeightSpec
 
@@ -30,6 +33,8 @@ __version__ = "0.1.0"
 __all__ = [
     "__version__",
     "load",
+    "finetune",
+    "FinetuneResult",
     "list_models",
     "get_spec",
     "get_registry",
