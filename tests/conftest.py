@@ -51,3 +51,37 @@ def run_zoo(*args: str, env: dict | None = None, **kwargs):
 
     exe = Path(sys.executable).parent / "zoo"
     return subprocess.run([str(exe), *args], capture_output=True, text=True, env={**os.environ, **(env or {})}, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def local_hub(tmp_path_factory):
+    """olah on a free loopback port (offline mode), serving the test repositories (tests/hubrepos.py).
+
+    Sets HF_ENDPOINT for the session; tests that fetch use `hub`, which also lifts HF_HUB_OFFLINE.
+    """
+    from hubrepos import LocalHub, build_repos
+
+    root = tmp_path_factory.mktemp("hub")
+    hub = LocalHub(root)
+    saved = {name: os.environ.get(name) for name in ("ZOO_HOME", "HF_HOME", "HF_ENDPOINT")}
+    os.environ["ZOO_HOME"] = str(root / "build-zoo-home")  # building the repos must not touch a test's cache
+    try:
+        build_repos(hub, root / "work")
+        hub.start()
+        os.environ["HF_ENDPOINT"] = hub.endpoint
+        yield hub
+    finally:
+        hub.stop()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@pytest.fixture
+def hub(local_hub, monkeypatch):
+    """The local hub, reachable: HF_ENDPOINT points at it and HF_HUB_OFFLINE is lifted for this test."""
+    monkeypatch.setenv("HF_ENDPOINT", local_hub.endpoint)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    return local_hub

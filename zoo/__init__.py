@@ -22,6 +22,9 @@ from zoo.errors import (
     WeightsUnavailableError,
     ZooError,
 )
+# Eager on purpose (zoo.export imports no torch): bound first, the function keeps the name
+# `zoo.export` even once the submodule of the same name is imported.
+from zoo.export import export
 # Eager on purpose, like zoo.export: zoo/finetune/__init__.py imports no torch, and binding the
 # function here keeps `zoo.finetune` callable once the submodule of the same name is imported.
 from zoo.finetune import FinetuneResult, finetune
@@ -35,6 +38,7 @@ __all__ = [
     "load",
     "finetune",
     "FinetuneResult",
+    "export",
     "list_models",
     "get_spec",
     "get_registry",

@@ -20,6 +20,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "zoo_perceptron",
     "zoo_mlp",
     "zoo.data.plugin",
+    "zoo.exporters.plugin",
     "zoo_timm",
 )
 ENTRY_POINT_GROUP = "zoo"

@@ -74,6 +74,11 @@ def hub_download(repo: str, filename: str, revision: str | None = None) -> Path:
     )
 
     where = f"{repo}@{revision or 'main'}/{filename}"
+    if not hub_offline() and not _reachable(_endpoint()):
+        try:  # a file already in the Hugging Face cache still serves
+            return Path(hf_hub_download(repo, filename, revision=revision, cache_dir=hub_cache_dir(), local_files_only=True))
+        except LocalEntryNotFoundError:
+            raise SourceUnavailable(f"the Hub at {_endpoint()} cannot be reached, and it is not cached") from None
     try:
         path = hf_hub_download(
             repo,
@@ -102,6 +107,26 @@ def _endpoint() -> str:
     return os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
 
 
+def _reachable(endpoint: str) -> bool:
+    """Whether a TCP connection to the endpoint opens within the timeout.
+
+    huggingface_hub retries an unreachable Hub for about 23 s; one probe keeps the offline error
+    fast. Behind a proxy the probe cannot tell, so it answers yes and lets the client decide.
+    """
+    import socket
+    from urllib.parse import urlsplit
+
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY")):
+        return True
+    url = urlsplit(endpoint)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname or "", port), timeout=_ETAG_TIMEOUT_S).close()
+    except OSError:
+        return False
+    return True
+
+
 def hub_etag_sha256(path: Path) -> str | None:
     """The sha256 the Hub gave a cached file: its blob is named by the ETag, the sha256 for LFS files."""
     name = Path(path).resolve().name
@@ -111,7 +136,8 @@ def hub_etag_sha256(path: Path) -> str | None:
 # -- the sources -----------------------------------------------------------------------------------
 def _fetch_hf(spec: WeightSpec, source: Source, shapes: Shapes) -> Fetched:
     path = hub_download(source.repo or "", source.filename or "", source.revision)
-    return _adopt(spec, source, path.resolve(), source.sha256 or hub_etag_sha256(path), shapes)
+    # The blob is zoo's to delete (`zoo cache rm`), so that a damaged download can be fetched again.
+    return _adopt(spec, source, path.resolve(), source.sha256 or hub_etag_sha256(path), shapes, owned=True)
 
 
 def _fetch_pkg(spec: WeightSpec, source: Source, shapes: Shapes) -> Fetched:
@@ -143,7 +169,9 @@ _FETCHERS: dict[str, Callable[[WeightSpec, Source, Shapes], Fetched]] = {
 }
 
 
-def _adopt(spec: WeightSpec, source: Source, path: Path, expected: str | None, shapes: Shapes) -> Fetched:
+def _adopt(
+    spec: WeightSpec, source: Source, path: Path, expected: str | None, shapes: Shapes, *, owned: bool = False
+) -> Fetched:
     """Verify a fetched file, convert it to safetensors when needed, and record it."""
     remedy = _integrity_remedy(spec)
     if source.size is not None and path.stat().st_size != source.size:
@@ -154,17 +182,18 @@ def _adopt(spec: WeightSpec, source: Source, path: Path, expected: str | None, s
             f"{path} ({spec.id}) has sha256 {actual}, expected {expected}; the file was not loaded", remedy
         )
     description = source.describe()
-    if path.suffix == ".safetensors" and not source.converter:
+    is_safetensors = Path(source.filename or source.path or path.name).suffix == ".safetensors"  # Hub blobs have no suffix
+    if is_safetensors and not source.converter:
         from zoo.statedict import read_safetensors
 
         read_safetensors(path)  # the header must be sound before the file is recorded
-        return Fetched(write_record(spec.id, description, path, actual), source)
+        return Fetched(write_record(spec.id, description, path, actual, owned=owned), source)
     out = weights_dir(spec.id) / f"{actual[:16]}.safetensors"
-    convert_checkpoint(path, out, source.converter, shapes)
+    convert_checkpoint(path, out, source.converter, shapes, is_safetensors=is_safetensors)
     return Fetched(write_record(spec.id, description, out, sha256_file(out), owned=True), source)
 
 
-def convert_checkpoint(path: Path, out: Path, converter: str | None, shapes: Shapes) -> None:
+def convert_checkpoint(path: Path, out: Path, converter: str | None, shapes: Shapes, *, is_safetensors: bool = False) -> None:
     """Read a checkpoint once (pickles with weights_only=True), map its keys, write safetensors.
 
     Args:
@@ -173,12 +202,13 @@ def convert_checkpoint(path: Path, out: Path, converter: str | None, shapes: Sha
         converter: ``"module:function"`` taking (state_dict, target shapes) and returning the mapped
             state dict; None keeps the keys.
         shapes: returns the target model's state-dict shapes, in module order.
+        is_safetensors: the file is safetensors whatever its name (a Hub blob has no suffix).
     """
     import torch
 
     from zoo.statedict import read_safetensors, save_safetensors
 
-    if path.suffix == ".safetensors":
+    if is_safetensors or path.suffix == ".safetensors":
         state = read_safetensors(path)
     else:
         try:

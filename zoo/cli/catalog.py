@@ -94,13 +94,21 @@ def list_command(patterns: tuple[str, ...], family: str | None, task: str | None
 @click.argument("name")
 @json_option
 def info_command(name: str, json_: bool) -> None:
-    """Describe a model: family, tasks, input, parameters, plugin, weights.
+    """Describe a model or a model directory: family, tasks, input, parameters, plugin, weights.
 
     \b
     Examples:
       zoo info mlp
       zoo info resnet18 --json
+      zoo info ./out                 # a model directory
     """
+    from zoo.modeldir import is_model_dir
+
+    if is_model_dir(name):
+        from zoo.cli.weights import info_model_dir
+
+        info_model_dir(name, json_)
+        return
     registry = default_registry()
     spec = registry.get_spec(name)
     if isinstance(spec, WeightSpec):

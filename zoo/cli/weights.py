@@ -1,0 +1,176 @@
+"""`zoo pull` and `zoo cache ls|verify|rm`: fetching, verifying and forgetting weight files."""
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from zoo.cli.output import emit_json, emit_table, human_count, json_option
+from zoo.errors import UnknownModelError, WeightsIntegrityError
+
+
+def _resolve(name: str) -> Any:
+    """The (architecture, weights) a registry name or `timm/<name>` stands for."""
+    from zoo.registry import default_registry
+
+    if name.startswith("timm/"):
+        from zoo_timm.passthrough import resolve
+
+        resolved = resolve(name)
+    else:
+        registry = default_registry()
+        registry.require_weights(name)
+        resolved = registry.resolve(name)
+    if resolved.weights is None:
+        raise UnknownModelError(name)
+    return resolved
+
+
+@click.command("pull")
+@click.argument("names", nargs=-1, required=True)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@json_option
+def pull_command(names: tuple[str, ...], quiet: bool, json_: bool) -> None:
+    """Fetch and verify the weights of NAMES into the cache, for offline use later.
+
+    \b
+    Examples:
+      zoo pull resnet18
+      zoo pull tf_efficientnet_lite0.in1k timm/resnet10t.c3_in1k --json
+    """
+    from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
+
+    from zoo.weights import pull
+
+    quiet = quiet or json_ or not sys.stderr.isatty()
+    disable_progress_bars() if quiet else enable_progress_bars()
+    rows = []
+    for name in names:
+        resolved = _resolve(name)
+        fetched = pull(resolved.arch, resolved.weights)
+        rows.append({"name": resolved.weights.id, **_record(fetched.record), "source": fetched.source.describe()})
+    if json_:
+        emit_json(rows)
+        return
+    emit_table(("NAME", "SIZE", "SHA256", "PATH"), [(r["name"], human_count(r["size"]) + "B", r["sha256"][:16], r["path"]) for r in rows])
+
+
+def _record(record: Any) -> dict[str, Any]:
+    return {"model": record.model, "source": record.source, "path": record.path, "size": record.size,
+            "sha256": record.sha256, "verified": record.verified_at}
+
+
+@click.group("cache")
+def cache_group() -> None:
+    """The weight cache (ZOO_HOME, default the user cache dir): list, verify, remove."""
+
+
+@cache_group.command("ls")
+@json_option
+def cache_ls(json_: bool) -> None:
+    """List cached files: model, source, path, size, when verified.
+
+    \b
+    Examples:
+      zoo cache ls
+      zoo cache ls --json
+    """
+    from zoo.cache import records
+
+    rows = [_record(r) for r in records()]
+    if json_:
+        emit_json(rows)
+        return
+    emit_table(
+        ("MODEL", "SOURCE", "SIZE", "VERIFIED", "PATH"),
+        [(r["model"], r["source"], human_count(r["size"]) + "B", r["verified"], r["path"]) for r in rows],
+    )
+
+
+@cache_group.command("verify")
+@json_option
+def cache_verify(json_: bool) -> None:
+    """Re-hash every cached file; name each bad one (exit 1 when any is bad).
+
+    \b
+    Examples:
+      zoo cache verify
+    """
+    from zoo.cache import records, sha256_file
+
+    rows = []
+    for record in records():
+        actual = sha256_file(record.path)
+        rows.append({**_record(record), "actual_sha256": actual, "ok": actual == record.sha256})
+    if json_:
+        emit_json(rows)
+    else:
+        emit_table(("MODEL", "STATUS", "PATH"), [(r["model"], "ok" if r["ok"] else "BAD", r["path"]) for r in rows])
+    bad = [r for r in rows if not r["ok"]]
+    if bad:
+        raise WeightsIntegrityError(
+            "; ".join(f"{r['path']} ({r['model']}) has sha256 {r['actual_sha256']}, expected {r['sha256']}" for r in bad),
+            "remove them with `zoo cache rm NAME` and fetch them again with `zoo pull NAME`",
+        )
+
+
+@cache_group.command("rm")
+@click.argument("names", nargs=-1)
+@click.option("--all", "all_", is_flag=True, help="Remove every cached file.")
+def cache_rm(names: tuple[str, ...], all_: bool) -> None:
+    """Remove the cached files of NAMES (weight ids or aliases), or --all.
+
+    Files zoo converted or downloaded are deleted; files inside installed packages are only forgotten.
+
+    \b
+    Examples:
+      zoo cache rm resnet18
+      zoo cache rm --all
+    """
+    from zoo.cache import records, remove
+    from zoo.registry import default_registry
+
+    if bool(names) == all_:
+        raise click.UsageError("give NAME... or --all")
+    registry = default_registry()
+    wanted = {registry.aliases.get(n, n) for n in names}
+    chosen = [r for r in records() if all_ or r.model in wanted]
+    missing = sorted(wanted - {r.model for r in chosen})
+    for record in chosen:
+        remove(record)
+        click.echo(f"removed {record.model}: {record.path}", err=True)
+    if missing:
+        raise UnknownModelError(missing[0], [r.model for r in records()][:3])
+
+
+def info_model_dir(path: str, json_: bool) -> None:
+    """`zoo info DIR`: describe a model directory (no torch imported)."""
+    from zoo.modeldir import describe
+
+    record = describe(path)
+    if json_:
+        emit_json(record)
+        return
+    weights = record["files"].get("weights", {})
+    lines = [
+        ("name", record["name"]),
+        ("kind", record["kind"]),
+        ("path", record["path"]),
+        ("architecture", record["architecture"]),
+        ("arguments", ", ".join(f"{k}={v!r}" for k, v in record["arch_args"].items())),
+        ("num_classes", record["num_classes"]),
+        ("labels", ", ".join(record["labels"][:10]) + (" ..." if len(record["labels"]) > 10 else "") if record["labels"] else None),
+        ("base weights", (record["base_weights"] or {}).get("id")),
+        ("weights", f"{weights.get('path')} ({human_count(weights.get('size'))}B, sha256 {str(weights.get('sha256'))[:16]})"),
+        ("license", record["card"].get("license")),
+        ("base_model", record["card"].get("base_model")),
+        ("training", ", ".join(f"{k}={v}" for k, v in (record["training"] or {}).items()) or None),
+    ]
+    width = max(len(k) for k, _ in lines)
+    for key, value in lines:
+        if value not in (None, ""):
+            click.echo(f"{key.ljust(width)}  {value}")
+
+
+COMMANDS = [pull_command, cache_group]

@@ -1,0 +1,274 @@
+"""The parity check: an exported model must compute what the eager model computes, at new shapes.
+
+`InputSignature` says what a model eats (images, token sequences or feature vectors) and draws
+fresh random valid inputs of any batch size and length; `check_parity` feeds the same inputs to
+the eager model and to the exported one and records the worst absolute difference per shape.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from zoo.errors import ArgumentError
+from zoo.registry import InputSpec
+
+BATCHES = (1, 2, 7)
+LENGTHS = (1, 13, 64)
+ATOL = 1e-4
+DRAWS_AT_ONE_SHAPE = 3  # a static export admits one shape: draw several inputs at it instead
+BATCH, SEQ = "batch", "seq"
+
+
+@dataclass(frozen=True)
+class InputSignature:
+    """The input of a model: `kind` image (C, H, W), tokens (ids below `vocab_size`) or features (F,)."""
+
+    kind: str
+    shape: tuple[int, ...] = ()
+    vocab_size: int | None = None
+
+    @property
+    def dim_names(self) -> dict[int, str]:
+        """The input's variable dimensions: batch, and the sequence length for tokens."""
+        return {0: BATCH, 1: SEQ} if self.kind == "tokens" else {0: BATCH}
+
+    def size_of(self, batch: int, length: int) -> tuple[int, ...]:
+        return (batch, length) if self.kind == "tokens" else (batch, *self.shape)
+
+    def sample(self, batch: int, length: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Random valid input: token ids in [0, vocab), or standard-normal values (normalised pixels)."""
+        if self.kind == "tokens":
+            return torch.randint(0, self.vocab_size or 2, (batch, length), generator=generator)
+        return torch.randn(self.size_of(batch, length), generator=generator)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "shape": list(self.shape), "vocab_size": self.vocab_size}
+
+
+def signature_of(model: nn.Module, input_spec: InputSpec | None = None) -> InputSignature:
+    """What `model` takes: from `input_spec`, else from its architecture's InputSpec and `model.zoo`.
+
+    The model itself settles what the spec leaves open: the vocabulary is its first embedding's
+    size, an image size comes from its preprocessing (or timm's `pretrained_cfg`).
+
+    Raises:
+        ArgumentError: nothing says what the model takes.
+    """
+    info = getattr(model, "zoo", None)
+    spec = input_spec or _registered_input(info)
+    args: Mapping[str, Any] = info.arch_args if info is not None else {}
+    if spec is None:
+        kind = "image" if _image_size(model, info) else None
+        if kind is None:
+            raise ArgumentError(
+                f"cannot tell what input {type(model).__name__} takes",
+                "pass input_spec=zoo.InputSpec('image', (3, 224, 224)) (or 'tokens' / 'features')",
+            )
+        spec = InputSpec("image")
+    if spec.kind == "tokens":
+        vocab = _embedding_size(model) or spec.vocab_size or args.get("vocab_size")
+        if not vocab:
+            raise ArgumentError(f"{type(model).__name__} takes tokens but its vocabulary size is unknown",
+                                "pass input_spec=zoo.InputSpec('tokens', vocab_size=N)")
+        return InputSignature("tokens", (), int(vocab))
+    if spec.kind == "image":
+        shape = (input_spec.shape if input_spec else None) or _image_size(model, info) or spec.shape
+        return InputSignature("image", _chw(shape, args))
+    width = args.get("in_features") if input_spec is None else None
+    return InputSignature("features", (int(width),) if width else spec.shape)
+
+
+def _registered_input(info: Any) -> InputSpec | None:
+    if info is None:
+        return None
+    from zoo.registry import default_registry
+
+    arch = default_registry().archs.get(info.arch)
+    return arch.input if arch is not None else None
+
+
+def _embedding_size(model: nn.Module) -> int | None:
+    embedding = next((m for m in model.modules() if isinstance(m, nn.Embedding)), None)
+    return embedding.num_embeddings if embedding is not None else None
+
+
+def _image_size(model: nn.Module, info: Any) -> Sequence[int] | None:
+    preprocess = dict(info.preprocess) if info is not None and info.preprocess else {}
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    return preprocess.get("input_size") or cfg.get("input_size")
+
+
+def _chw(size: Sequence[int] | int, args: Mapping[str, Any]) -> tuple[int, ...]:
+    """(C, H, W) from a timm-style input size, a square side, or a (H, W) pair."""
+    if isinstance(size, int):
+        size = (size, size)
+    size = tuple(int(s) for s in size)
+    if len(size) == 2:
+        size = (int(args.get("in_chans", 3)), *size)
+    if len(size) != 3:
+        raise ArgumentError(f"an image input size must be (C, H, W), got {size}")
+    return size
+
+
+def flatten_outputs(output: Any) -> list[torch.Tensor]:
+    """The tensors of a (nested) output in order: tuples, lists, dict values."""
+    if isinstance(output, torch.Tensor):
+        return [output]
+    if isinstance(output, Mapping):
+        return [t for value in output.values() for t in flatten_outputs(value)]
+    if isinstance(output, (tuple, list)):
+        return [t for item in output for t in flatten_outputs(item)]
+    raise ArgumentError(f"model output of type {type(output).__name__} cannot be exported", "return tensors")
+
+
+@torch.no_grad()
+def probe_output_dims(model: nn.Module, signature: InputSignature, batch: int, length: int) -> list[dict[int, str]]:
+    """Which dimension of each output follows the batch size (and the sequence length), found by
+    running the model at neighbouring shapes: the names the exported outputs' dimensions get."""
+    def shapes(b: int, t: int) -> list[tuple[int, ...]]:
+        return [tuple(o.shape) for o in flatten_outputs(model(_on(model, signature.sample(b, t))))]
+
+    base = shapes(batch, length)
+    varied = {BATCH: shapes(batch + 1, length)}
+    if signature.kind == "tokens":
+        varied[SEQ] = shapes(batch, length + 1)
+    dims: list[dict[int, str]] = [{} for _ in base]
+    for name, other in varied.items():
+        for out, (a, b) in enumerate(zip(base, other)):
+            for axis, (x, y) in enumerate(zip(a, b)):
+                if x != y:
+                    dims[out].setdefault(axis, name)
+    return dims
+
+
+def _on(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    param = next(model.parameters(), None)
+    return x.to(param.device) if param is not None else x
+
+
+@dataclass
+class ParityCase:
+    """One input shape: the worst |exported - eager| over all outputs, or why it could not be compared."""
+
+    input_shape: tuple[int, ...]
+    output_shapes: list[tuple[int, ...]] = field(default_factory=list)
+    max_abs_diff: float = math.inf
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "input_shape": list(self.input_shape),
+            "output_shapes": [list(s) for s in self.output_shapes],
+            "max_abs_diff": self.max_abs_diff if math.isfinite(self.max_abs_diff) else None,
+            "error": self.error,
+        }
+
+
+@dataclass
+class ParityReport:
+    """Every shape tried, the tolerance, and whether all of them stayed within it."""
+
+    atol: float
+    cases: list[ParityCase]
+
+    @property
+    def worst(self) -> ParityCase:
+        return max(self.cases, key=lambda c: (c.max_abs_diff if not math.isnan(c.max_abs_diff) else math.inf))
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.cases) and all(c.error is None and c.max_abs_diff <= self.atol for c in self.cases)
+
+    def summary(self) -> str:
+        worst = self.worst
+        where = "×".join(map(str, worst.input_shape))
+        detail = worst.error or f"worst |Δ| {worst.max_abs_diff:.3g}"
+        verdict = "passed" if self.passed else "FAILED"
+        return f"parity {verdict}: {detail} at input {where} ({len(self.cases)} shapes, atol {self.atol:g})"
+
+    def to_dict(self) -> dict[str, Any]:
+        worst = self.worst
+        return {
+            "passed": self.passed,
+            "atol": self.atol,
+            "worst_abs_diff": worst.max_abs_diff if math.isfinite(worst.max_abs_diff) else None,
+            "worst_input_shape": list(worst.input_shape),
+            "shapes": [list(c.input_shape) for c in self.cases],
+            "cases": [c.to_dict() for c in self.cases],
+        }
+
+
+def parity_shapes(
+    signature: InputSignature,
+    fixed: Mapping[str, int],
+    batches: Iterable[int] = BATCHES,
+    lengths: Iterable[int] = LENGTHS,
+) -> list[tuple[int, int]]:
+    """(batch, length) pairs to try; a dimension the export fixed keeps its fixed size."""
+    batch_sizes = [fixed[BATCH]] if BATCH in fixed else list(batches)
+    seq_lengths = [fixed.get(SEQ, 1)] if signature.kind != "tokens" or SEQ in fixed else list(lengths)
+    shapes = list(dict.fromkeys((b, t) for b in batch_sizes for t in seq_lengths))
+    return shapes * DRAWS_AT_ONE_SHAPE if len(shapes) == 1 else shapes
+
+
+@torch.no_grad()
+def check_parity(
+    model: nn.Module,
+    exported: Callable[[torch.Tensor], Any],
+    signature: InputSignature,
+    *,
+    fixed: Mapping[str, int] | None = None,
+    atol: float = ATOL,
+    batches: Iterable[int] = BATCHES,
+    lengths: Iterable[int] = LENGTHS,
+    seed: int = 0,
+) -> ParityReport:
+    """Compare `exported(x)` with `model(x)` on fresh random inputs at every shape `parity_shapes` gives.
+
+    Args:
+        model: the eager model (in eval mode).
+        exported: the exported model, loaded back: a callable from an input tensor to its outputs.
+        signature: what the model takes.
+        fixed: dimensions the export fixed (``{"batch": 1}`` for a static export).
+        atol: the largest absolute difference allowed.
+        batches, lengths: the sizes to try (lengths only for token inputs).
+        seed: the seed of the random inputs.
+
+    Returns:
+        A ParityReport; `passed` is False when any shape differs beyond `atol`, fails to run, or
+        gives outputs of another shape.
+    """
+    if not atol >= 0:
+        raise ArgumentError(f"the tolerance must be a non-negative number, got {atol}")
+    generator = torch.Generator().manual_seed(seed)
+    cases = []
+    for batch, length in parity_shapes(signature, fixed or {}, batches, lengths):
+        x = signature.sample(batch, length, generator)
+        cases.append(_compare(flatten_outputs(model(_on(model, x))), exported, x))
+    return ParityReport(atol=atol, cases=cases)
+
+
+def _compare(want: list[torch.Tensor], exported: Callable[[torch.Tensor], Any], x: torch.Tensor) -> ParityCase:
+    case = ParityCase(input_shape=tuple(x.shape), output_shapes=[tuple(w.shape) for w in want])
+    try:
+        got = flatten_outputs(exported(x))
+    except Exception as exc:  # an exported graph that rejects a valid shape is a parity failure
+        case.error = f"the exported model failed: {type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]}"
+        return case
+    if len(got) != len(want):
+        case.error = f"the exported model returned {len(got)} outputs, eager {len(want)}"
+        return case
+    worst = 0.0
+    for i, (a, b) in enumerate(zip(got, want)):
+        if tuple(a.shape) != tuple(b.shape):
+            case.error = f"output {i} has shape {tuple(a.shape)}, eager {tuple(b.shape)}"
+            return case
+        if a.numel():
+            diff = (a.detach().cpu().double() - b.detach().cpu().double()).abs().max().item()
+            worst = max(worst, math.inf if math.isnan(diff) else diff)
+    case.max_abs_diff = worst
+    return case
