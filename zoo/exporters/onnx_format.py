@@ -10,6 +10,7 @@ way the graph's input and output dimensions are then named from what the model w
 from __future__ import annotations
 
 import contextlib
+import json
 import sys
 import warnings
 from pathlib import Path
@@ -119,3 +120,53 @@ class OnnxRunner:
 def load_onnx(path: Path) -> OnnxRunner:
     """Read an exported file back for the parity check."""
     return OnnxRunner(path)
+
+
+class OnnxModel:
+    """An exported ONNX file that stands in for a zoo model: `model(x)`, `.eval()`, `.zoo` (labels, preprocessing)."""
+
+    def __init__(self, path: Path, info: Any, threads: int | None = None):
+        self.path = path
+        self.zoo = info
+        self.runner = OnnxRunner(path, threads)
+
+    def eval(self) -> OnnxModel:
+        return self
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.runner(x)[0]
+
+
+def load_onnx_model(name: str | Path, threads: int | None = None) -> OnnxModel:
+    """The ONNX export of a model directory (`DIR/model.onnx`, preprocessing and labels from config.json),
+    or an `.onnx` file with the sidecar `zoo export` wrote next to it.
+
+    Raises:
+        ArgumentError: no such file, no exported model.onnx in the directory, or no sidecar.
+    """
+    from zoo.errors import ArgumentError
+    from zoo.heads import ModelInfo
+    from zoo.modeldir import is_model_dir, read_config
+
+    path = Path(name)
+    if is_model_dir(path):
+        config, file = read_config(path), path / "model.onnx"
+        if not file.is_file():
+            raise ArgumentError(f"{path} holds no model.onnx", f"run `zoo export {path}` first")
+    elif path.is_file():
+        file, sidecar = path, path.with_name(path.name + ".json")
+        if not sidecar.is_file():
+            raise ArgumentError(f"{path} has no sidecar {sidecar.name} (labels, preprocessing)",
+                                "export it with `zoo export`, or pass the model directory")
+        config = json.loads(sidecar.read_text(encoding="utf-8"))
+    else:
+        raise ArgumentError(f"--runtime onnx runs an exported file, and {name} is neither a model directory nor a file",
+                            "pass a model directory holding model.onnx, or an .onnx file")
+    info = ModelInfo(
+        name=str(config.get("name") or config.get("model") or path.name),
+        arch=str(config.get("architecture")),
+        labels=config.get("labels"),
+        preprocess=dict(config.get("preprocess") or {}),
+        source=str(file),
+    )
+    return OnnxModel(file, info, threads)
