@@ -22,6 +22,8 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "zoo.data.plugin",
     "zoo.exporters.plugin",
     "zoo_timm",
+    "zoo_rnn",
+    "zoo_cnn",
 )
 ENTRY_POINT_GROUP = "zoo"
 
