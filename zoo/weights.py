@@ -73,6 +73,10 @@ def hub_download(repo: str, filename: str, revision: str | None = None) -> Path:
         RevisionNotFoundError,
     )
 
+    from huggingface_hub import constants
+
+    # huggingface_hub reads HF_HUB_OFFLINE once, at import; zoo honours the variable as it is now.
+    constants.HF_HUB_OFFLINE = hub_offline()
     where = f"{repo}@{revision or 'main'}/{filename}"
     if not hub_offline() and not _reachable(_endpoint()):
         try:  # a file already in the Hugging Face cache still serves
