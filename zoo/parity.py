@@ -25,11 +25,16 @@ BATCH, SEQ = "batch", "seq"
 
 @dataclass(frozen=True)
 class InputSignature:
-    """The input of a model: `kind` image (C, H, W), tokens (ids below `vocab_size`) or features (F,)."""
+    """The input of a model: `kind` image (C, H, W), tokens (ids below `vocab_size`) or features (F,).
+
+    Token samples never hold `pad_id`: padding is a batching device that eager models handle with
+    data-dependent code (packed sequences), which an exported graph does not carry.
+    """
 
     kind: str
     shape: tuple[int, ...] = ()
     vocab_size: int | None = None
+    pad_id: int | None = None
 
     @property
     def dim_names(self) -> dict[int, str]:
@@ -42,11 +47,14 @@ class InputSignature:
     def sample(self, batch: int, length: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Random valid input: token ids in [0, vocab), or standard-normal values (normalised pixels)."""
         if self.kind == "tokens":
-            return torch.randint(0, self.vocab_size or 2, (batch, length), generator=generator)
+            if self.pad_id is None:
+                return torch.randint(0, self.vocab_size or 2, (batch, length), generator=generator)
+            ids = torch.randint(0, (self.vocab_size or 2) - 1, (batch, length), generator=generator)
+            return ids + (ids >= self.pad_id).long()  # every id but the pad id, equally likely
         return torch.randn(self.size_of(batch, length), generator=generator)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "shape": list(self.shape), "vocab_size": self.vocab_size}
+        return {"kind": self.kind, "shape": list(self.shape), "vocab_size": self.vocab_size, "pad_id": self.pad_id}
 
 
 def signature_of(model: nn.Module, input_spec: InputSpec | None = None) -> InputSignature:
@@ -74,7 +82,8 @@ def signature_of(model: nn.Module, input_spec: InputSpec | None = None) -> Input
         if not vocab:
             raise ArgumentError(f"{type(model).__name__} takes tokens but its vocabulary size is unknown",
                                 "pass input_spec=zoo.InputSpec('tokens', vocab_size=N)")
-        return InputSignature("tokens", (), int(vocab))
+        pad_id = getattr(model, "pad_id", None)
+        return InputSignature("tokens", (), int(vocab), int(pad_id) if isinstance(pad_id, int) else None)
     if spec.kind == "image":
         shape = (input_spec.shape if input_spec else None) or _image_size(model, info) or spec.shape
         return InputSignature("image", _chw(shape, args))

@@ -35,15 +35,15 @@ def export_pt2(request: ExportRequest) -> dict[str, Any]:
     notes: dict[str, Any] = {}
     try:
         program = _export(request, dims)
-    except Exception:
-        seq_axes = [axis for axis, name in dims.items() if name == "seq"]
+    except Exception as exc:
+        seq_axes = [axis for axis, name in request.input_dims.items() if name == "seq"]
         if not seq_axes:
             raise
         for axis in seq_axes:
             del dims[axis]
         program = _export(request, dims)
         notes["fixed"] = {"seq": int(request.example.shape[seq_axes[0]])}
-        notes["why_fixed"] = "torch.export specialised the sequence length (recurrent layers unroll over time)"
+        notes["why_fixed"] = f"torch.export could not keep the sequence length dynamic: {str(exc).strip().splitlines()[0]}"
     torch.export.save(program, str(request.path))
     return notes
 
