@@ -92,7 +92,7 @@ class TrainingData:
         return {
             "format": self.format,
             "task": self.task,
-            "path": str(self.root),
+            "path": str(self.root.absolute()),
             "classes": list(self.classes),
             "train_size": len(self.train),
             "val_size": len(self.val),

@@ -29,7 +29,7 @@ class FinetuneOptions:
     label_smoothing: float = 0.0
     patience: int = 3
     max_grad_norm: float = 1.0
-    strategy: str = "head"
+    strategy: str | None = None
     augment: bool = False
     cache: bool = True
     val_split: float = 0.2
@@ -38,6 +38,7 @@ class FinetuneOptions:
     workers: int = 0
     image_size: int | None = None
     max_length: int = 256
+    steps_per_epoch: int | None = None
     data_format: str | None = None
     text_column: str = "text"
     label_column: str = "label"
@@ -52,8 +53,10 @@ class FinetuneOptions:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ArgumentError(f"{name} must be a positive integer, got {value!r}")
-        if self.image_size is not None and (not isinstance(self.image_size, int) or self.image_size < 1):
-            raise ArgumentError(f"image_size must be a positive integer, got {self.image_size!r}")
+        for name in ("image_size", "steps_per_epoch"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise ArgumentError(f"{name} must be a positive integer, got {value!r}")
         if not isinstance(self.workers, int) or self.workers < 0:
             raise ArgumentError(f"workers must be a non-negative integer, got {self.workers!r}")
         if not self.lr > 0:
@@ -124,7 +127,8 @@ def finetune(
             ``"features"``, ``"train"`` (per batch) and ``"epoch"``.
         options: see `FinetuneOptions`: ``epochs``, ``batch_size``, ``lr``, ``strategy``
             (``"head"``, ``"last-n:K"``, ``"full"``), ``augment``, ``val_split``, ``seed``,
-            ``device``, ``output``, ``resume``, ...
+            ``device``, ``output``, ``resume``, ...; the strategy defaults to ``head``, and to
+            ``full`` for a language model adapting to a corpus.
 
     Returns:
         The output directory, the validation metrics and the history.

@@ -29,12 +29,13 @@ Progress = Callable[[str, int, int, dict], None]
 def run(model_or_name: Any, data_path: Path, options: FinetuneOptions, progress: Progress | None) -> FinetuneResult:
     """See `zoo.finetune`."""
     started = time.perf_counter()
-    strategy = Strategy.parse(options.strategy if options.strategy else "head")
     read_options = ReadOptions(
         val_split=options.val_split, seed=options.seed, strict=options.strict_data,
         text_column=options.text_column, label_column=options.label_column, workers=options.workers,
     )
     data = read_data(data_path, options.data_format, read_options)
+    # A language model keeps its head (it predicts tokens), so by default all of it adapts.
+    strategy = Strategy.parse(options.strategy or ("full" if data.task == "language-modeling" else "head"))
     model, weights_sha256 = load_model(model_or_name, data, options)
     output = output_path(options.output, model.zoo.name)
     work = output.with_name(f".{output.name}.partial")
@@ -61,7 +62,7 @@ def run(model_or_name: Any, data_path: Path, options: FinetuneOptions, progress:
     outcome = fit(job, loop_options, device, work / "checkpoint.pt", key, options.resume, progress)
     final = evaluate(job, device, collect=data.task != "language-modeling")
     if data.task == "language-modeling":
-        metrics = language_metrics(final, before, inputs.chars_per_token)
+        metrics = language_metrics(final, before, inputs.tokens_per_char)
     else:
         metrics = classification_metrics(final, data)
     metrics.update(best_epoch=outcome.best_epoch, stopped_early=outcome.stopped_early)
@@ -70,12 +71,13 @@ def run(model_or_name: Any, data_path: Path, options: FinetuneOptions, progress:
         "base_model": model.zoo.weights or model.zoo.name,
         "base_weights_sha256": weights_sha256,
         "strategy": str(strategy),
-        "args": options.training_args(),
+        "args": {**options.training_args(), "strategy": str(strategy)},
         "data": data.summary(),
         "features": features,
-        "history": outcome.history,
+        "epochs_run": len(outcome.history),
         "resumed_from_epoch": outcome.resumed_from,
     }
+    model.zoo.name = output.name
     write_output(model, output, work, metrics=metrics, training=training, classes=data.classes, overwrite=options.overwrite)
     return FinetuneResult(
         output=output, metrics=metrics, history=outcome.history, data=data.summary(), features=features,
@@ -104,6 +106,8 @@ def load_model(model_or_name: Any, data: TrainingData, options: FinetuneOptions)
         torch.manual_seed(options.seed)  # the new head's initialisation
         model.reset_classifier(len(data.classes))
         model.zoo.labels = list(data.classes)
+        # The directory must rebuild the model with this head.
+        model.zoo.arch_args = {**model.zoo.arch_args, "num_classes": len(data.classes)}
     return model, weights_sha256
 
 
@@ -140,7 +144,10 @@ def feature_job(
         backbone = {k: v for k, v in model.state_dict(keep_vars=True).items() if id(v) not in head}
     key = cache_key(
         backbone=weights_sha256 or backbone_digest(backbone),
-        model_id=json.dumps([model.zoo.arch, model.zoo.arch_args], sort_keys=True, default=str),
+        # The head's size does not change the features.
+        model_id=json.dumps(
+            [model.zoo.arch, {k: v for k, v in model.zoo.arch_args.items() if k != "num_classes"}], sort_keys=True, default=str
+        ),
         preprocess=inputs.describe(),
         data=data.fingerprint,
         device=device,
@@ -166,6 +173,7 @@ def feature_job(
     job = HeadOnFeatures(
         classifier, param_groups, (tensors["train_x"].to(device), tensors["train_y"].to(device)),
         (tensors["val_x"].to(device), tensors["val_y"].to(device)), options.batch_size, options.seed,
+        options.steps_per_epoch,
     )
     return job, status
 
@@ -177,7 +185,8 @@ def loader_job(
     """The model run on every batch (a backbone forward each epoch)."""
     return ModelOnLoader(
         model, strategy, param_groups, inputs.train, inputs.val, batch_size=options.batch_size, seed=options.seed,
-        workers=options.workers, pin_memory=device.type == "cuda", collate=inputs.collate, forward=inputs.forward,
+        workers=options.workers, steps_per_epoch=options.steps_per_epoch, pin_memory=device.type == "cuda",
+        collate=inputs.collate, forward=inputs.forward,
     )
 
 

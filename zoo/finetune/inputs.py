@@ -26,7 +26,7 @@ class Inputs:
     pin_memory: bool = False
     collate: Callable[[list], Any] | None = None
     forward: Callable[[nn.Module, Any], torch.Tensor] | None = None
-    chars_per_token: float = 1.0
+    tokens_per_char: float = 1.0
 
     def describe(self) -> dict[str, Any]:
         """The preprocessing, as the feature cache's key and the model directory record it."""

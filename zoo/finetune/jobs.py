@@ -17,6 +17,11 @@ def _generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+def _samples_per_epoch(size: int, batch_size: int, steps: int | None) -> int:
+    """The whole training set, or `steps` batches of it (a random subset, new each epoch)."""
+    return size if steps is None else min(size, steps * batch_size)
+
+
 class HeadOnFeatures:
     """The classifier alone, trained on features the frozen backbone computed once."""
 
@@ -28,13 +33,15 @@ class HeadOnFeatures:
         val: tuple[torch.Tensor, torch.Tensor],
         batch_size: int,
         seed: int,
+        steps_per_epoch: int | None = None,
     ):
         self.module = classifier
         self.param_groups = param_groups
         self.train, self.val = train, val
         self.batch_size = batch_size
         self.seed = seed
-        self.steps_per_epoch = math.ceil(len(train[1]) / batch_size)
+        self.samples = _samples_per_epoch(len(train[1]), batch_size, steps_per_epoch)
+        self.steps_per_epoch = math.ceil(self.samples / batch_size)
 
     def train_mode(self) -> None:
         self.module.train()
@@ -44,7 +51,7 @@ class HeadOnFeatures:
 
     def train_batches(self, epoch: int) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
         # The same permutation RandomSampler draws in ModelOnLoader: both paths see the same batches.
-        order = torch.randperm(len(self.train[1]), generator=_generator(epoch_seed(self.seed, epoch)))
+        order = torch.randperm(len(self.train[1]), generator=_generator(epoch_seed(self.seed, epoch)))[: self.samples]
         for start in range(0, len(order), self.batch_size):
             index = order[start : start + self.batch_size]
             yield self.train[0][index], self.train[1][index]
@@ -69,6 +76,7 @@ class ModelOnLoader:
         batch_size: int,
         seed: int,
         workers: int,
+        steps_per_epoch: int | None = None,
         pin_memory: bool = False,
         collate: Callable[[list], Any] | None = None,
         forward: Callable[[nn.Module, Any], torch.Tensor] | None = None,
@@ -81,7 +89,8 @@ class ModelOnLoader:
         self.seed = seed
         self.loader_args = {"num_workers": workers, "pin_memory": pin_memory, "collate_fn": collate}
         self.forward = forward
-        self.steps_per_epoch = math.ceil(len(train) / batch_size)
+        self.samples = _samples_per_epoch(len(train), batch_size, steps_per_epoch)
+        self.steps_per_epoch = math.ceil(self.samples / batch_size)
 
     def train_mode(self) -> None:
         if self.strategy.frozen_backbone:
@@ -102,7 +111,7 @@ class ModelOnLoader:
         if hasattr(self.train, "set_epoch"):
             self.train.set_epoch(epoch)
         seed = epoch_seed(self.seed, epoch)
-        sampler = RandomSampler(self.train, generator=_generator(seed))
+        sampler = RandomSampler(self.train, num_samples=self.samples, generator=_generator(seed))
         # The loader's own generator seeds its workers, so no draw from the global RNG happens here.
         return DataLoader(
             self.train, batch_size=self.batch_size, sampler=sampler, generator=_generator(seed + 1), **self.loader_args

@@ -133,7 +133,7 @@ def fit(
         )
         _save_checkpoint(
             checkpoint,
-            {"key": run_key, "epoch": epoch + 1, "module": job.module.state_dict(), "optimizer": optimizer.state_dict(),
+            {"key": run_key, "epoch": epoch + 1, "module": _copy_state(job.module), "optimizer": optimizer.state_dict(),
              "scheduler": scheduler.state_dict(), "stopper": stopper.state_dict(), "best": best_state, "history": history},
         )
         if progress is not None:
@@ -191,6 +191,7 @@ def evaluate(job: Job, device: torch.device, collect: bool = False) -> Evaluatio
 
 
 def _copy_state(module: nn.Module) -> dict[str, torch.Tensor]:
+    # Copies, also because loaded weights may share one (memory-mapped) storage, which torch.save refuses.
     return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
 
 

@@ -36,15 +36,15 @@ def classification_metrics(result: Evaluation, data: TrainingData) -> dict[str, 
     }
 
 
-def language_metrics(result: Evaluation, before: Evaluation | None, chars_per_token: float) -> dict[str, Any]:
-    """Validation loss per token and per character, before and after adapting."""
+def language_metrics(result: Evaluation, before: Evaluation | None, tokens_per_char: float) -> dict[str, Any]:
+    """Validation loss per token and per character, before and after adapting; accuracy of the next token."""
     metrics = {
         "val_loss": result.loss,
-        "val_nats_per_char": result.loss * chars_per_token,
+        "val_nats_per_char": result.loss * tokens_per_char,
         "val_accuracy": result.accuracy,
     }
     if before is not None:
-        metrics.update(val_loss_before=before.loss, val_nats_per_char_before=before.loss * chars_per_token)
+        metrics.update(val_loss_before=before.loss, val_nats_per_char_before=before.loss * tokens_per_char)
     return metrics
 
 
