@@ -1,6 +1,8 @@
 """``timm/<arch>[.<tag>]``: any timm model, with its pretrained weights from the Hub when timm lists them."""
 from __future__ import annotations
 
+import difflib
+
 from zoo.errors import UnknownModelError
 from zoo.registry import ArchSpec, InputSpec, Resolved, Source, WeightSpec
 
@@ -21,7 +23,8 @@ def resolve(name: str) -> Resolved:
     model_name = name.removeprefix(PREFIX)
     arch_name, _, tag = model_name.partition(".")
     if not timm.is_model(arch_name):
-        raise UnknownModelError(name, [PREFIX + n for n in timm.list_models(f"*{arch_name}*")[:3]])
+        close = difflib.get_close_matches(arch_name, timm.list_models(), n=3)
+        raise UnknownModelError(name, [PREFIX + n for n in close])
     arch = arch_spec(arch_name)
     try:
         cfg = get_pretrained_cfg(model_name)

@@ -1,0 +1,56 @@
+"""The weights CLI: `zoo pull`, `zoo cache ls|verify|rm`."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from zoo.cli import cli
+
+LITE0 = "tf_efficientnet_lite0.in1k"
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def test_pull_offline_with_an_empty_cache_fails_fast_listing_the_sources():
+    start = time.monotonic()
+    result = invoke("pull", "resnet18")
+    assert time.monotonic() - start < 10
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: weights 'resnet18.a1_in1k' are not cached and no source could provide them: ")
+    assert "[1] hf://timm/resnet18.a1_in1k/model.safetensors" in result.stderr and "zoo pull resnet18.a1_in1k" in result.stderr
+
+
+def test_pull_then_cache_ls_verify_and_rm(hub):
+    pulled = json.loads(invoke("pull", "resnet18", LITE0, "--json").stdout)
+    assert [p["name"] for p in pulled] == ["resnet18.a1_in1k", LITE0]
+    listed = json.loads(invoke("cache", "ls", "--json").stdout)
+    assert {r["model"] for r in listed} == {"resnet18.a1_in1k", LITE0}
+    assert all(Path(r["path"]).stat().st_size == r["size"] for r in listed)
+    assert invoke("cache", "verify").exit_code == 0
+
+    bad = next(r for r in listed if r["model"] == "resnet18.a1_in1k")
+    raw = bytearray(Path(bad["path"]).read_bytes())
+    raw[100] ^= 0xFF
+    Path(bad["path"]).write_bytes(raw)
+    result = invoke("cache", "verify")
+    assert result.exit_code == 1
+    assert f"Error: {bad['path']} (resnet18.a1_in1k) has sha256" in result.stderr and "zoo cache rm" in result.stderr
+    assert "BAD" in result.stdout
+
+    assert invoke("cache", "rm", "resnet18").exit_code == 0
+    assert not Path(bad["path"]).exists()
+    assert [r["model"] for r in json.loads(invoke("cache", "ls", "--json").stdout)] == [LITE0]
+    assert invoke("pull", "resnet18", "-q").exit_code == 0  # fetched again, whole
+    assert invoke("cache", "verify").exit_code == 0
+    assert invoke("cache", "rm", "--all").exit_code == 0
+    assert json.loads(invoke("cache", "ls", "--json").stdout) == []
+
+
+def test_cache_rm_needs_a_name_or_all():
+    result = CliRunner().invoke(cli, ["cache", "rm"])
+    assert result.exit_code == 2 and "give NAME... or --all" in result.output
