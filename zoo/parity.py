@@ -85,8 +85,9 @@ def signature_of(model: nn.Module, input_spec: InputSpec | None = None) -> Input
         pad_id = getattr(model, "pad_id", None)
         return InputSignature("tokens", (), int(vocab), int(pad_id) if isinstance(pad_id, int) else None)
     if spec.kind == "image":
-        shape = (input_spec.shape if input_spec else None) or _image_size(model, info) or spec.shape
-        return InputSignature("image", _chw(shape, args))
+        if input_spec is not None and input_spec.shape:
+            return InputSignature("image", _chw(input_spec.shape, {}))
+        return InputSignature("image", _image_shape(spec.shape, _image_size(model, info), args))
     width = args.get("in_features") if input_spec is None else None
     return InputSignature("features", (int(width),) if width else spec.shape)
 
@@ -111,6 +112,15 @@ def _image_size(model: nn.Module, info: Any) -> Sequence[int] | None:
     return preprocess.get("input_size") or cfg.get("input_size")
 
 
+def _image_shape(declared: Sequence[int], preprocessed: Sequence[int] | None, args: Mapping[str, Any]) -> tuple[int, ...]:
+    """(C, H, W): the size the weights were prepared for, else the architecture's own; the
+    `in_chans` and `img_size` arguments the model was built with override the declared ones."""
+    channels, *side = _chw(preprocessed or declared, {})
+    if not preprocessed and args.get("img_size"):
+        side = list(_chw(args["img_size"], {"in_chans": channels})[1:])
+    return (int(args.get("in_chans", channels)), *side)
+
+
 def _chw(size: Sequence[int] | int, args: Mapping[str, Any]) -> tuple[int, ...]:
     """(C, H, W) from a timm-style input size, a square side, or a (H, W) pair."""
     if isinstance(size, int):
@@ -119,7 +129,7 @@ def _chw(size: Sequence[int] | int, args: Mapping[str, Any]) -> tuple[int, ...]:
     if len(size) == 2:
         size = (int(args.get("in_chans", 3)), *size)
     if len(size) != 3:
-        raise ArgumentError(f"an image input size must be (C, H, W), got {size}")
+        raise ArgumentError(f"an image input size must be (C, H, W), got {size}", "pass input_spec=zoo.InputSpec('image', (C, H, W))")
     return size
 
 
