@@ -44,10 +44,11 @@ class LanguageModel:
         return self._vocabulary().encode(prompt, bos=True)
 
     def _probabilities(self, ids: list[int]) -> torch.Tensor:
-        """The next token's distribution after `ids`; the pad token is never a prediction."""
+        """The next token's distribution after `ids`; padding and the unknown token are never predictions."""
         device = next(self.parameters()).device  # type: ignore[attr-defined]
         logits = self.next_token_logits(torch.tensor([ids], device=device))[0].float()
-        logits[self._vocabulary().pad_id] = float("-inf")
+        tokenizer = self._vocabulary()
+        logits[[tokenizer.pad_id, tokenizer.unk_id]] = float("-inf")
         return logits.softmax(-1)
 
     # -- the API -----------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
+import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -123,8 +123,9 @@ class Tokenizer:
         return start + [self.ids.get(self.aliases.get(unit, unit), unk) for unit in self.split(text)]
 
     def decode(self, ids: Iterable[int]) -> str:
-        """The text of token ids; pad tokens are dropped, aliased tokens turn back into their unit."""
-        units = [self.unaliases.get(self.tokens[i], self.tokens[i]) for i in map(int, ids) if i != self.pad_id]
+        """The text of token ids; aliased tokens turn back into their unit, other pad and bos tokens are dropped."""
+        units = [self.unaliases.get(self.tokens[i], self.tokens[i]) for i in map(int, ids)]
+        units = [u for u in units if u not in (self.pad, self.bos)]
         return ("" if self.kind == "char" else " ").join(units)
 
     def batch(self, texts: Sequence[str], *, max_length: int | None = None, bos: bool = False) -> tuple[Any, Any]:
@@ -170,13 +171,14 @@ class Tokenizer:
         """Write the vocabulary as JSON, atomically (a temporary file renamed into place)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        # open(..., "x") rather than mkstemp: the file gets the umask's permissions, not 0600.
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
+            with open(tmp, "x", encoding="utf-8") as f:
                 json.dump(self.to_dict(), f, ensure_ascii=False, indent=1)
             os.replace(tmp, path)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             raise
         return path
 
