@@ -14,6 +14,7 @@ from typing import Any, Mapping
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from zoo.errors import StrictLoadError, WeightsIntegrityError
 from zoo.registry import ArchSpec
@@ -119,6 +120,27 @@ def save_safetensors(tensors: Mapping[str, torch.Tensor], path: str | Path, meta
         raise
 
 
+# In-place initialisers: on a meta tensor they change no shape, only data that does not exist.
+_INIT_OPS = frozenset(
+    {name for name in dir(torch.nn.init) if name.endswith("_") and not name.startswith("_")}
+    | {"normal_", "uniform_", "zero_", "fill_", "erfinv_", "mul_", "add_", "sub_", "div_", "clamp_", "copy_"}
+    | {"exponential_", "bernoulli_", "random_"}
+)
+
+
+class SkipInitOnMeta(TorchFunctionMode):
+    """Skip weight initialisers on meta tensors: the weights are about to be assigned anyway, and
+    torch runs meta initialisers through slow Python reference code (half of convnext_tiny's build)."""
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        kwargs = kwargs or {}
+        if getattr(func, "__name__", "") in _INIT_OPS:
+            target = args[0] if args else kwargs.get("tensor")
+            if isinstance(target, torch.Tensor) and target.is_meta:
+                return target
+        return func(*args, **kwargs)
+
+
 @dataclass
 class LoadReport:
     """Which keys of the file were dropped with the old head, and which head keys are new."""
@@ -155,7 +177,8 @@ def build_loaded(
     """
     from zoo.build import build_model
 
-    model = build_model(arch, device="meta", **arch_args)
+    with SkipInitOnMeta():
+        model = build_model(arch, device="meta", **arch_args)
     _load_strict(model, state, file)
     if any(t.is_meta for t in (*model.parameters(), *model.buffers())):
         # Non-persistent buffers are not in the file: build the ordinary way (ASSETS: swin).
