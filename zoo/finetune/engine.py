@@ -87,6 +87,7 @@ def run(model_or_name: Any, data_path: Path, options: FinetuneOptions, progress:
 
 def load_model(model_or_name: Any, data: TrainingData, options: FinetuneOptions) -> tuple[nn.Module, str | None]:
     """The model with a fresh classifier for the data's classes, and its base weights' sha256."""
+    torch.manual_seed(options.seed)  # a random initialisation (and the new head) depends on the seed only
     if isinstance(model_or_name, (str, Path)):
         import zoo
 
@@ -103,7 +104,6 @@ def load_model(model_or_name: Any, data: TrainingData, options: FinetuneOptions)
             raise ArgumentError(f"{model.zoo.name} has no {method}()", "fine-tuning needs a model that follows the head protocol")
     weights_sha256 = model.zoo.weights_sha256
     if data.task != "language-modeling":
-        torch.manual_seed(options.seed)  # the new head's initialisation
         model.reset_classifier(len(data.classes))
         model.zoo.labels = list(data.classes)
         # The directory must rebuild the model with this head.
