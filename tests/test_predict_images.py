@@ -76,3 +76,22 @@ def test_info_describes_a_model_directory(tmp_path):
     assert record["card"]["base_model"] == "timm/tf_efficientnet_lite0.in1k"
     text = invoke("info", str(folder)).stdout
     assert "base weights  tf_efficientnet_lite0.in1k" in text and "labels        face, other" in text
+
+
+def test_info_on_a_model_directory_imports_neither_torch_nor_timm(tmp_path):
+    import subprocess
+    import sys
+
+    import zoo
+    from zoo.modeldir import save_model_dir
+
+    folder = save_model_dir(zoo.load("mlp", pretrained=False), tmp_path / "m")
+    code = (
+        "import sys; from zoo.cli import main\n"
+        f"try: main(['info', {str(folder)!r}, '--json'])\n"
+        "except SystemExit: pass\n"
+        "assert 'torch' not in sys.modules and 'timm' not in sys.modules, 'heavy import'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["architecture"] == "mlp"
