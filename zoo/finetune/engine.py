@@ -70,6 +70,7 @@ def run(model_or_name: Any, data_path: Path, options: FinetuneOptions, progress:
     training = {
         "base_model": model.zoo.weights or model.zoo.name,
         "base_weights_sha256": weights_sha256,
+        "base_source": model.zoo.source,
         "strategy": str(strategy),
         "args": {**options.training_args(), "strategy": str(strategy)},
         "data": data.summary(),
