@@ -28,6 +28,19 @@ weights:
 """
 
 
+@pytest.fixture
+def plugin_manager():
+    """Only the perceptron and MLP plugins, so that listings are exact."""
+    from zoo.plugins import get_plugin_manager
+
+    return get_plugin_manager(("zoo_perceptron", "zoo_mlp"), entry_points=False)
+
+
+@pytest.fixture
+def registry(plugin_manager):
+    return Registry.from_plugin_manager(plugin_manager, files=[])
+
+
 def write(tmp_path, text, name="extra.yaml"):
     path = tmp_path / name
     path.write_text(textwrap.dedent(text))
@@ -57,7 +70,7 @@ def test_extra_registry_adds_weights_aliases_and_pretrained_listing(plugin_manag
 
 def test_zoo_registry_environment_variable_is_read(monkeypatch, tmp_path):
     monkeypatch.setenv("ZOO_REGISTRY", str(write(tmp_path, GOOD_ENTRY)))
-    assert zoo.list_models(pretrained=True) == ["mlp.tiny"]
+    assert zoo.list_models("mlp.*", pretrained=True) == ["mlp.tiny"]
     assert zoo.get_spec("tiny-mlp").id == "mlp.tiny"
 
 
