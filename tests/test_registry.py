@@ -70,7 +70,7 @@ def test_extra_registry_adds_weights_aliases_and_pretrained_listing(plugin_manag
 
 def test_zoo_registry_environment_variable_is_read(monkeypatch, tmp_path):
     monkeypatch.setenv("ZOO_REGISTRY", str(write(tmp_path, GOOD_ENTRY)))
-    assert zoo.list_models("mlp.*", pretrained=True) == ["mlp.tiny"]
+    assert zoo.list_models("*.tiny", pretrained=True) == ["mlp.tiny"]
     assert zoo.get_spec("tiny-mlp").id == "mlp.tiny"
 
 
