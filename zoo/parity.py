@@ -6,6 +6,7 @@ the eager model and to the exported one and records the worst absolute differenc
 """
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -20,6 +21,12 @@ BATCHES = (1, 2, 7)
 LENGTHS = (1, 13, 64)
 ATOL = 1e-4
 DRAWS_AT_ONE_SHAPE = 3  # a static export admits one shape: draw several inputs at it instead
+# An ill-conditioned model (a trained LSTM on random characters) is not reproducible to 1e-4 even
+# by eager PyTorch itself: a shape above the tolerance is judged against a float64 run of the eager
+# model, and passes when the export is within this many times eager float32's own error of it.
+# Two correct float32 implementations land within a few times of each other (seen: up to 5.5×);
+# an export bug lands orders of magnitude further.
+FP32_SLACK = 10.0
 BATCH, SEQ = "batch", "seq"
 
 
@@ -177,6 +184,16 @@ class ParityCase:
     output_shapes: list[tuple[int, ...]] = field(default_factory=list)
     max_abs_diff: float = math.inf
     error: str | None = None
+    float64: dict[str, float] | None = None  # {"export_error", "eager_error"} against a float64 run
+
+    def within(self, atol: float) -> bool:
+        """Within `atol` of eager, or (above it) no less accurate than eager float32 against float64."""
+        if self.error is not None:
+            return False
+        if self.max_abs_diff <= atol:
+            return True
+        ref = self.float64
+        return ref is not None and ref["export_error"] <= atol + FP32_SLACK * ref["eager_error"]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -184,6 +201,7 @@ class ParityCase:
             "output_shapes": [list(s) for s in self.output_shapes],
             "max_abs_diff": self.max_abs_diff if math.isfinite(self.max_abs_diff) else None,
             "error": self.error,
+            "float64": self.float64,
         }
 
 
@@ -200,14 +218,16 @@ class ParityReport:
 
     @property
     def passed(self) -> bool:
-        return bool(self.cases) and all(c.error is None and c.max_abs_diff <= self.atol for c in self.cases)
+        return bool(self.cases) and all(c.within(self.atol) for c in self.cases)
 
     def summary(self) -> str:
         worst = self.worst
         where = "×".join(map(str, worst.input_shape))
         detail = worst.error or f"worst |Δ| {worst.max_abs_diff:.3g}"
         verdict = "passed" if self.passed else "FAILED"
-        return f"parity {verdict}: {detail} at input {where} ({len(self.cases)} shapes, atol {self.atol:g})"
+        judged = [c for c in self.cases if c.error is None and c.max_abs_diff > self.atol and c.float64]
+        note = f"; {len(judged)} above it judged against float64" if judged else ""
+        return f"parity {verdict}: {detail} at input {where} ({len(self.cases)} shapes, atol {self.atol:g}{note})"
 
     def to_dict(self) -> dict[str, Any]:
         worst = self.worst
@@ -258,36 +278,61 @@ def check_parity(
         seed: the seed of the random inputs.
 
     Returns:
-        A ParityReport; `passed` is False when any shape differs beyond `atol`, fails to run, or
-        gives outputs of another shape.
+        A ParityReport; `passed` is False when any shape fails to run, gives outputs of another
+        shape, or differs beyond `atol` while being less accurate than eager float32 (by more than
+        FP32_SLACK times) against a float64 run of the eager model.
     """
     if not atol >= 0:
         raise ArgumentError(f"the tolerance must be a non-negative number, got {atol}")
     generator = torch.Generator().manual_seed(seed)
     cases = []
+    model64: list[nn.Module] = []  # built on first need: most models never need it
     for batch, length in parity_shapes(signature, fixed or {}, batches, lengths):
         x = signature.sample(batch, length, generator)
-        cases.append(_compare(flatten_outputs(model(_on(model, x))), exported, x))
+        want = flatten_outputs(model(_on(model, x)))
+        case, got = _compare(want, exported, x)
+        if case.error is None and case.max_abs_diff > atol:
+            case.float64 = _against_float64(model, model64, x, want, got)
+        cases.append(case)
     return ParityReport(atol=atol, cases=cases)
 
 
-def _compare(want: list[torch.Tensor], exported: Callable[[torch.Tensor], Any], x: torch.Tensor) -> ParityCase:
+def _against_float64(
+    model: nn.Module, model64: list[nn.Module], x: torch.Tensor, want: list[torch.Tensor], got: list[torch.Tensor]
+) -> dict[str, float] | None:
+    """How far eager float32 and the export each are from the eager model run in float64."""
+    try:
+        if not model64:
+            model64.append(copy.deepcopy(model).double())
+        exact = flatten_outputs(model64[0](_on(model, x if x.dtype == torch.long else x.double())))
+    except Exception:  # a model that cannot run in float64 is judged by the tolerance alone
+        return None
+
+    def distance(outputs: list[torch.Tensor]) -> float:
+        return max((o.detach().cpu().double() - e.cpu()).abs().max().item() for o, e in zip(outputs, exact) if o.numel())
+
+    return {"export_error": distance(got), "eager_error": distance(want)}
+
+
+def _compare(
+    want: list[torch.Tensor], exported: Callable[[torch.Tensor], Any], x: torch.Tensor
+) -> tuple[ParityCase, list[torch.Tensor]]:
     case = ParityCase(input_shape=tuple(x.shape), output_shapes=[tuple(w.shape) for w in want])
     try:
         got = flatten_outputs(exported(x))
     except Exception as exc:  # an exported graph that rejects a valid shape is a parity failure
         case.error = f"the exported model failed: {type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]}"
-        return case
+        return case, []
     if len(got) != len(want):
         case.error = f"the exported model returned {len(got)} outputs, eager {len(want)}"
-        return case
+        return case, got
     worst = 0.0
     for i, (a, b) in enumerate(zip(got, want)):
         if tuple(a.shape) != tuple(b.shape):
             case.error = f"output {i} has shape {tuple(a.shape)}, eager {tuple(b.shape)}"
-            return case
+            return case, got
         if a.numel():
             diff = (a.detach().cpu().double() - b.detach().cpu().double()).abs().max().item()
             worst = max(worst, math.inf if math.isnan(diff) else diff)
     case.max_abs_diff = worst
-    return case
+    return case, got

@@ -109,10 +109,16 @@ def _print_report(report: Any) -> None:
     def shape(s: Any) -> str:
         return "×".join(map(str, s))
 
+    def float64(c: Any) -> str:
+        ref = c.float64
+        return f"export {ref['export_error']:.2g}, eager {ref['eager_error']:.2g}" if ref else "-"
+
+    judged = any(c.float64 for c in report.cases)
     emit_table(
-        ("INPUT", "OUTPUTS", "MAX |Δ|"),
+        ("INPUT", "OUTPUTS", "MAX |Δ|", *(("FROM FLOAT64",) if judged else ())),
         [
-            (shape(c.input_shape), ", ".join(shape(s) for s in c.output_shapes), c.error or f"{c.max_abs_diff:.3g}")
+            (shape(c.input_shape), ", ".join(shape(s) for s in c.output_shapes), c.error or f"{c.max_abs_diff:.3g}",
+             *((float64(c),) if judged else ()))
             for c in report.cases
         ],
     )
