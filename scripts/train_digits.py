@@ -59,14 +59,22 @@ def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 
 
 def train(name: str, log: Any = sys.stderr) -> tuple[torch.nn.Module, float]:
-    """Run one recipe from scratch; returns the trained model and its test accuracy."""
+    """Run one recipe from scratch (on one CPU thread); returns the trained model and its test accuracy."""
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(1)  # one thread: the same sums in the same order, every run
+    torch.use_deterministic_algorithms(True)
+    try:
+        return _train(RECIPES[name], name, log)
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
+
+
+def _train(recipe: Recipe, name: str, log: Any) -> tuple[torch.nn.Module, float]:
     import zoo
     from zoo.training import clip_grad_norm
     from zoo_cnn.digits import to_model_input
 
-    recipe = RECIPES[name]
-    torch.set_num_threads(1)  # one thread: the same sums in the same order, every run
-    torch.use_deterministic_algorithms(True)
     torch.manual_seed(SEED)
     x_train, y_train, x_test, y_test = digits_split()
     x_train, x_test = to_model_input(x_train, recipe.input_side), to_model_input(x_test, recipe.input_side)

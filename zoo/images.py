@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from zoo.errors import ArgumentError, DataError
+from zoo.errors import ArgumentError, DataError, PluginError
 
 # Transparent pixels are shown on white, as a viewer would show them.
 _BACKGROUND = (255, 255, 255)
@@ -53,11 +53,23 @@ def image_transform(preprocess: Mapping[str, Any]) -> Callable[[Any], Any]:
     """
     if "input_size" not in preprocess:
         raise ArgumentError("this model declares no image preprocessing (input_size)", "is it an image classifier?")
+    if "transform" in preprocess:  # the model's own, "module:function" (the digits models: any picture -> 8×8)
+        return _own_transform(preprocess["transform"])(preprocess)
     from timm.data import create_transform
 
     keys = ("input_size", "interpolation", "mean", "std", "crop_pct", "crop_mode")
     args = {k: tuple(v) if isinstance(v, list) else v for k, v in preprocess.items() if k in keys}
     return create_transform(**args, is_training=False)
+
+
+def _own_transform(target: str) -> Callable[[Mapping[str, Any]], Callable[[Any], Any]]:
+    import importlib
+
+    module, _, attr = target.partition(":")
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise PluginError(f"image transform {target!r} cannot be imported: {exc}", "reinstall the plugin that declares it") from None
 
 
 def classify_images(model: Any, paths: Sequence[str | Path], top_k: int = 5) -> list[dict[str, Any]]:
@@ -79,11 +91,20 @@ def classify_images(model: Any, paths: Sequence[str | Path], top_k: int = 5) -> 
     batch = torch.stack([transform(open_image(p, channels)) for p in paths])
     with torch.inference_mode():
         probabilities = model.eval()(batch).softmax(dim=-1)
+    return ranked([str(path) for path in paths], probabilities, info.labels, top_k)
+
+
+def ranked(inputs: Sequence[str], probabilities: Any, labels: Sequence[str] | None, top_k: int) -> list[dict[str, Any]]:
+    """Each input's `top_k` classes from probabilities [batch, classes], named by `labels` (else by index).
+
+    Returns:
+        One ``{"input", "predictions": [{"rank", "index", "label", "probability"}]}`` per input.
+    """
     values, indices = probabilities.topk(min(top_k, probabilities.shape[-1]), dim=-1)
-    labels = info.labels or []
+    labels = labels or []
     return [
         {
-            "input": str(path),
+            "input": item,
             "predictions": [
                 {
                     "rank": rank + 1,
@@ -94,5 +115,5 @@ def classify_images(model: Any, paths: Sequence[str | Path], top_k: int = 5) -> 
                 for rank, (value, index) in enumerate(zip(row_values, row_indices))
             ],
         }
-        for path, row_values, row_indices in zip(paths, values, indices)
+        for item, row_values, row_indices in zip(inputs, values, indices)
     ]

@@ -3,8 +3,9 @@
 scikit-learn's digits (UCI optdigits) are 32×32 black-and-white bitmaps of handwritten digits,
 size-normalised, then counted in 4×4 blocks: 8×8 images of 0..16, bright ink on black. A photo or
 a drawing is brought to that form: grey levels, inverted when the background is light, cropped to
-the ink, centred in a square, binarised at 32×32, and counted in blocks. The models then see the
-8×8 image scaled to 0..1 (mlp-digits) or upsampled to 32×32 (lenet5-digits), as in training.
+the ink, scaled to fill the bitmap's height, centred, binarised at 32×32, and counted in blocks.
+The models then see the 8×8 image scaled to 0..1 (mlp-digits) or upsampled to 32×32
+(lenet5-digits), as in training.
 """
 from __future__ import annotations
 
@@ -18,8 +19,7 @@ from zoo.errors import DataError
 
 BITMAP = 32  # the optdigits bitmap side
 BLOCK = 4  # its counting blocks: 32 / 4 = 8
-# Ink fills the bitmap's height; this margin (per side, in bitmap pixels) matches the data's look.
-MARGIN = 2
+THRESHOLD = 0.35  # grey level above which a bitmap pixel is ink
 
 
 def to_model_input(digits8: torch.Tensor, size: int) -> torch.Tensor:
@@ -46,16 +46,15 @@ def image_to_digit(image: Any) -> torch.Tensor:
     if ink.max() <= 0.05:
         raise DataError("the image is blank: no digit found", "pass a picture of one digit on a plain background")
     ink /= ink.max()
-    rows, cols = np.nonzero(ink > 0.25)
+    rows, cols = np.nonzero(ink > THRESHOLD)
     ink = ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
-    side = max(ink.shape)
-    square = np.zeros((side, side), dtype=np.float32)
-    top, left = (side - ink.shape[0]) // 2, (side - ink.shape[1]) // 2
-    square[top : top + ink.shape[0], left : left + ink.shape[1]] = ink
-    inner = BITMAP - 2 * MARGIN
-    resized = Image.fromarray((square * 255).astype(np.uint8)).resize((inner, inner), Image.Resampling.BOX)
+    # The data's digits fill the bitmap's height (every one touches the top and bottom rows), centred.
+    scale = BITMAP / max(ink.shape)
+    height, width = max(1, round(ink.shape[0] * scale)), max(1, round(ink.shape[1] * scale))
+    resized = Image.fromarray((ink * 255).astype(np.uint8)).resize((width, height), Image.Resampling.BOX)
     bitmap = np.zeros((BITMAP, BITMAP), dtype=np.float32)
-    bitmap[MARGIN:-MARGIN, MARGIN:-MARGIN] = np.asarray(resized, dtype=np.float32) / 255.0 > 0.35
+    top, left = (BITMAP - height) // 2, (BITMAP - width) // 2
+    bitmap[top : top + height, left : left + width] = np.asarray(resized, dtype=np.float32) / 255.0 > THRESHOLD
     counts = bitmap.reshape(BITMAP // BLOCK, BLOCK, BITMAP // BLOCK, BLOCK).sum(axis=(1, 3))
     return torch.from_numpy(counts / (BLOCK * BLOCK))[None].float()
 

@@ -114,8 +114,9 @@ class LanguageModel:
 
     @torch.no_grad()
     def continuations(self, prompt: str, k: int = 5, max_tokens: int = 20) -> list[tuple[str, float]]:
-        """The `k` likeliest next tokens, each completed greedily to the end of its word (a word
-        vocabulary's tokens are whole words already).
+        """The `k` likeliest next tokens, each completed greedily to the end of the word it starts or
+        continues (a space or a line end first: to the end of the next word). A word vocabulary's
+        tokens are whole words already.
 
         Returns:
             (continuation, probability of the whole continuation), likeliest first.
@@ -124,13 +125,16 @@ class LanguageModel:
         char_level = self._vocabulary().kind == "char"
         for first, p_first in self.next_tokens(prompt, k):
             text, probability = first, p_first
-            while char_level and len(text) < max_tokens and text and text[-1] not in self.WORD_END:
+            while char_level and len(text) < max_tokens and not self._ends_a_word(text):
                 probs = self._probabilities(self._prompt(prompt + text))
                 best = int(probs.argmax())
                 text += self._vocabulary().decode([best])
                 probability *= float(probs[best])
             results.append((text, probability))
         return sorted(results, key=lambda r: -r[1])
+
+    def _ends_a_word(self, text: str) -> bool:
+        return text[-1] in self.WORD_END and any(c not in self.WORD_END for c in text)
 
     @torch.no_grad()
     def score(self, text: str) -> float:

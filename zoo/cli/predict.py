@@ -1,5 +1,7 @@
-"""`zoo predict`: run a model on inputs and print the top-k answers (image classification here)."""
+"""`zoo predict`: run a model on inputs and print the top-k answers (images; texts: continuations or classes)."""
 from __future__ import annotations
+
+import json
 
 import click
 
@@ -14,18 +16,28 @@ from zoo.cli.output import emit_json, emit_table, json_option
     "--runtime", type=click.Choice(["torch", "onnx"]), default="torch", show_default=True,
     help="onnx: run the exported model.onnx of a model directory (or an .onnx file) in onnxruntime.",
 )
+@click.option("--generate", type=click.IntRange(min=0), metavar="N", help="Language models: sample N tokens after each text.")
+@click.option("--temperature", default=0.7, show_default=True, type=click.FloatRange(min=0), help="With --generate: 0 is greedy.")
+@click.option("--seed", default=0, show_default=True, type=int, help="With --generate: the same seed, the same text.")
 @json_option
-def predict_command(model: str, inputs: tuple[str, ...], top_k: int, runtime: str, json_: bool) -> None:
+def predict_command(
+    model: str, inputs: tuple[str, ...], top_k: int, runtime: str,
+    generate: int | None, temperature: float, seed: int, json_: bool,
+) -> None:
     """Classify INPUTS with MODEL (a name, a model directory or hf://org/repo).
 
     Images may be PNG or JPEG in any mode (L, RGB, RGBA, CMYK, P); each model's own preprocessing
-    and labels are used.
+    and labels are used. For a text model, INPUTS are texts: a language model prints their likely
+    continuations (or, with --generate N, samples N tokens), a text classifier their classes.
 
     \b
     Examples:
       zoo predict tf_efficientnet_lite0.in1k cat.png
       zoo predict ./out photo1.jpg photo2.jpg --top-k 3 --json
       zoo predict ./out photo.jpg --runtime onnx      # after `zoo export ./out`
+      zoo predict lenet5-digits digit.png
+      zoo predict lstm-text "I love recurrent neural"
+      zoo predict lstm-text "I love recurrent neural" --generate 60 --seed 1
     """
     import zoo
     from zoo.images import classify_images
@@ -36,6 +48,13 @@ def predict_command(model: str, inputs: tuple[str, ...], top_k: int, runtime: st
         loaded = load_onnx_model(model)
     else:
         loaded = zoo.load(model)
+    from zoo.texts import is_text_model
+
+    if is_text_model(loaded):
+        _predict_texts(loaded, inputs, top_k, generate, temperature, seed, json_)
+        return
+    if generate is not None:
+        raise click.UsageError(f"--generate needs a language model; {model} classifies images")
     results = classify_images(loaded, inputs, top_k=top_k)
     if json_:
         emit_json(results)
@@ -44,6 +63,35 @@ def predict_command(model: str, inputs: tuple[str, ...], top_k: int, runtime: st
         ("INPUT", "RANK", "LABEL", "PROBABILITY"),
         [(r["input"], p["rank"], p["label"], f"{p['probability']:.4f}") for r in results for p in r["predictions"]],
     )
+
+
+def _predict_texts(
+    model, texts: tuple[str, ...], top_k: int, generate: int | None, temperature: float, seed: int, json_: bool
+) -> None:
+    from zoo.texts import classify_texts, continue_texts, generate_texts, is_language_model
+
+    if generate is not None:
+        results = generate_texts(model, texts, generate, temperature=temperature, seed=seed)
+        if json_:
+            emit_json(results)
+        for r in [] if json_ else results:
+            click.echo(r["input"] + r["generated"])
+        return
+    if not is_language_model(model):
+        results = classify_texts(model, texts, top_k=top_k)
+        rows = [(r["input"], p["rank"], p["label"], f"{p['probability']:.4f}") for r in results for p in r["predictions"]]
+        headers = ("INPUT", "RANK", "LABEL", "PROBABILITY")
+    else:
+        results = continue_texts(model, texts, top_k=top_k)
+        rows = [
+            (r["input"], c["rank"], json.dumps(c["text"], ensure_ascii=False), f"{c['probability']:.4f}")
+            for r in results for c in r["continuations"]
+        ]
+        headers = ("INPUT", "RANK", "CONTINUATION", "PROBABILITY")
+    if json_:
+        emit_json(results)
+    else:
+        emit_table(headers, rows)
 
 
 COMMANDS = [predict_command]

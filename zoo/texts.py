@@ -1,0 +1,80 @@
+"""Texts in, answers out: a language model's likely continuations or samples, a text classifier's top-k."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from zoo.errors import ArgumentError
+
+
+def is_text_model(model: Any) -> bool:
+    """Whether the model reads text (it carries a tokenizer)."""
+    return getattr(model, "tokenizer", None) is not None
+
+
+def is_language_model(model: Any) -> bool:
+    """Whether the model's head predicts the next token of its vocabulary."""
+    return is_text_model(model) and hasattr(model, "continuations") and model.num_classes == len(model.tokenizer)
+
+
+def continue_texts(model: Any, prompts: Sequence[str], top_k: int = 5) -> list[dict[str, Any]]:
+    """The `top_k` likeliest continuations of each prompt (each next token completed to the end of its word).
+
+    Returns:
+        One ``{"input", "continuations": [{"rank", "text", "probability"}]}`` per prompt.
+    """
+    _require_language_model(model)
+    return [
+        {
+            "input": prompt,
+            "continuations": [
+                {"rank": rank + 1, "text": text, "probability": round(probability, 6)}
+                for rank, (text, probability) in enumerate(model.continuations(prompt, k=top_k))
+            ],
+        }
+        for prompt in prompts
+    ]
+
+
+def generate_texts(
+    model: Any, prompts: Sequence[str], max_new_tokens: int, temperature: float = 0.7, top_k: int | None = None, seed: int = 0
+) -> list[dict[str, Any]]:
+    """A sampled continuation of each prompt (deterministic for a seed).
+
+    Returns:
+        One ``{"input", "generated", "temperature", "top_k", "seed"}`` per prompt.
+    """
+    _require_language_model(model)
+    return [
+        {
+            "input": prompt,
+            "generated": model.generate(prompt, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, seed=seed),
+            "temperature": temperature,
+            "top_k": top_k,
+            "seed": seed,
+        }
+        for prompt in prompts
+    ]
+
+
+def classify_texts(model: Any, texts: Sequence[str], top_k: int = 5) -> list[dict[str, Any]]:
+    """Top-k classes of each text, with the model's labels.
+
+    Returns:
+        One ``{"input", "predictions": [{"rank", "index", "label", "probability"}]}`` per text.
+    """
+    import torch
+
+    from zoo.images import ranked
+
+    ids, _ = model.tokenizer.batch(list(texts))
+    with torch.inference_mode():
+        probabilities = model.eval()(ids).softmax(dim=-1)
+    return ranked(list(texts), probabilities, getattr(getattr(model, "zoo", None), "labels", None), top_k)
+
+
+def _require_language_model(model: Any) -> None:
+    if not is_language_model(model):
+        raise ArgumentError(
+            "this model does not predict the next token, so it cannot continue a text",
+            "use a language model such as lstm-text; a text classifier answers without --generate",
+        )
