@@ -172,8 +172,9 @@ def export(
         fixed = {**({"batch": STATIC_BATCH, "seq": EXAMPLE_LENGTH} if static else {}), **notes.pop("fixed", {})}
         report = _parity(exporter, model, staged, signature, fixed, atol) if check else None
         if report is not None and not report.passed:
+            name = source or getattr(getattr(model, "zoo", None), "name", None) or type(model).__name__
             error = ParityError(
-                f"{exporter.name} export of {source or type(model).__name__}: {report.summary()}",
+                f"{exporter.name} export of {name}: {report.summary()}",
                 "nothing was written; try --static, another --opset or another format, and report the model",
             )
             error.report = report  # type: ignore[attr-defined]
