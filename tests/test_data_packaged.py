@@ -36,15 +36,15 @@ def test_a_non_empty_target_is_refused_and_left_untouched(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
 
 
-def test_play_lines_are_speeches_labelled_by_play(tmp_path):
+def test_play_lines_are_spoken_lines_labelled_by_play(tmp_path):
     from zoo.data.packaged import write_dataset
 
     counts = write_dataset("play-lines", tmp_path / "lines", plays=["macbeth", "the-tempest"])
     assert set(counts) == {"macbeth", "the-tempest"} and min(counts.values()) > 200
     with open(tmp_path / "lines" / "play_lines.csv", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
-    assert {"text": "Fair is foul, and foul is fair: Hover through the fog and filthy air.", "play": "macbeth"} in rows
-    assert not any("**" in row["text"] for row in rows)
+    assert {"text": "Fair is foul, and foul is fair:", "play": "macbeth"} in rows
+    assert not any(row["text"].startswith(("**", "_")) or len(row["text"]) < 20 for row in rows)
 
 
 def test_plays_hold_out_the_named_play(tmp_path):

@@ -74,7 +74,7 @@ def plays(folder: str, plays: str | None, val: str | None, json_: bool) -> None:
 @click.option("--plays", help="Comma-separated play names (default: macbeth,a-midsummer-night-s-dream).")
 @json_option
 def play_lines(folder: str, plays: str | None, json_: bool) -> None:
-    """The speeches of two plays as FOLDER/play_lines.csv (columns text, play): which play is it from?
+    """The spoken lines of two plays as FOLDER/play_lines.csv (columns text, play): which play is a line from?
 
     \b
     Examples:

