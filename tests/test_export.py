@@ -277,3 +277,31 @@ def test_listing_exporters_imports_no_torch():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split("\n")[:2] == ["['onnx', 'pt2', 'safetensors', 'torchscript']", "False"]
     assert run_zoo("plugins", "--json").returncode == 0
+
+
+def test_external_weights_travel_with_the_graph_and_a_failed_export_leaves_neither(tmp_path, monkeypatch):
+    import onnx
+
+    from zoo.exporters import onnx_format
+
+    monkeypatch.setattr(onnx_format, "EXTERNAL_DATA_BYTES", 0)  # as a model above 1.8 GB would
+    result = zoo.export(mlp(), tmp_path / "m.onnx")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "m.onnx.data", "m.onnx.json"]
+    assert result.record["exporter"]["data_files"] == ["m.onnx.data"]
+    graph = onnx.load(str(tmp_path / "m.onnx"), load_external_data=False).graph
+    assert "blocks.0.0.weight" in {t.name for t in graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL}
+    assert verify(mlp(), tmp_path / "m.onnx").passed
+    with pytest.raises(ParityError):
+        zoo.export(Noisy(), tmp_path / "failed.onnx", input_spec=zoo.InputSpec("features", (4,)))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "m.onnx.data", "m.onnx.json"]
+
+
+class Noisy(nn.Module):
+    """Random in eval mode too: no two runs agree, and float64 is no excuse for it."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x) + torch.rand_like(x[:, :2])

@@ -38,7 +38,8 @@ def export_onnx(request: ExportRequest) -> dict[str, Any]:
         else:
             _export_legacy(request)
     opset = name_dims(request.path, request.input_dims, request.output_dims)
-    return {"engine": engine, "opset": opset, "onnx": onnx.__version__, "external_data": external}
+    data = sorted(p.name for p in request.path.parent.iterdir() if p != request.path)
+    return {"engine": engine, "opset": opset, "onnx": onnx.__version__, "data_files": data}
 
 
 def is_recurrent(model: nn.Module) -> bool:
