@@ -159,7 +159,7 @@ def export(
         ExportError: the exporter failed.
     """
     exporter = get_exporter(format)
-    _check_options(exporter, opset, static, check)
+    _check_options(exporter, opset, static, check, atol)
     model, source = _as_model(model_or_name)
     target = output_path(exporter, path, source)
     from zoo.parity import signature_of
@@ -210,7 +210,7 @@ def verify(
     if not target.exists():
         raise ArgumentError(f"{target} does not exist", "export it first, or fix the path")
     exporter = get_exporter(format or format_of(target))
-    _check_options(exporter, None, False, True)
+    _check_options(exporter, None, False, True, atol)
     model, _ = _as_model(model_or_name)
     from zoo.parity import signature_of
 
@@ -277,7 +277,9 @@ def write_json(path: Path, data: Mapping[str, Any]) -> None:
         raise
 
 
-def _check_options(exporter: Exporter, opset: int | None, static: bool, check: bool) -> None:
+def _check_options(exporter: Exporter, opset: int | None, static: bool, check: bool, atol: float = 0.0) -> None:
+    if not atol >= 0:  # also refuses NaN
+        raise ArgumentError(f"the tolerance must be a non-negative number, got {atol}")
     if opset is not None and not exporter.takes_opset:
         raise ArgumentError(f"format {exporter.name!r} takes no opset", "drop --opset")
     if static and not exporter.takes_static:
