@@ -11,6 +11,7 @@ import zoo
 from zoo.cli import cli
 from zoo.data.packaged import write_dataset
 
+VOCAB = "zoo_rnn:weights/lstm-text.vocab.json"  # the bundled character vocabulary
 PHOTOS = ("astronaut", "chelsea", "coffee", "camera", "rocket", "immunohistochemistry", "coins", "logo")
 
 
@@ -68,3 +69,35 @@ def test_predict_runtime_onnx_needs_an_exported_file(tmp_path, photos):
     (tmp_path / "bare.onnx").write_bytes(b"")
     bare = runner.invoke(cli, ["predict", str(tmp_path / "bare.onnx"), photos[0], "--runtime", "onnx"])
     assert bare.exit_code == 1 and "has no sidecar bare.onnx.json" in bare.stderr
+
+
+def test_a_text_classifier_runs_in_onnxruntime_with_its_vocabulary_one_unpadded_text_at_a_time(tmp_path):
+    from zoo.modeldir import save_model_dir
+
+    import torch
+
+    torch.manual_seed(0)
+    model = zoo.load("gru", vocab=VOCAB, task="sequence-classification", num_classes=3, embed_dim=16, hidden_size=32)
+    model.zoo.labels = ["comedy", "history", "tragedy"]
+    save_model_dir(model, tmp_path / "plays")
+    assert zoo.export(str(tmp_path / "plays")).parity.passed
+    texts = ["To be, or not to be", "Now is the winter of our discontent made glorious summer", "All the world's a stage"]
+    eager = predictions(str(tmp_path / "plays"), *texts, "-k", "3")
+    onnx = predictions(str(tmp_path / "plays"), *texts, "-k", "3", "--runtime", "onnx")
+    assert [p["label"] for r in onnx for p in r["predictions"]] == [p["label"] for r in eager for p in r["predictions"]]
+    for got, want in zip(onnx, eager):
+        for a, b in zip(got["predictions"], want["predictions"]):
+            assert a["probability"] == pytest.approx(b["probability"], abs=1e-5)
+
+
+def test_a_language_model_directory_is_refused_by_the_onnx_runtime(tmp_path):
+    from zoo.modeldir import save_model_dir
+
+    save_model_dir(zoo.load("lstm", vocab=VOCAB, embed_dim=8, hidden_size=8), tmp_path / "lm")
+    zoo.export(str(tmp_path / "lm"))
+    result = CliRunner().invoke(cli, ["predict", str(tmp_path / "lm"), "To be", "--runtime", "onnx"])
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        f"Error: {tmp_path / 'lm'} is a language model: --runtime onnx runs classifiers "
+        "(continue texts with the eager model: drop --runtime onnx)"
+    )

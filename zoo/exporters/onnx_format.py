@@ -124,18 +124,30 @@ def load_onnx(path: Path) -> OnnxRunner:
 
 
 class OnnxModel:
-    """An exported ONNX file that stands in for a zoo model: `model(x)`, `.eval()`, `.zoo` (labels, preprocessing)."""
+    """An exported ONNX file that stands in for a zoo model: `model(x)`, `.eval()`, `.zoo` (labels,
+    preprocessing) and, for text models, `.tokenizer`."""
 
-    def __init__(self, path: Path, info: Any, threads: int | None = None):
+    def __init__(self, path: Path, info: Any, tokenizer: Any = None, threads: int | None = None):
         self.path = path
         self.zoo = info
+        self.tokenizer = tokenizer
         self.runner = OnnxRunner(path, threads)
 
     def eval(self) -> OnnxModel:
         return self
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return self.runner(x)[0]
+        pad = getattr(self.tokenizer, "pad_id", None)
+        if pad is None or not bool((x == pad).any()):
+            return self.runner(x)[0]
+        # The graph computes unpadded sequences (eager models pack padded ones): one text at a time.
+        return torch.cat([self.runner(_unpadded(row, pad)[None])[0] for row in x])
+
+
+def _unpadded(ids: torch.Tensor, pad: int) -> torch.Tensor:
+    """A row of token ids without the padding on either end."""
+    kept = (ids != pad).nonzero().flatten()
+    return ids[int(kept[0]) : int(kept[-1]) + 1] if len(kept) else ids[:1]
 
 
 def load_onnx_model(name: str | Path, threads: int | None = None) -> OnnxModel:
@@ -170,4 +182,23 @@ def load_onnx_model(name: str | Path, threads: int | None = None) -> OnnxModel:
         preprocess=dict(config.get("preprocess") or {}),
         source=str(file),
     )
-    return OnnxModel(file, info, threads)
+    return OnnxModel(file, info, _tokenizer(path, config), threads)
+
+
+def _tokenizer(path: Path, config: Mapping[str, Any]) -> Any:
+    """A model directory's vocabulary, for a text classifier (None for other models)."""
+    from zoo.errors import ArgumentError
+
+    vocab = (config.get("arch_args") or {}).get("vocab") if path.is_dir() else None
+    if not vocab:
+        return None
+    from zoo.data.tokenizers import load_tokenizer
+    from zoo.modeldir import inside
+
+    tokenizer = load_tokenizer(inside(path, vocab))
+    if config.get("num_classes") in (None, len(tokenizer)):
+        raise ArgumentError(
+            f"{path} is a language model: --runtime onnx runs classifiers",
+            "continue texts with the eager model: drop --runtime onnx",
+        )
+    return tokenizer
