@@ -1,12 +1,16 @@
 """The cells written from the equations agree with torch's fused nn.RNN / nn.LSTM, given the same weights."""
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 from torch import nn
 
 import zoo
 from zoo_rnn.scratch import ScratchLSTM, ScratchRNN
+
+from conftest import ROOT
 
 PAIRS = {"rnn": (ScratchRNN, nn.RNN), "lstm": (ScratchLSTM, nn.LSTM)}
 TOL = dict(atol=1e-5, rtol=1e-5)
@@ -76,3 +80,36 @@ def test_scratch_cells_apply_dropout_between_layers_only_in_training():
     assert torch.equal(cell(x)[0], cell(x)[0])
     cell.train()
     assert not torch.equal(cell(x)[0], cell(x)[0])
+
+
+def _docs_gru_variant() -> dict:
+    """Run the plugin example of docs/families.md ("Adding a variant in a plugin") as written."""
+    text = (ROOT / "docs" / "families.md").read_text()
+    section = text[text.index("## Adding a variant in a plugin") :]
+    code = re.findall(r"```python\n(.*?)```", section, re.S)[0]
+    namespace: dict = {"__name__": "zoo_gru_scratch_model"}
+    exec(compile(code, "docs/families.md", "exec"), namespace)
+    return namespace
+
+
+def test_the_docs_gru_variant_matches_nn_gru():
+    variant = _docs_gru_variant()
+    torch.manual_seed(0)
+    fused = nn.GRU(5, 7, num_layers=2, bidirectional=True, batch_first=True)
+    scratch = variant["ScratchGRU"](5, 7, num_layers=2, bidirectional=True)
+    scratch.load_state_dict(fused.state_dict())
+    x, lengths = torch.randn(3, 6, 5, requires_grad=True), torch.tensor([6, 2, 4])
+    out_f, h_f = _run_fused(fused, x, lengths)
+    out_s, h_s = scratch(x, lengths)
+    torch.testing.assert_close(out_s, out_f, **TOL)
+    torch.testing.assert_close(h_s, h_f, **TOL)
+    grad_f = torch.autograd.grad(out_f.sum(), fused.weight_hh_l1_reverse)[0]
+    grad_s = torch.autograd.grad(out_s.sum(), scratch.weight_hh_l1_reverse)[0]
+    torch.testing.assert_close(grad_s, grad_f, **TOL)
+
+    model = variant["gru_scratch"](task="sequence-classification", num_classes=2)
+    reference = zoo.load("gru", task="sequence-classification", num_classes=2)
+    model.load_state_dict(reference.state_dict())
+    ids = torch.tensor([[5, 9, 3, 7], [4, 8, 0, 0]])
+    torch.testing.assert_close(model(ids), reference(ids), **TOL)
+    assert sum(p.numel() for p in variant["gru_scratch"]().parameters()) == 99200  # the num_params it declares

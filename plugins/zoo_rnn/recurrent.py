@@ -5,8 +5,8 @@
       sequence-tagging         every position's output -> head -> that position's tag
       sequence-classification  pooled (last state, mean, or attention) -> head -> the class
 
-The recurrent layers are torch's fused `nn.RNN` / `nn.LSTM` / `nn.GRU` (cuDNN on a GPU), or the
-cells written from the equations in `zoo_rnn.scratch`. Batches are padded on the right with the
+The recurrent layers are torch's fused `nn.RNN` / `nn.LSTM` / `nn.GRU` (cuDNN on a GPU), the
+cells written from the equations in `zoo_rnn.scratch`, or a plugin's own (`recurrent_builder`). Batches are padded on the right with the
 pad id; padded sequences are packed, so padding never changes a sequence's result.
 """
 from __future__ import annotations
@@ -78,7 +78,7 @@ class RecurrentNet(LanguageModel, ZooModel):
 
     def __init__(
         self,
-        cell: str,
+        cell: str | Callable[..., nn.Module],
         *,
         vocab_size: int,
         embed_dim: int,
@@ -98,14 +98,16 @@ class RecurrentNet(LanguageModel, ZooModel):
         for name, value in (("vocab_size", vocab_size), ("embed_dim", embed_dim), ("hidden_size", hidden_size), ("num_layers", num_layers)):
             if not isinstance(value, int) or value < 1:
                 raise ArgumentError(f"{name} must be a positive integer, got {value!r}")
-        self.cell, self.task, self.pooling, self.pad_id, self.tokenizer = cell, task, pooling, pad_id, tokenizer
+        factory = CELLS[cell] if isinstance(cell, str) else cell
+        self.cell = cell if isinstance(cell, str) else cell.__name__
+        self.task, self.pooling, self.pad_id, self.tokenizer = task, pooling, pad_id, tokenizer
         self.num_layers, self.hidden_size = num_layers, hidden_size
         self.directions = 2 if bidirectional else 1
         self.embedding = nn.Embedding(vocab_size, embed_dim) if embedding == "learned" else OneHot(vocab_size)
         inputs = embed_dim if embedding == "learned" else vocab_size
         # torch applies `dropout` between stacked layers only (it warns when there is one layer).
         between = dropout if num_layers > 1 else 0.0
-        self.rnn = CELLS[cell](inputs, hidden_size, num_layers=num_layers, bidirectional=bidirectional, dropout=between)
+        self.rnn = factory(inputs, hidden_size, num_layers=num_layers, bidirectional=bidirectional, dropout=between)
         self.pool = AttentionPool(hidden_size * self.directions) if task == "sequence-classification" and pooling == "attention" else None
         self.drop = nn.Dropout(dropout)
         self.num_features = hidden_size * self.directions
@@ -192,8 +194,16 @@ def _check_options(*, task: str, embedding: str, pooling: str, dropout: float, b
         )
 
 
-def recurrent_builder(cell: str) -> Callable[..., RecurrentNet]:
-    """The builder of one cell type; every cell takes the same arguments."""
+def recurrent_builder(cell: str | Callable[..., nn.Module]) -> Callable[..., RecurrentNet]:
+    """The builder of one cell type; every cell takes the same arguments.
+
+    Args:
+        cell: a name in CELLS, or a plugin's own recurrent module class, called like nn.LSTM
+            (input size, hidden size, num_layers=, bidirectional=, dropout=) and returning, batch
+            first, (output, h_n) or (output, (h_n, c_n)); it takes `lengths` as a second argument
+            when it is not an nn.RNNBase (see zoo_rnn.scratch.ScratchRecurrent).
+    """
+    name = cell if isinstance(cell, str) else cell.__name__
 
     def build(
         *,
@@ -227,8 +237,8 @@ def recurrent_builder(cell: str) -> Callable[..., RecurrentNet]:
             tokenizer=tokenizer,
         )
 
-    build.__name__ = build.__qualname__ = cell.replace("-", "_")
-    build.__doc__ = f"""A {cell} network over token ids.
+    build.__name__ = build.__qualname__ = name.replace("-", "_")
+    build.__doc__ = f"""A {name} network over token ids.
 
     Args:
         vocab_size: the number of token ids (taken from `vocab` when it is given).
