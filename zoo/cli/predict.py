@@ -74,8 +74,9 @@ def _predict_texts(
         results = generate_texts(model, texts, generate, temperature=temperature, seed=seed)
         if json_:
             emit_json(results)
-        for r in [] if json_ else results:
-            click.echo(r["input"] + r["generated"])
+        else:
+            for r in results:
+                click.echo(r["input"] + r["generated"])
         return
     if not is_language_model(model):
         results = classify_texts(model, texts, top_k=top_k)
