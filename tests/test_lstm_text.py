@@ -194,3 +194,31 @@ def test_converter_layout_pitfalls_score_far_worse(hamlet):
         scores[name] = model.score(text)
     assert scores["right"] < 3.0, scores  # the opening (title, headings) is harder than the play: 2.81
     assert scores["naive transpose"] > 2 * scores["right"] and scores["wrong gate order"] > 2 * scores["right"], scores
+
+
+@pytest.mark.slow
+def test_a_fresh_install_loads_lstm_text_and_the_digit_models_offline(tmp_path):
+    import subprocess
+
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), str(ROOT)],
+        check=True, capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("zoo-*.whl")
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel)], check=True, capture_output=True)
+    code = (
+        "import zoo\n"
+        "m = zoo.load('lstm-text')\n"
+        "print(m.zoo.source.startswith('bundled'), zoo.__file__.startswith(%r))\n"
+        "print(repr(m.generate('I love recurrent neural', max_new_tokens=60, temperature=0.5, seed=0)))\n"
+        "print(zoo.load('lenet5-digits').zoo.labels[7], zoo.load('mlp-digits').zoo.weights)\n"
+    ) % str(site)
+    env = {**os.environ, "PYTHONPATH": str(site), "ZOO_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1",
+           "HF_ENDPOINT": "http://127.0.0.1:9"}  # nothing listens there: no network
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    flags, generated, digits = result.stdout.splitlines()
+    assert flags == "True True"
+    assert generated == repr(zoo.load("lstm-text").generate(PROMPT, max_new_tokens=60, temperature=0.5, seed=0))
+    assert digits == "7 mlp.digits"
