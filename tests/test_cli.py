@@ -88,3 +88,13 @@ def test_listing_commands_import_neither_torch_nor_timm(args):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "HEAVY []" in result.stderr
+
+
+def test_a_closed_pipe_is_not_an_error():
+    """`zoo list | head -1`: the reader leaves early; zoo stops without a traceback or an Error line."""
+    import os
+
+    exe = os.path.join(os.path.dirname(sys.executable), "zoo")
+    result = subprocess.run(f"'{exe}' list | head -1", shell=True, capture_output=True, text=True)
+    assert result.stdout.startswith("NAME")
+    assert "Error" not in result.stderr and "Traceback" not in result.stderr

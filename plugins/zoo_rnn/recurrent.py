@@ -63,7 +63,12 @@ class AttentionPool(nn.Module):
 
 
 def trailing_lengths(ids: torch.Tensor, pad_id: int) -> torch.Tensor | None:
-    """Each row's length without its trailing pad ids; None when no row is padded (the fast path)."""
+    """Each row's length without its trailing pad ids; None when no row is padded (the fast path).
+
+    While exporting or tracing there is no data to look at: the graph takes unpadded batches.
+    """
+    if torch.compiler.is_exporting() or torch.jit.is_tracing():
+        return None
     if not bool((ids[:, -1] == pad_id).any()):
         return None
     positions = torch.arange(1, ids.shape[1] + 1, device=ids.device)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from typing import Any
 
@@ -46,7 +47,7 @@ class ZooGroup(click.Group):
                 raise
             click.echo(f"Error: {exc}", err=True)
             ctx.exit(1)
-        except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt):
+        except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt, BrokenPipeError):
             raise
         except Exception as exc:
             if _debug():
@@ -75,5 +76,9 @@ def _format_warning(message: Any, category: Any, filename: str, lineno: int, lin
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     warnings.formatwarning = _format_warning
-    cli.main(args=argv, prog_name="zoo")
+    try:
+        cli.main(args=argv, prog_name="zoo")
+    except BrokenPipeError:  # `zoo list | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
 
