@@ -50,7 +50,7 @@ def compute_features(
     """Run `pre_logits` over every batch in eval mode: (features as float32 on the CPU, targets).
 
     Args:
-        model: the model, already on `device` (channels_last there for image models on a GPU).
+        model: the model, already on `device` (channels_last for image models).
         batches: (inputs, targets) batches, in a fixed order.
         device: where the model runs.
         total: the number of samples, for progress.
@@ -58,10 +58,9 @@ def compute_features(
     """
     model.eval()
     chunks, targets, done = [], [], 0
-    channels_last = device.type == "cuda"
     with torch.inference_mode(), autocast(device):
         for inputs, target in batches:
-            inputs = to_device(inputs, device, channels_last)
+            inputs = to_device(inputs, device)
             chunks.append(pre_logits(model, inputs).float().cpu())
             targets.append(torch.as_tensor(target))
             done += len(targets[-1])
@@ -70,14 +69,12 @@ def compute_features(
     return torch.cat(chunks), torch.cat(targets)
 
 
-def to_device(inputs: Any, device: torch.device, channels_last: bool = False) -> Any:
-    """Move a batch's inputs (a tensor, or a tuple of them) to `device`."""
+def to_device(inputs: Any, device: torch.device) -> Any:
+    """Move a batch's inputs (a tensor, or a tuple of them) to `device`; images as channels_last."""
     if isinstance(inputs, (tuple, list)):
         return type(inputs)(to_device(t, device) for t in inputs)
     inputs = inputs.to(device, non_blocking=True)
-    if channels_last and inputs.dim() == 4:
-        inputs = inputs.contiguous(memory_format=torch.channels_last)
-    return inputs
+    return inputs.contiguous(memory_format=torch.channels_last) if inputs.dim() == 4 else inputs
 
 
 def backbone_digest(state: Mapping[str, torch.Tensor]) -> str:

@@ -20,7 +20,7 @@ class Inputs:
     train: Any  # with augmentation when asked for
     train_eval: Any  # the same samples, never augmented: what the cached features are made of
     val: Any
-    preprocess: dict[str, Any]
+    preprocess: dict[str, Any]  # recorded in the model directory, part of the feature cache's key
     batch_size: int
     workers: int = 0
     pin_memory: bool = False
@@ -28,13 +28,10 @@ class Inputs:
     forward: Callable[[nn.Module, Any], torch.Tensor] | None = None
     tokens_per_char: float = 1.0
 
-    def describe(self) -> dict[str, Any]:
-        """The preprocessing, as the feature cache's key and the model directory record it."""
-        return self.preprocess
-
-    def loader(self, dataset: Any, shuffle: bool = False) -> DataLoader:
+    def loader(self, dataset: Any) -> DataLoader:
+        """Batches of `dataset` in order (the feature pass)."""
         return DataLoader(
-            dataset, batch_size=self.batch_size, shuffle=shuffle, num_workers=self.workers,
+            dataset, batch_size=self.batch_size, num_workers=self.workers,
             pin_memory=self.pin_memory, collate_fn=self.collate,
         )
 

@@ -147,7 +147,7 @@ def fit(
 def _train_epoch(job, optimizer, scheduler, loss_fn, params, options, device, epoch, progress) -> float:
     total_loss, count = 0.0, 0
     for step, (inputs, targets) in enumerate(job.train_batches(epoch)):
-        inputs, targets = to_device(inputs, device, device.type == "cuda"), targets.to(device)
+        inputs, targets = to_device(inputs, device), targets.to(device)
         with autocast(device):
             logits = job.logits(inputs)
         loss = loss_fn(logits.float().flatten(0, -2), targets.flatten())
@@ -174,7 +174,7 @@ def evaluate(job: Job, device: torch.device, collect: bool = False) -> Evaluatio
     targets_seen: list[int] = []
     with torch.inference_mode(), autocast(device):
         for inputs, targets in job.val_batches():
-            inputs, targets = to_device(inputs, device, device.type == "cuda"), targets.to(device)
+            inputs, targets = to_device(inputs, device), targets.to(device)
             logits = job.logits(inputs).float().flatten(0, -2)
             targets = targets.flatten()
             mask = targets != -100
