@@ -136,6 +136,8 @@ def test_an_image_model_refuses_text_and_a_model_without_the_head_protocol_is_na
             (tmp_path / "t" / label / f"{i}.txt").write_text(f"text {label} {i}")
     with pytest.raises(ArgumentError, match="lenet5 has no tokenizer, so it cannot read text"):
         zoo.finetune("lenet5", tmp_path / "t", output=str(tmp_path / "o"))
+    with pytest.raises(ArgumentError, match="--augment applies to images.*drop --augment"):
+        zoo.finetune("lenet5", tmp_path / "t", output=str(tmp_path / "o"), augment=True)
     with pytest.raises(ArgumentError, match="sequential has no forward_features"):
         zoo.finetune(torch.nn.Sequential(torch.nn.Linear(2, 2)), tmp_path / "t", output=str(tmp_path / "o"))
 

@@ -34,6 +34,8 @@ def run(model_or_name: Any, data_path: Path, options: FinetuneOptions, progress:
         text_column=options.text_column, label_column=options.label_column, workers=options.workers,
     )
     data = read_data(data_path, options.data_format, read_options)
+    if options.augment and data.task != "image-classification":
+        raise ArgumentError(f"--augment applies to images, and {str(data_path)!r} holds text", "drop --augment")
     # A language model keeps its head (it predicts tokens), so by default all of it adapts.
     strategy = Strategy.parse(options.strategy or ("full" if data.task == "language-modeling" else "head"))
     model, weights_sha256 = load_model(model_or_name, data, options)
