@@ -141,3 +141,14 @@ def test_shipped_registry_yaml_is_valid():
         assert spec.id in registry.weights
         for alias in spec.aliases:
             assert registry.resolve(alias).weights.id == spec.id
+
+
+def test_entries_for_an_architecture_no_loaded_plugin_registers_are_skipped_with_a_warning(plugin_manager, tmp_path):
+    """registry.yaml names lstm-text's architecture; without zoo_rnn loaded, listing still works."""
+    from zoo.registry import RegistryWarning
+
+    orphan = write(tmp_path, GOOD_ENTRY.replace("arch: mlp", "arch: lstm").replace("id: mlp.tiny", "id: lstm.tiny"))
+    with pytest.warns(RegistryWarning, match=r"extra.yaml: entry 'lstm.tiny': field 'arch': architecture 'lstm' is not registered"):
+        registry = Registry.from_plugin_manager(plugin_manager, files=[orphan])
+    assert registry.list_models(pretrained=True) == []
+    assert registry.list_models() == ["mlp", "perceptron", "perceptron-logistic"]

@@ -15,7 +15,7 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
@@ -106,14 +106,9 @@ class ExportResult:
 
 def exporters() -> dict[str, Exporter]:
     """Every export format the installed plugins register, by name."""
-    from zoo.plugins import default_plugin_manager
+    from zoo.plugins import accept_instances, default_plugin_manager
 
-    def accept(item: Any, plugin: str) -> Exporter:
-        if not isinstance(item, Exporter):
-            raise RegistryError(f"expected an Exporter, got {type(item).__name__}: {item!r}")
-        return replace(item, plugin=plugin)
-
-    return default_plugin_manager().collect("register_exporters", accept, key=lambda e: e.name)
+    return default_plugin_manager().collect("register_exporters", accept_instances(Exporter), key=lambda e: e.name)
 
 
 def get_exporter(name: str) -> Exporter:

@@ -13,7 +13,7 @@ from typing import Any, Callable
 import pluggy
 
 from zoo import hookspecs
-from zoo.errors import DuplicateNameError, PluginError, ZooError
+from zoo.errors import DuplicateNameError, PluginError, RegistryError, ZooError
 
 # Built-in plugins are ordinary plugin modules, registered by import in this order.
 BUILTIN_PLUGINS: tuple[str, ...] = (
@@ -43,6 +43,17 @@ class PluginRecord:
     hooks: list[str] = field(default_factory=list)
     registered: dict[str, list[str]] = field(default_factory=dict)
     error: str | None = None
+
+
+def accept_instances(kind: type) -> Callable[[Any, str], Any]:
+    """An `accept` for `ZooPluginManager.collect`: items must be `kind`; each is stamped with its plugin."""
+
+    def accept(item: Any, plugin: str) -> Any:
+        if not isinstance(item, kind):
+            raise RegistryError(f"expected a {kind.__name__}, got {type(item).__name__}: {item!r}")
+        return dataclasses.replace(item, plugin=plugin)
+
+    return accept
 
 
 def strict_plugins() -> bool:
@@ -121,12 +132,11 @@ class ZooPluginManager(pluggy.PluginManager):
             except Exception as exc:
                 self.fail(plugin, f"{hook} raised {type(exc).__name__}: {exc}")
                 continue
-            record = self.records.get(plugin)
             for item, name in zip(batch, names):
                 found[name] = item
                 owner[name] = plugin
-                if record is not None:
-                    record.registered.setdefault(hook.removeprefix("register_"), []).append(name)
+            if plugin in self.records and names:
+                self.records[plugin].registered[hook.removeprefix("register_")] = names
         return found
 
     def call_commands(self, cli: Any) -> None:

@@ -1,10 +1,10 @@
 """ArchSpec, WeightSpec and the Registry that plugins and registry files fill. No torch here."""
 from __future__ import annotations
 
-import dataclasses
 import functools
 import difflib
 import fnmatch
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -13,6 +13,10 @@ from zoo.errors import DuplicateNameError, NoWeightsError, RegistryError, Unknow
 
 INPUT_KINDS = ("image", "tokens", "features")
 SOURCE_KINDS = ("hf", "pkg", "bundled")
+
+
+class RegistryWarning(UserWarning):
+    """A registry entry was skipped because the architecture it names is not registered."""
 
 
 @dataclass(frozen=True)
@@ -174,18 +178,29 @@ class Registry:
     @classmethod
     def from_plugin_manager(cls, pm: Any, files: Iterable[str | Path] | None = None) -> Registry:
         """Collect the plugins' architectures and weights, then the registry files (registry.yaml, ZOO_REGISTRY)."""
-        archs = pm.collect("register_architectures", _accept(ArchSpec), key=lambda spec: spec.name)
-        weights = pm.collect("register_weights", _accept(WeightSpec), key=lambda spec: spec.id)
+        from zoo.plugins import accept_instances
+
+        archs = pm.collect("register_architectures", accept_instances(ArchSpec), key=lambda spec: spec.name)
+        weights = pm.collect("register_weights", accept_instances(WeightSpec), key=lambda spec: spec.id)
         failed = {name for name, record in pm.records.items() if record.error}
-        registry = cls(
-            (a for a in archs.values() if a.plugin not in failed),
-            (w for w in weights.values() if w.plugin not in failed and w.arch in archs),
-        )
+        registry = cls(a for a in archs.values() if a.plugin not in failed)
         from zoo.registry_file import load_registry_file, registry_files
 
-        for path in registry_files() if files is None else files:
-            for spec in load_registry_file(path, registry.archs):
+        plugin_weights = [(w, f"weights {w.id!r} ({w.plugin})") for w in weights.values() if w.plugin not in failed]
+        file_weights = (
+            (spec, f"{path}: entry {spec.id!r}: field 'arch'")
+            for path in (registry_files() if files is None else files)
+            for spec in load_registry_file(path)
+        )
+        for spec, where in (*plugin_weights, *file_weights):
+            if spec.arch in registry.archs:
                 registry.add_weights(spec)
+            else:  # its plugin is not installed, not loaded (ZOO_LOAD_PLUGINS) or broken: skip, as that plugin was
+                warnings.warn(
+                    f"{where}: architecture {spec.arch!r} is not registered (is its plugin installed and loaded?); skipped",
+                    RegistryWarning,
+                    stacklevel=2,
+                )
         return registry
 
     def add_arch(self, spec: ArchSpec) -> None:
@@ -279,15 +294,6 @@ class Registry:
 
     def families(self) -> list[str]:
         return sorted({a.family for a in self.archs.values()})
-
-
-def _accept(kind: type) -> Any:
-    def accept(item: Any, plugin: str) -> Any:
-        if not isinstance(item, kind):
-            raise RegistryError(f"expected a {kind.__name__}, got {type(item).__name__}: {item!r}")
-        return dataclasses.replace(item, plugin=plugin)
-
-    return accept
 
 
 @functools.lru_cache(maxsize=1)

@@ -59,8 +59,11 @@ def registry_files() -> list[Path]:
     return [default_registry_path(), *extra]
 
 
-def load_registry_file(path: str | Path, archs: Mapping[str, ArchSpec]) -> Iterator[WeightSpec]:
-    """Yield the WeightSpecs of one registry file, validated; RegistryError names file, entry and field."""
+def load_registry_file(path: str | Path, archs: Mapping[str, ArchSpec] | None = None) -> Iterator[WeightSpec]:
+    """Yield the WeightSpecs of one registry file, validated; RegistryError names file, entry and field.
+
+    With `archs`, an entry naming an architecture not in it is an error too.
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -83,9 +86,9 @@ def load_registry_file(path: str | Path, archs: Mapping[str, ArchSpec]) -> Itera
         yield _weight_spec(entry, where, archs)
 
 
-def _weight_spec(entry: Any, where: str, archs: Mapping[str, ArchSpec]) -> WeightSpec:
+def _weight_spec(entry: Any, where: str, archs: Mapping[str, ArchSpec] | None) -> WeightSpec:
     fields = _check_fields(entry, WEIGHT_FIELDS, where)
-    if fields["arch"] not in archs:
+    if archs is not None and fields["arch"] not in archs:
         raise RegistryError(f"{where}: field 'arch': unknown architecture {fields['arch']!r}")
     sources = []
     for i, raw in enumerate(fields["sources"]):

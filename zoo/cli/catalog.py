@@ -172,7 +172,12 @@ def plugins_command(json_: bool) -> None:
     """
     from zoo.plugins import default_plugin_manager, records
 
+    from zoo.data import data_formats
+    from zoo.export import exporters
+
     default_registry()  # registering is what fills each plugin's record
+    exporters()
+    data_formats()
     data = records(default_plugin_manager())
     if json_:
         emit_json(data)
@@ -184,12 +189,19 @@ def plugins_command(json_: bool) -> None:
                 r["name"] + (" (built-in)" if r["builtin"] else ""),
                 r["version"] or "-",
                 ",".join(h.removeprefix("register_") for h in r["hooks"]) or "-",
-                "; ".join(f"{kind}: {', '.join(names)}" for kind, names in r["registered"].items()) or "-",
+                "; ".join(_summary(kind, names) for kind, names in r["registered"].items()) or "-",
                 f"error: {r['error']}" if r["error"] else "ok",
             )
             for r in data
         ],
     )
+
+
+def _summary(kind: str, names: list[str], shown: int = 6) -> str:
+    """`architectures: a, b` or, for long lists, `weights: 66 (a, b, c, ...)`; --json has them all."""
+    if len(names) <= shown:
+        return f"{kind}: {', '.join(names)}"
+    return f"{kind}: {len(names)} ({', '.join(names[:3])}, ...)"
 
 
 COMMANDS = [list_command, info_command, plugins_command]

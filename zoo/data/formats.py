@@ -105,16 +105,9 @@ class TrainingData:
 @functools.lru_cache(maxsize=1)
 def data_formats() -> dict[str, DataFormat]:
     """Every format the installed plugins register, in registration order."""
-    from dataclasses import replace
+    from zoo.plugins import accept_instances, default_plugin_manager
 
-    from zoo.plugins import default_plugin_manager
-
-    def accept(item: Any, plugin: str) -> DataFormat:
-        if not isinstance(item, DataFormat):
-            raise ArgumentError(f"expected a DataFormat, got {type(item).__name__}: {item!r}")
-        return replace(item, plugin=plugin)
-
-    return default_plugin_manager().collect("register_data_formats", accept, key=lambda f: f.name)
+    return default_plugin_manager().collect("register_data_formats", accept_instances(DataFormat), key=lambda f: f.name)
 
 
 def find_format(path: str | Path, name: str | None = None, formats: dict[str, DataFormat] | None = None) -> DataFormat:

@@ -5,7 +5,7 @@ import hashlib
 import random
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Iterable, Sequence, TypeVar
+from typing import Iterable, Sequence, TypeVar
 
 from zoo.errors import DataError
 
