@@ -271,3 +271,21 @@ def test_strict_builtin_failure_raises(monkeypatch):
     monkeypatch.setenv("ZOO_STRICT_PLUGINS", "1")
     with pytest.raises(PluginError, match="'zoo_no_such_builtin' failed"):
         get_plugin_manager(("zoo_no_such_builtin",), entry_points=False)
+
+
+def test_a_builder_that_cannot_be_imported_is_a_plugin_error_naming_it(plugin_manager):
+    class Dangling:
+        @zoo.hookimpl
+        def register_architectures(self, register):
+            register(
+                zoo.ArchSpec(name="dangling", family="mlp", build="zoo_gone.models:dangling", tasks=("x",),
+                             input=zoo.InputSpec("features", (4,)))
+            )
+
+    plugin_manager.add(Dangling(), "dangling-plugin")
+    registry = Registry.from_plugin_manager(plugin_manager, files=[])
+    assert "dangling" in registry.list_models()  # listing never imports builders
+    from zoo.build import load
+
+    with pytest.raises(PluginError, match=r"architecture 'dangling' \(dangling-plugin\): builder: 'zoo_gone.models:dangling' cannot be imported: No module named 'zoo_gone'"):
+        load("dangling", registry=registry)

@@ -2,28 +2,21 @@
 from __future__ import annotations
 
 import contextlib
-import importlib
 import inspect
 from typing import Any, Callable
 
 import torch
 from torch import nn
 
-from zoo.errors import ArgumentError, NoWeightsError, PluginError
+from zoo.errors import ArgumentError, NoWeightsError
 from zoo.heads import ModelInfo
+from zoo.plugins import import_reference
 from zoo.registry import ArchSpec, Registry, Resolved, default_registry
 
 
 def builder(arch: ArchSpec) -> Callable[..., nn.Module]:
     """Import the architecture's `module:function` builder."""
-    module_name, _, attr = arch.build.partition(":")
-    try:
-        return getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise PluginError(
-            f"architecture {arch.name!r} ({arch.plugin}): builder {arch.build!r} cannot be imported: {exc}",
-            "reinstall the plugin that registers it",
-        ) from None
+    return import_reference(arch.build, f"architecture {arch.name!r} ({arch.plugin}): builder")
 
 
 def arch_arguments(arch: ArchSpec, args: dict[str, Any]) -> dict[str, Any]:

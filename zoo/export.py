@@ -10,7 +10,6 @@ No torch at import: `zoo/__init__.py` imports `export` from here eagerly.
 """
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import shutil
@@ -19,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from zoo.errors import ArgumentError, ExportError, ParityError, PluginError, RegistryError
+from zoo.errors import ArgumentError, ExportError, ParityError, RegistryError
 
 if TYPE_CHECKING:
     import torch
@@ -62,14 +61,9 @@ class Exporter:
 
     def function(self, attr: str) -> Callable[..., Any]:
         """Import the `export` or `load` function."""
-        module_name, _, name = getattr(self, attr).partition(":")
-        try:
-            return getattr(importlib.import_module(module_name), name)
-        except (ImportError, AttributeError) as exc:
-            raise PluginError(
-                f"exporter {self.name!r} ({self.plugin}): {getattr(self, attr)!r} cannot be imported: {exc}",
-                "reinstall the plugin that registers it",
-            ) from None
+        from zoo.plugins import import_reference
+
+        return import_reference(getattr(self, attr), f"exporter {self.name!r} ({self.plugin})")
 
 
 @dataclass(frozen=True)

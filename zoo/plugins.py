@@ -45,6 +45,17 @@ class PluginRecord:
     error: str | None = None
 
 
+def import_reference(reference: str, owner: str) -> Any:
+    """Import a plugin's `"module:function"` string; `owner` names who registered it, for the error."""
+    module_name, _, attr = reference.partition(":")
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise PluginError(
+            f"{owner}: {reference!r} cannot be imported: {exc}", "reinstall the plugin that registers it"
+        ) from None
+
+
 def accept_instances(kind: type) -> Callable[[Any, str], Any]:
     """An `accept` for `ZooPluginManager.collect`: items must be `kind`; each is stamped with its plugin."""
 

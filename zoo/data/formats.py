@@ -7,12 +7,11 @@ format; `load(path, options: ReadOptions) -> TrainingData` scans it into labelle
 from __future__ import annotations
 
 import functools
-import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from zoo.errors import ArgumentError, DataError, PluginError
+from zoo.errors import ArgumentError, DataError
 
 TASKS = ("image-classification", "text-classification", "language-modeling")
 
@@ -39,14 +38,9 @@ class DataFormat:
 
     def function(self, attr: str) -> Callable[..., Any]:
         """Import the `detect` or `load` function."""
-        module_name, _, name = getattr(self, attr).partition(":")
-        try:
-            return getattr(importlib.import_module(module_name), name)
-        except (ImportError, AttributeError) as exc:
-            raise PluginError(
-                f"data format {self.name!r} ({self.plugin}): {getattr(self, attr)!r} cannot be imported: {exc}",
-                "reinstall the plugin that registers it",
-            ) from None
+        from zoo.plugins import import_reference
+
+        return import_reference(getattr(self, attr), f"data format {self.name!r} ({self.plugin})")
 
 
 @dataclass(frozen=True)
