@@ -85,6 +85,8 @@ def test_cli_reports_skipped_files_and_one_line_errors(tmp_path):
     missing = run_zoo("finetune", "lenet5", "--data", str(tmp_path / "nope"))
     assert missing.returncode == 1
     assert missing.stderr == f"Error: data path '{tmp_path / 'nope'}' does not exist (check the path given to --data)\n"
+    typo = run_zoo("finetune", "lenet", "--data", str(tmp_path / "nope"))  # the name is checked before the data
+    assert typo.returncode == 1 and typo.stderr.startswith("Error: unknown model 'lenet' (did you mean 'lenet5'")
 
 
 def test_an_existing_output_is_kept_unless_overwrite(digits, tmp_path):

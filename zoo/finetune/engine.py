@@ -29,6 +29,12 @@ Progress = Callable[[str, int, int, dict], None]
 def run(model_or_name: Any, data_path: Path, options: FinetuneOptions, progress: Progress | None) -> FinetuneResult:
     """See `zoo.finetune`."""
     started = time.perf_counter()
+    if isinstance(model_or_name, str):  # a mistyped name is the first thing to hear about, before any data is read
+        from zoo.modeldir import is_reference
+        from zoo.registry import default_registry
+
+        if not is_reference(model_or_name):
+            default_registry().resolve(model_or_name)
     read_options = ReadOptions(
         val_split=options.val_split, seed=options.seed, strict=options.strict_data,
         text_column=options.text_column, label_column=options.label_column, workers=options.workers,
