@@ -55,3 +55,10 @@ def test_bad_cnn_arguments_are_refused_with_the_remedy():
         zoo.load("vgg-mini", widths=())
     with pytest.raises(zoo.ArgumentError, match=r"dropout must be in \[0, 1\)"):
         zoo.load("vgg-mini", dropout=2.0)
+
+
+def test_lenet5_names_its_fixed_input_size_when_given_another():
+    model = zoo.load("lenet5")
+    with pytest.raises(zoo.ArgumentError, match=r"takes 32×32 images, got 64×64 \(resize the images to 32 px, or build it with img_size=64\)"):
+        model(torch.zeros(1, 1, 64, 64))
+    assert zoo.load("lenet5", img_size=64)(torch.zeros(1, 1, 64, 64)).shape == (1, 10)

@@ -28,6 +28,7 @@ class LeNet5(ZooModel):
         side = ((img_size - 4) // 2 - 4) // 2  # two valid 5×5 convolutions, each followed by a 2×2 pool
         if side < 1:
             raise ArgumentError(f"LeNet-5 needs img_size >= 16, got {img_size}")
+        self.img_size = img_size
         self.conv1 = nn.Sequential(nn.Conv2d(in_chans, 6, 5), make_activation(activation), nn.AvgPool2d(2))
         self.conv2 = nn.Sequential(nn.Conv2d(6, 16, 5), make_activation(activation), nn.AvgPool2d(2))
         self.fc1 = nn.Sequential(nn.Flatten(), nn.Linear(16 * side * side, 120), make_activation(activation))
@@ -40,6 +41,11 @@ class LeNet5(ZooModel):
         return nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        if tuple(x.shape[-2:]) != (self.img_size, self.img_size):  # its fully connected layers fix the size
+            raise ArgumentError(
+                f"this LeNet-5 takes {self.img_size}×{self.img_size} images, got {x.shape[-2]}×{x.shape[-1]}",
+                f"resize the images to {self.img_size} px, or build it with img_size={x.shape[-1]}",
+            )
         return self.fc2(self.fc1(self.conv2(self.conv1(x))))
 
 
