@@ -130,6 +130,7 @@ def describe(folder: str | Path) -> dict[str, Any]:
         "preprocess": config.get("preprocess"),
         "base_weights": config.get("base_weights"),
         "training": config.get("training"),
+        "metrics": config.get("metrics"),
         "files": files,
         "card": read_front_matter(card) if card.exists() else {},
     }

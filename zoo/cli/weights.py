@@ -165,12 +165,19 @@ def info_model_dir(path: str, json_: bool) -> None:
         ("weights", f"{weights.get('path')} ({human_count(weights.get('size'))}B, sha256 {str(weights.get('sha256'))[:16]})"),
         ("license", record["card"].get("license")),
         ("base_model", record["card"].get("base_model")),
-        ("training", ", ".join(f"{k}={v}" for k, v in (record["training"] or {}).items()) or None),
+        ("training", _scalars(record["training"])),
+        ("metrics", _scalars(record["metrics"])),
     ]
     width = max(len(k) for k, _ in lines)
     for key, value in lines:
         if value not in (None, ""):
             click.echo(f"{key.ljust(width)}  {value}")
+
+
+def _scalars(section: dict[str, Any] | None) -> str | None:
+    """The one-value entries of a config section, for a line; --json has the nested ones too."""
+    items = [(k, v) for k, v in (section or {}).items() if isinstance(v, (str, int, float, bool))]
+    return ", ".join(f"{k}={round(v, 4) if isinstance(v, float) else v}" for k, v in items) or None
 
 
 COMMANDS = [pull_command, cache_group]
