@@ -83,7 +83,7 @@ def list_command(patterns: tuple[str, ...], family: str | None, task: str | None
                 r["family"],
                 ",".join(r["tasks"]),
                 human_count(r["num_params"]),
-                ", ".join(r["aliases"]) if r["kind"] == "weights" else f"{len(r['weights'])} weights" if r["weights"] else "-",
+                ", ".join(r["aliases"]) if r["kind"] == "weights" else f"{len(r['weights'])} weight{'s' * (len(r['weights']) > 1)}" if r["weights"] else "-",
             )
             for r in records
         ],
