@@ -233,3 +233,22 @@ def test_a_corpus_of_one_file_asks_for_more(tmp_path):
 def test_options_are_checked():
     with pytest.raises(ArgumentError, match="val_split must be between 0 and 1"):
         ReadOptions(val_split=1.5)
+
+
+def test_a_csv_record_is_not_cut_at_a_latin1_ellipsis_or_a_line_separator(tmp_path):
+    path = tmp_path / "tweets.csv"
+    # 0x85 is "…" in Windows-1252 and U+0085 (NEL) in latin-1: str.splitlines() breaks lines there.
+    body = "text,label\nwait\x85 what,a\nok,b\nfine,a\nnice,b\n".encode("latin-1")
+    path.write_bytes(body)
+    data = read_data(path)
+    assert data.skipped_counts() == {}
+    assert "wait\x85 what" in {text for text, _ in data.train + data.val}
+    path.write_text('text,label\n"two\nlines",a\nx\u2028y,b\nok,a\nfine,b\n', encoding="utf-8")
+    assert {"two\nlines", "x\u2028y"} <= {text for text, _ in read_data(path).train + read_data(path).val}
+
+
+def test_strict_data_names_the_physical_line_after_a_quoted_newline(tmp_path):
+    path = tmp_path / "lines.csv"
+    path.write_text('text,label\n"one\ntwo",a\nok,b\n,a\nfine,b\n')
+    with pytest.raises(DataError, match="line 5: empty text or label"):
+        read_data(path, options=ReadOptions(strict=True))

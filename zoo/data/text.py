@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
 from zoo.data.folders import Skip, holds_files, read_class_folders, has_split_folders
@@ -49,7 +50,9 @@ def read_csv(path: Path, options: ReadOptions) -> TrainingData:
     """Rows with a text column and a label column; rows with an empty text are skipped and counted."""
     text = read_text(path)
     dialect = "excel-tab" if path.suffix.lower() == ".tsv" else "excel"
-    reader = csv.DictReader(text.splitlines(), dialect=dialect)
+    # Not str.splitlines(): it also breaks at U+0085 (a latin-1 byte 0x85, Windows' "…"), U+2028 and
+    # others, cutting rows in two; the csv module itself knows where a record ends (quoted newlines too).
+    reader = csv.DictReader(io.StringIO(text, newline=""), dialect=dialect)
     columns = reader.fieldnames or []
     for option, column in (("--text-column", options.text_column), ("--label-column", options.label_column)):
         if column not in columns:
@@ -58,7 +61,8 @@ def read_csv(path: Path, options: ReadOptions) -> TrainingData:
                 f"name the column with {option}",
             )
     rows, skipped = [], []
-    for line, row in enumerate(reader, start=2):
+    for row in reader:
+        line = reader.line_num  # the record's last physical line, right even after a quoted newline
         value, label = (row.get(options.text_column) or "").strip(), (row.get(options.label_column) or "").strip()
         if not value or not label:
             if options.strict:
