@@ -252,3 +252,17 @@ def test_strict_data_names_the_physical_line_after_a_quoted_newline(tmp_path):
     path.write_text('text,label\n"one\ntwo",a\nok,b\n,a\nfine,b\n')
     with pytest.raises(DataError, match="line 5: empty text or label"):
         read_data(path, options=ReadOptions(strict=True))
+
+
+@pytest.mark.parametrize("name", ["image-folder", "text-folder", "corpus"])
+def test_a_folder_format_named_for_a_file_says_so(tmp_path, name):
+    path = tmp_path / "table.csv"
+    path.write_text("text,label\nhi,a\nyo,b\n")
+    with pytest.raises(DataError, match=f"'{path}' is a file, and the {name} format reads a folder.*--format csv"):
+        read_data(path, name)
+
+
+def test_the_csv_format_named_for_a_folder_says_so(tmp_path):
+    write_folder(tmp_path, {"a": 2, "b": 2})
+    with pytest.raises(DataError, match="is a folder, and the csv format reads a .csv or .tsv file"):
+        read_data(tmp_path, "csv")

@@ -23,6 +23,17 @@ def visible_dirs(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
+def require_folder(path: Path, format_name: str) -> None:
+    """A DataError unless `path` is a folder: missing, or a file given to a folder format (--format)."""
+    if not path.exists():
+        raise DataError(f"data folder {str(path)!r} does not exist", "check the path given to --data")
+    if not path.is_dir():
+        raise DataError(
+            f"{str(path)!r} is a file, and the {format_name} format reads a folder",
+            "give a folder to --data, or --format csv for a .csv file",
+        )
+
+
 def has_split_folders(root: Path) -> bool:
     """Whether `root` holds both a train/ and a val/ folder."""
     return (root / "train").is_dir() and (root / "val").is_dir()
@@ -64,8 +75,7 @@ def read_class_folders(
     Returns:
         The samples; the classes are the training folders' names, sorted.
     """
-    if not root.is_dir():
-        raise DataError(f"data folder {str(root)!r} does not exist", "check the path given to --data")
+    require_folder(root, task.replace("-classification", "") + "-folder")
     scan = _Scanner(set(suffixes), check, options, kind)
     if has_split_folders(root):
         train_files = scan.files(root / "train")

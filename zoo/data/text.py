@@ -5,7 +5,7 @@ import csv
 import io
 from pathlib import Path
 
-from zoo.data.folders import Skip, holds_files, read_class_folders, has_split_folders
+from zoo.data.folders import Skip, has_split_folders, holds_files, read_class_folders, require_folder
 from zoo.data.formats import ReadOptions, TrainingData
 from zoo.data.split import check_classes, file_entry, fingerprint, stratified_split
 from zoo.errors import DataError
@@ -48,6 +48,8 @@ def detect_csv(path: Path) -> bool:
 
 def read_csv(path: Path, options: ReadOptions) -> TrainingData:
     """Rows with a text column and a label column; rows with an empty text are skipped and counted."""
+    if path.is_dir():
+        raise DataError(f"{str(path)!r} is a folder, and the csv format reads a .csv or .tsv file", "give the file to --data, or another --format")
     text = read_text(path)
     dialect = "excel-tab" if path.suffix.lower() == ".tsv" else "excel"
     # Not str.splitlines(): it also breaks at U+0085 (a latin-1 byte 0x85, Windows' "…"), U+2028 and
@@ -106,6 +108,7 @@ def detect_corpus(path: Path) -> bool:
 
 def read_corpus(path: Path, options: ReadOptions) -> TrainingData:
     """Whole texts for language modelling: train/ and val/ as given, or a seeded split by file."""
+    require_folder(path, "corpus")
     if has_split_folders(path):
         train_files, val_files = _corpus_files(path / "train"), _corpus_files(path / "val")
     else:
