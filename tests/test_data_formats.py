@@ -266,3 +266,9 @@ def test_the_csv_format_named_for_a_folder_says_so(tmp_path):
     write_folder(tmp_path, {"a": 2, "b": 2})
     with pytest.raises(DataError, match="is a folder, and the csv format reads a .csv or .tsv file"):
         read_data(tmp_path, "csv")
+
+
+def test_one_example_per_class_says_why_nothing_is_held_out(tmp_path):
+    write_folder(tmp_path, {"a": 1, "b": 1})
+    with pytest.raises(DataError, match="every class has a single example.*add a second example"):
+        read_data(tmp_path)

@@ -35,7 +35,10 @@ def stratified_split(samples: Sequence[T], val_split: float, seed: int) -> tuple
     train = [s for i, s in enumerate(samples) if i not in held_out]
     val = [s for i, s in enumerate(samples) if i in held_out]
     if not val:
-        raise DataError("the validation split is empty", "add examples, or give a train/ and a val/ folder")
+        raise DataError(
+            "the validation split is empty: every class has a single example, and a class keeps its last one for training",
+            "add a second example to some classes, or give a train/ and a val/ folder",
+        )
     return train, val
 
 
