@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import pytest
 import torch
@@ -10,6 +11,8 @@ import torch
 import zoo
 from zoo.errors import ArgumentError, ModelDirError, WeightsIntegrityError, WeightsUnavailableError
 from zoo.modeldir import read_front_matter, save_model_dir
+
+from conftest import run_zoo
 
 
 @pytest.fixture
@@ -88,6 +91,33 @@ def test_an_unknown_format_version_is_refused(mlp_dir):
     edit_config(folder, format_version=99)
     with pytest.raises(ModelDirError, match="format_version 99 is not one this zoo reads"):
         zoo.load(str(folder))
+
+
+@pytest.mark.parametrize(
+    "fields, problem",
+    [
+        ({"arch_args": []}, "field 'arch_args' must be a JSON object"),
+        ({"files": "model.safetensors"}, "field 'files' must be a JSON object"),
+        ({"architecture": 3}, "field 'architecture' must be a JSON string"),
+        ({"files": {"weights": {"sha256": "0" * 64}}}, 'files.weights must be a file name or an object with a "path"'),
+    ],
+)
+def test_a_config_with_fields_of_the_wrong_type_is_refused_by_load_and_info(mlp_dir, fields, problem):
+    _, folder = mlp_dir
+    edit_config(folder, **fields)
+    remedy = "(the directory is damaged or was not written by zoo: save or download it again)"
+    with pytest.raises(ModelDirError, match="config.json: " + re.escape(f"{problem} {remedy}")):
+        zoo.load(str(folder))
+    done = run_zoo("info", str(folder))
+    assert done.returncode == 1 and done.stderr == f"Error: {folder / 'config.json'}: {problem} {remedy}\n"
+
+
+def test_a_weights_entry_given_as_a_bare_file_name_loads(mlp_dir):
+    model, folder = mlp_dir
+    edit_config(folder, files={"weights": "model.safetensors"})
+    loaded = zoo.load(str(folder))
+    x = torch.randn(3, 64)
+    torch.testing.assert_close(loaded(x), model.eval()(x))
 
 
 def test_a_directory_without_config_is_refused(tmp_path):

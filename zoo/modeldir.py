@@ -103,10 +103,24 @@ def read_config(folder: str | Path, root: Path | None = None) -> dict[str, Any]:
             f"{path}: format_version {version!r} is not one this zoo reads (it reads {FORMAT_VERSION})",
             "upgrade zoo (`pip install -U zoo`) or re-save the model with this version",
         )
-    for key in ("architecture", "arch_args", "files"):
+    for key, kind in (("architecture", str), ("arch_args", dict), ("files", dict)):
         if key not in config:
-            raise ModelDirError(f"{path}: field {key!r} is missing")
+            raise ModelDirError(f"{path}: field {key!r} is missing", _REWRITE)
+        if not isinstance(config[key], kind):
+            raise ModelDirError(f"{path}: field {key!r} must be a JSON {_JSON_KINDS[kind]}", _REWRITE)
+    for role, entry in config["files"].items():
+        if not isinstance(file_name(entry), str):
+            raise ModelDirError(f"{path}: files.{role} must be a file name or an object with a \"path\"", _REWRITE)
     return config
+
+
+def file_name(entry: Any) -> Any:
+    """The file name of a `files` entry: a name, or an object whose "path" is the name."""
+    return entry.get("path") if isinstance(entry, dict) else entry
+
+
+_JSON_KINDS = {str: "string", dict: "object"}
+_REWRITE = "the directory is damaged or was not written by zoo: save or download it again"
 
 
 def describe(folder: str | Path) -> dict[str, Any]:
@@ -173,8 +187,9 @@ def load_model_dir(path: str | os.PathLike[str], *, num_classes: int | None = No
     args = dict(config["arch_args"])
     files = config["files"]
     if "vocab" in files:
-        args["vocab"] = str(inside(folder, files["vocab"], root))
+        args["vocab"] = str(inside(folder, file_name(files["vocab"]), root))
     entry = files.get("weights") or {}
+    entry = entry if isinstance(entry, dict) else {"path": entry}
     weights = inside(folder, entry.get("path", WEIGHTS), root)
     if not weights.is_file():
         raise ModelDirError(f"{folder}: the weights file {weights.name} is missing", "copy the whole directory")
@@ -231,7 +246,7 @@ def load_hub_dir(reference: str, *, num_classes: int | None = None) -> Any:
     try:
         config_path = hub_download(repo, CONFIG, revision or None)
         config = read_config(config_path.parent, config_path.parent.parent.parent)
-        names = [e["path"] if isinstance(e, dict) else e for e in config["files"].values()]
+        names = [file_name(e) for e in config["files"].values()]
         for name in names:
             hub_download(repo, name, revision or None)
     except SourceUnavailable as exc:
