@@ -54,3 +54,18 @@ def test_pull_then_cache_ls_verify_and_rm(hub):
 def test_cache_rm_needs_a_name_or_all():
     result = CliRunner().invoke(cli, ["cache", "rm"])
     assert result.exit_code == 2 and "give NAME... or --all" in result.output
+
+
+def test_cache_rm_of_a_name_not_in_the_cache_says_so_and_removes_nothing():
+    import zoo
+
+    zoo.load("mlp-digits")  # records the bundled file
+    typo = CliRunner().invoke(cli, ["cache", "rm", "mlp-digits", "mlp.digit"])
+    assert typo.exit_code == 1
+    assert typo.stderr == "Error: nothing in the cache is named 'mlp.digit' (did you mean 'mlp.digits'?)\n"
+    assert [r["model"] for r in json.loads(invoke("cache", "ls", "--json").stdout)] == ["mlp.digits"]
+    known = CliRunner().invoke(cli, ["cache", "rm", "resnet18"])
+    assert known.exit_code == 1
+    assert known.stderr == "Error: resnet18.a1_in1k has no files in the cache (`zoo cache ls` lists what is cached)\n"
+    unknown = CliRunner().invoke(cli, ["cache", "rm", "nope"])
+    assert unknown.stderr == "Error: nothing in the cache is named 'nope' (`zoo cache ls` lists what is cached)\n"

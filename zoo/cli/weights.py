@@ -1,6 +1,7 @@
 """`zoo pull` and `zoo cache ls|verify|rm`: fetching, verifying and forgetting weight files."""
 from __future__ import annotations
 
+import difflib
 import sys
 from typing import Any
 
@@ -137,11 +138,26 @@ def cache_rm(names: tuple[str, ...], all_: bool) -> None:
     wanted = {registry.aliases.get(n, n) for n in names}
     chosen = [r for r in records() if all_ or r.model in wanted]
     missing = sorted(wanted - {r.model for r in chosen})
+    if missing:  # refused before anything is removed: a typo must not leave the command half done
+        _not_cached(missing[0], registry)
     for record in chosen:
         remove(record)
         click.echo(f"removed {record.model}: {record.path}", err=True)
-    if missing:
-        raise UnknownModelError(missing[0], [r.model for r in records()][:3])
+
+
+def _not_cached(name: str, registry: Any) -> None:
+    """Say why `name` has nothing to remove: a name zoo does not know, or weights not in the cache."""
+    from zoo.cache import records
+    from zoo.errors import ArgumentError
+
+    if name in registry.weights:
+        raise ArgumentError(f"{name} has no files in the cache", "`zoo cache ls` lists what is cached")
+    cached = sorted({r.model for r in records()})
+    close = difflib.get_close_matches(name, cached, n=3, cutoff=0.6)
+    raise ArgumentError(
+        f"nothing in the cache is named {name!r}",
+        f"did you mean {', '.join(repr(c) for c in close)}?" if close else "`zoo cache ls` lists what is cached",
+    )
 
 
 def info_model_dir(path: str, json_: bool) -> None:
