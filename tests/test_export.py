@@ -305,3 +305,25 @@ class Noisy(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear(x) + torch.rand_like(x[:, :2])
+
+
+def test_an_opset_the_exporter_cannot_write_is_an_error_and_nothing_is_written(tmp_path):
+    # torch's dynamo exporter writes opset 18 at the lowest; asked for 7 it used to keep 18, log
+    # tracebacks of the failed conversion and report success.
+    done = run_zoo("export", "mlp", "-o", str(tmp_path / "m.onnx"), "--opset", "7", "-q")
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.strip().splitlines() == [
+        "Error: the dynamo ONNX exporter cannot write opset 7 for this model (it wrote opset 18) "
+        "(nothing was written; use --opset 18, or leave --opset out)"
+    ]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failing_legacy_export_prints_nothing_on_stdout(tmp_path):
+    # The legacy (TorchScript) exporter prints its graph from C++ when it fails: it must go to stderr.
+    done = run_zoo("export", "lstm-text", "-o", str(tmp_path / "l.onnx"), "--opset", "7", "-q")
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.strip().splitlines()[-1].startswith("Error: onnx export failed: SymbolicValueError")
+    assert list(tmp_path.iterdir()) == []

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -38,6 +40,14 @@ def export_onnx(request: ExportRequest) -> dict[str, Any]:
         else:
             _export_legacy(request)
     opset = name_dims(request.path, request.input_dims, request.output_dims)
+    if request.opset is not None and opset != request.opset:
+        # The dynamo exporter writes opset 18 or later; a failed down-conversion keeps its own silently.
+        from zoo.errors import ExportError
+
+        raise ExportError(
+            f"the {engine} ONNX exporter cannot write opset {request.opset} for this model (it wrote opset {opset})",
+            f"nothing was written; use --opset {opset}, or leave --opset out",
+        )
     data = sorted(p.name for p in request.path.parent.iterdir() if p != request.path)
     return {"engine": engine, "opset": opset, "onnx": onnx.__version__, "data_files": data}
 
@@ -95,10 +105,29 @@ def name_dims(path: Path, input_dims: Mapping[int, str], output_dims: tuple[Mapp
 
 @contextlib.contextmanager
 def quiet() -> Iterator[None]:
-    """The exporters' deprecation warnings and progress lines stay off stdout (which carries data)."""
-    with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
-        warnings.simplefilter("ignore")
-        yield
+    """The exporters' deprecation warnings, log lines and progress stay off stdout (which carries data).
+
+    The legacy exporter prints its graph from C++ when it fails, so file descriptor 1 is pointed at
+    stderr too, not only `sys.stdout`. The opset converter logs tracebacks for conversions it cannot
+    do; the opset check after the export reports those in one line instead.
+    """
+    loggers = [logging.getLogger(name) for name in ("onnxscript", "torch.onnx")]
+    levels = [logger.level for logger in loggers]
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        for logger in loggers:
+            logger.setLevel(logging.CRITICAL)
+        with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 class OnnxRunner:
