@@ -100,6 +100,19 @@ def test_an_existing_output_is_kept_unless_overwrite(digits, tmp_path):
     assert (out / "config.json").exists() and not (out / "mine.txt").exists()
 
 
+def test_the_output_may_not_hold_the_data_or_lie_inside_it(tmp_path):
+    data = write_folder(tmp_path / "data", {"a": 3, "b": 3})
+    before = sorted(p.relative_to(data) for p in data.rglob("*"))
+    # --overwrite on the data folder (or a parent) would delete the data.
+    for output in (data, tmp_path):
+        with pytest.raises(ArgumentError, match="holds the data"):
+            zoo.finetune("lenet5", data, output=str(output), epochs=1, overwrite=True)
+    # Inside it, the model directory (its confusion_matrix.png) would be read as a class next time.
+    with pytest.raises(ArgumentError, match="is inside the data folder.*outside the data folder"):
+        zoo.finetune("lenet5", data, output=str(data / "out"), epochs=1)
+    assert sorted(p.relative_to(data) for p in data.rglob("*")) == before
+
+
 def test_bad_data_leaves_nothing_behind(tmp_path):
     write_folder(tmp_path / "data", {"only": 4})
     with pytest.raises(DataError, match="only one class"):

@@ -46,6 +46,7 @@ def run(model_or_name: Any, data_path: Path, options: FinetuneOptions, progress:
     strategy = Strategy.parse(options.strategy or ("full" if data.task == "language-modeling" else "head"))
     model, weights_sha256 = load_model(model_or_name, data, options)
     output = output_path(options.output, model.zoo.name)
+    check_output_apart(output, data_path)
     work = output.with_name(f".{output.name}.partial")
     if output.exists() and not options.overwrite:
         raise ArgumentError(f"the output {str(output)!r} already exists", "pass --overwrite, or another --output")
@@ -128,6 +129,21 @@ def output_path(output: str | None, name: str) -> Path:
     if output:
         return Path(output).expanduser().absolute()
     return Path.cwd() / f"{re.sub(r'[^A-Za-z0-9._-]+', '_', name)}-finetuned"
+
+
+def check_output_apart(output: Path, data_path: Path) -> None:
+    """The output may neither hold the data (--overwrite would delete it) nor lie inside a data folder
+    (the next run would read the model directory as one more class)."""
+    out, data = output.resolve(), data_path.resolve()
+    if out == data or out in data.parents:
+        raise ArgumentError(
+            f"the output {str(output)!r} holds the data {str(data_path)!r}", "write the model directory elsewhere (--output)"
+        )
+    if data.is_dir() and data in out.parents:
+        raise ArgumentError(
+            f"the output {str(output)!r} is inside the data folder {str(data_path)!r}, where the next run would read it as data",
+            "write the model directory outside the data folder (--output)",
+        )
 
 
 def pick_device(device: str) -> torch.device:
