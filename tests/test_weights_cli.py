@@ -69,3 +69,32 @@ def test_cache_rm_of_a_name_not_in_the_cache_says_so_and_removes_nothing():
     assert known.stderr == "Error: resnet18.a1_in1k has no files in the cache (`zoo cache ls` lists what is cached)\n"
     unknown = CliRunner().invoke(cli, ["cache", "rm", "nope"])
     assert unknown.stderr == "Error: nothing in the cache is named 'nope' (`zoo cache ls` lists what is cached)\n"
+
+
+def test_pull_of_a_hub_model_directory_makes_it_loadable_offline(hub, monkeypatch):
+    # The offline error of `zoo.load("hf://...")` tells the user to run `zoo pull hf://...`: it must work.
+    import torch
+
+    import zoo
+
+    pulled = invoke("pull", "hf://zoo-tests/mlp-digits", "--json")
+    assert pulled.exit_code == 0, pulled.stderr
+    [row] = json.loads(pulled.stdout)
+    folder = Path(row["path"])
+    assert row["name"] == "hf://zoo-tests/mlp-digits" and (folder / "config.json").is_file()
+    config = json.loads((folder / "config.json").read_text())
+    listed = {"config.json", *(e["path"] if isinstance(e, dict) else e for e in config["files"].values())}
+    assert row["size"] == sum((folder / name).stat().st_size for name in listed)
+    assert row["sha256"] == config["files"]["weights"]["sha256"]
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    model = zoo.load("hf://zoo-tests/mlp-digits")
+    expected = zoo.load(str(hub.root / "work" / "mlp-1"))
+    assert torch.equal(model.head.weight, expected.head.weight)
+
+
+def test_pull_of_a_hub_model_directory_offline_names_the_problem():
+    result = CliRunner().invoke(cli, ["pull", "hf://zoo-tests/no-such-repo"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        "Error: model directory hf://zoo-tests/no-such-repo cannot be fetched: not in the Hugging Face cache, and HF_HUB_OFFLINE is set"
+    )

@@ -238,6 +238,22 @@ def load_hub_dir(reference: str, *, num_classes: int | None = None) -> Any:
     Raises:
         WeightsUnavailableError: the repo or a file cannot be fetched and is not cached.
     """
+    folder = fetch_hub_dir(reference)
+    # Hub snapshots are symlinks into the repo's blobs folder: that folder is the trusted root.
+    return load_model_dir(folder, num_classes=num_classes, root=folder.parent.parent)
+
+
+def fetch_hub_dir(reference: str) -> Path:
+    """Download ``hf://org/repo[@revision]`` (config.json and every file it lists) into the Hugging
+    Face cache, or find it there offline (what `zoo pull hf://...` does).
+
+    Returns:
+        The snapshot folder: the model directory.
+
+    Raises:
+        ArgumentError: the reference is not ``hf://org/repo[@revision]``.
+        WeightsUnavailableError: the repo or a file cannot be fetched and is not cached.
+    """
     from zoo.weights import SourceUnavailable, hub_download
 
     repo, _, revision = reference[len(HF_PREFIX) :].partition("@")
@@ -254,8 +270,7 @@ def load_hub_dir(reference: str, *, num_classes: int | None = None) -> Any:
             f"model directory {reference} cannot be fetched: {exc}",
             f"check the name and revision, or run `zoo pull {reference}` on a connected machine",
         ) from None
-    # Hub snapshots are symlinks into the repo's blobs folder: that folder is the trusted root.
-    return load_model_dir(config_path.parent, num_classes=num_classes, root=config_path.parent.parent.parent)
+    return config_path.parent
 
 
 # -- writing -------------------------------------------------------------------------------------

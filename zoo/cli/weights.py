@@ -35,10 +35,14 @@ def _resolve(name: str) -> Any:
 def pull_command(names: tuple[str, ...], quiet: bool, json_: bool) -> None:
     """Fetch and verify the weights of NAMES into the cache, for offline use later.
 
+    A name may also be hf://org/repo[@revision], a model directory on the Hub: its files go to the
+    Hugging Face cache (HF_HOME), where `zoo.load("hf://org/repo")` finds them offline.
+
     \b
     Examples:
       zoo pull resnet18
       zoo pull tf_efficientnet_lite0.in1k timm/resnet10t.c3_in1k --json
+      zoo pull hf://org/my-finetuned-model
     """
     from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
 
@@ -48,6 +52,9 @@ def pull_command(names: tuple[str, ...], quiet: bool, json_: bool) -> None:
     disable_progress_bars() if quiet else enable_progress_bars()
     rows = []
     for name in names:
+        if name.startswith("hf://"):
+            rows.append(_pull_hub_dir(name))
+            continue
         resolved = _resolve(name)
         fetched = pull(resolved.arch, resolved.weights)
         rows.append({"name": resolved.weights.id, **_record(fetched.record), "source": fetched.source.describe()})
@@ -55,6 +62,29 @@ def pull_command(names: tuple[str, ...], quiet: bool, json_: bool) -> None:
         emit_json(rows)
         return
     emit_table(("NAME", "SIZE", "SHA256", "PATH"), [(r["name"], human_count(r["size"]) + "B", r["sha256"][:16], r["path"]) for r in rows])
+
+
+def _pull_hub_dir(reference: str) -> dict[str, Any]:
+    """Fetch a model directory on the Hub into the Hugging Face cache; its row for the table."""
+    from zoo.modeldir import fetch_hub_dir, file_name, read_config
+
+    from zoo.cache import verify_hash
+
+    folder = fetch_hub_dir(reference)
+    files = read_config(folder, folder.parent.parent)["files"]
+    weights = files.get("weights")
+    sha256 = weights.get("sha256") if isinstance(weights, dict) else None
+    if sha256:
+        verify_hash(folder / file_name(weights), sha256, f"the repository {reference} is damaged: upload it again", model=reference)
+    return {
+        "name": reference,
+        "model": reference,
+        "source": "model directory",
+        "path": str(folder),
+        "size": sum((folder / name).stat().st_size for name in {"config.json", *map(file_name, files.values())}),
+        "sha256": sha256 or "",
+        "verified": None,
+    }
 
 
 def _record(record: Any) -> dict[str, Any]:
