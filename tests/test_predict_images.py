@@ -62,6 +62,18 @@ def test_predict_on_a_file_that_is_not_an_image_says_so(tmp_path):
     assert result.stderr.startswith(f"Error: {bad} cannot be read as an image")
 
 
+def test_predict_on_an_image_too_large_to_decode_safely_says_so(tmp_path):
+    # PIL refuses images over twice its pixel limit with an error that is not an OSError.
+    huge = tmp_path / "huge.png"
+    Image.new("1", (20000, 20000)).save(huge)  # 400 megapixels in a few kilobytes
+    result = invoke("predict", "mlp-digits", str(huge))
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: {huge} is too large to read safely: Image size (400000000 pixels) exceeds limit of "
+        f"{2 * Image.MAX_IMAGE_PIXELS} pixels (resize it first; the model sees a small crop of it anyway)\n"
+    )
+
+
 def test_info_describes_a_model_directory(tmp_path):
     import zoo
     from zoo.modeldir import save_model_dir

@@ -21,6 +21,11 @@ def open_image(path: str | Path, channels: int = 3) -> Any:
     try:
         image = Image.open(path)
         image.load()
+    except Image.DecompressionBombError as exc:  # not an OSError: PIL refuses to decode it at all
+        raise DataError(
+            f"{path} is too large to read safely: {str(exc).split(', could be', 1)[0]}",
+            "resize it first; the model sees a small crop of it anyway",
+        ) from None
     except (OSError, UnidentifiedImageError) as exc:
         raise DataError(f"{path} cannot be read as an image: {exc}", "pass a PNG or JPEG file") from None
     if image.mode == "P":
