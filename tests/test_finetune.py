@@ -157,6 +157,20 @@ def test_an_image_model_refuses_text_and_a_model_without_the_head_protocol_is_na
         zoo.finetune(torch.nn.Sequential(torch.nn.Linear(2, 2)), tmp_path / "t", output=str(tmp_path / "o"))
 
 
+def test_a_module_zoo_could_not_load_back_is_refused_before_training_and_left_untouched(digits, tmp_path):
+    import timm
+
+    bare = timm.create_model("resnet18", pretrained=False, num_classes=3)
+    with pytest.raises(ArgumentError, match="resnet: it carries no zoo metadata.*could not be loaded back.*zoo.load"):
+        zoo.finetune(bare, digits, output=str(tmp_path / "o"), epochs=1)
+    assert not hasattr(bare, "zoo") and bare.get_classifier().out_features == 3
+    model = zoo.load("lenet5")
+    model.zoo.arch = "my-lenet"
+    with pytest.raises(ArgumentError, match="architecture 'my-lenet' is not registered"):
+        zoo.finetune(model, digits, output=str(tmp_path / "o"), epochs=1)
+    assert not (tmp_path / "o").exists()
+
+
 # -- cached features -----------------------------------------------------------------------------
 def test_cached_features_are_reused_and_keyed_by_data_and_preprocessing(digits, tmp_path):
     first = zoo.finetune("vgg-mini", digits, output=str(tmp_path / "a"), **DIGITS_ARGS)

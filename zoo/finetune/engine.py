@@ -109,12 +109,12 @@ def load_model(model_or_name: Any, data: TrainingData, options: FinetuneOptions)
         model = model_or_name
     else:
         raise ArgumentError(f"cannot fine-tune a {type(model_or_name).__name__}", "pass a model name, a model directory or an nn.Module")
-    if getattr(model, "zoo", None) is None:
-        name = type(model).__name__.lower()
-        model.zoo = ModelInfo(name=name, arch=name)
+    info = getattr(model, "zoo", None)
+    label = info.name if isinstance(info, ModelInfo) else type(model).__name__.lower()
     for method in ("forward_features", "forward_head", "get_classifier", "reset_classifier"):
         if not callable(getattr(model, method, None)):
-            raise ArgumentError(f"{model.zoo.name} has no {method}()", "fine-tuning needs a model that follows the head protocol")
+            raise ArgumentError(f"{label} has no {method}()", "fine-tuning needs a model that follows the head protocol")
+    require_architecture(model, label)
     weights_sha256 = model.zoo.weights_sha256
     if data.task != "language-modeling":
         model.reset_classifier(len(data.classes))
@@ -122,6 +122,23 @@ def load_model(model_or_name: Any, data: TrainingData, options: FinetuneOptions)
         # The directory must rebuild the model with this head.
         model.zoo.arch_args = {**model.zoo.arch_args, "num_classes": len(data.classes)}
     return model, weights_sha256
+
+
+def require_architecture(model: nn.Module, label: str) -> None:
+    """The model directory rebuilds the model from its architecture's name: zoo must know that name,
+    or the directory written at the end of training could not be loaded back."""
+    from zoo.modeldir import TIMM_PREFIX
+    from zoo.registry import default_registry
+
+    info = getattr(model, "zoo", None)
+    if isinstance(info, ModelInfo) and (info.arch.startswith(TIMM_PREFIX) or info.arch in default_registry().archs):
+        return
+    what = f"architecture {info.arch!r} is not registered" if isinstance(info, ModelInfo) else "it carries no zoo metadata (model.zoo)"
+    raise ArgumentError(
+        f"{label}: {what}, so its model directory could not be loaded back",
+        "build the model with zoo.load(...) or zoo.build(...), or set model.zoo = zoo.heads.ModelInfo(name=..., "
+        "arch=<a registered architecture>, arch_args=...)",
+    )
 
 
 def output_path(output: str | None, name: str) -> Path:
