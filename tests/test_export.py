@@ -327,3 +327,24 @@ def test_a_failing_legacy_export_prints_nothing_on_stdout(tmp_path):
     assert done.stdout == ""
     assert done.stderr.strip().splitlines()[-1].startswith("Error: onnx export failed: SymbolicValueError")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("format_, suffix", [("onnx", ".onnx"), ("pt2", ".pt2"), ("torchscript", ".pt")])
+def test_check_only_on_a_damaged_file_names_the_file_and_the_format(tmp_path, format_, suffix):
+    damaged = tmp_path / f"m{suffix}"
+    damaged.write_bytes(b"not a model")
+    done = run_zoo("export", "mlp", "-f", format_, "-o", str(damaged), "--check-only")
+    assert done.returncode == 1 and done.stdout == ""
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith(f"Error: {damaged} cannot be read as {format_}: ")
+    assert line.endswith("(export it again, or pass the --format it was written in)")
+
+
+def test_check_only_with_a_damaged_sidecar_says_so(tmp_path):
+    target = tmp_path / "m.pt"
+    zoo.export(mlp(), target, format="torchscript")
+    (tmp_path / "m.pt.json").write_text("{bad")
+    result = CliRunner().invoke(cli, ["export", "mlp", "-f", "torchscript", "-o", str(target), "--check-only"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: the sidecar {tmp_path / 'm.pt.json'} is not a JSON object: Expecting property name")
+    assert result.stderr.endswith("(export the model again to rewrite it)\n")

@@ -101,3 +101,25 @@ def test_a_language_model_directory_is_refused_by_the_onnx_runtime(tmp_path):
         f"Error: {tmp_path / 'lm'} is a language model: --runtime onnx runs classifiers "
         "(continue texts with the eager model: drop --runtime onnx)"
     )
+
+
+def test_predict_runtime_onnx_on_a_damaged_file_or_sidecar_names_it(tmp_path):
+    from PIL import Image
+
+    image = tmp_path / "digit.png"
+    Image.new("L", (8, 8), 255).save(image)
+    exported = tmp_path / "m.onnx"
+    zoo.export("mlp-digits", exported)
+    sidecar = tmp_path / "m.onnx.json"
+    damaged = tmp_path / "damaged.onnx"
+    damaged.write_bytes(b"not onnx")
+    (tmp_path / "damaged.onnx.json").write_text(sidecar.read_text())
+    runner = CliRunner()
+    bad_file = runner.invoke(cli, ["predict", str(damaged), str(image), "--runtime", "onnx"])
+    assert bad_file.exit_code == 1
+    assert bad_file.stderr.startswith(f"Error: {damaged} cannot be read as onnx: InvalidProtobuf: ")
+    sidecar.write_text("[]")
+    bad_sidecar = runner.invoke(cli, ["predict", str(exported), str(image), "--runtime", "onnx"])
+    assert bad_sidecar.exit_code == 1
+    assert bad_sidecar.stderr == f"Error: the sidecar {sidecar} is not a JSON object (export the model again to rewrite it)\n"
+

@@ -204,7 +204,7 @@ def verify(
     from zoo.parity import signature_of
 
     sidecar = sidecar_path(exporter, target)
-    record = json.loads(sidecar.read_text(encoding="utf-8")) if sidecar.is_file() else {"format": exporter.name}
+    record = read_sidecar(sidecar) if sidecar.is_file() else {"format": exporter.name}
     with _eval_mode(model):
         report = _parity(exporter, model, target, signature_of(model, input_spec), record.get("fixed") or {}, atol)
     write_json(sidecar, {**record, "parity": report.to_dict()})
@@ -251,6 +251,22 @@ def output_path(exporter: Exporter, path: str | os.PathLike[str] | None, source:
 def sidecar_path(exporter: Exporter, target: Path) -> Path:
     """The JSON record of an export: `<file>.json`, or `export.json` inside a directory format's folder."""
     return target / "export.json" if exporter.directory else target.with_name(target.name + ".json")
+
+
+def read_sidecar(path: Path) -> dict[str, Any]:
+    """The JSON record `zoo export` wrote next to an export.
+
+    Raises:
+        ArgumentError: it is not a JSON object.
+    """
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        record = exc
+    if not isinstance(record, dict):
+        detail = f": {record}" if isinstance(record, Exception) else ""
+        raise ArgumentError(f"the sidecar {path} is not a JSON object{detail}", "export the model again to rewrite it")
+    return record
 
 
 def write_json(path: Path, data: Mapping[str, Any]) -> None:
@@ -371,7 +387,31 @@ def _parity(
 ) -> ParityReport:
     from zoo.parity import check_parity
 
-    return check_parity(model, exporter.function("load")(path), signature, fixed=fixed, atol=atol)
+    return check_parity(model, read_back(exporter, path), signature, fixed=fixed, atol=atol)
+
+
+def read_back(exporter: Exporter, path: Path) -> Any:
+    """The exported file at `path`, loaded by its format's reader.
+
+    Raises:
+        ExportError: the file is not a readable file of that format (damaged, or another format).
+    """
+    from zoo.errors import ZooError
+
+    try:
+        return exporter.function("load")(path)
+    except ZooError:
+        raise
+    except Exception as exc:
+        raise unreadable(path, exporter.name, exc) from exc
+
+
+def unreadable(path: Path, format: str, exc: Exception) -> ExportError:
+    """The error for an exported file its format's reader refused."""
+    return ExportError(
+        f"{path} cannot be read as {format}: {type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]}",
+        "export it again, or pass the --format it was written in",
+    )
 
 
 def _record(

@@ -10,7 +10,6 @@ way the graph's input and output dimensions are then named from what the model w
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import sys
@@ -111,7 +110,7 @@ def quiet() -> Iterator[None]:
     stderr too, not only `sys.stdout`. The opset converter logs tracebacks for conversions it cannot
     do; the opset check after the export reports those in one line instead.
     """
-    loggers = [logging.getLogger(name) for name in ("onnxscript", "torch.onnx")]
+    loggers = [logging.getLogger(name) for name in ("onnxscript", "torch.onnx", "torch.export")]
     levels = [logger.level for logger in loggers]
     sys.stdout.flush()
     saved = os.dup(1)
@@ -187,6 +186,7 @@ def load_onnx_model(name: str | Path, threads: int | None = None) -> OnnxModel:
         ArgumentError: no such file, no exported model.onnx in the directory, or no sidecar.
     """
     from zoo.errors import ArgumentError
+    from zoo.export import read_sidecar, unreadable
     from zoo.heads import ModelInfo
     from zoo.modeldir import is_model_dir, read_config
 
@@ -200,7 +200,7 @@ def load_onnx_model(name: str | Path, threads: int | None = None) -> OnnxModel:
         if not sidecar.is_file():
             raise ArgumentError(f"{path} has no sidecar {sidecar.name} (labels, preprocessing)",
                                 "export it with `zoo export`, or pass the model directory")
-        config = json.loads(sidecar.read_text(encoding="utf-8"))
+        config = read_sidecar(sidecar)
     else:
         raise ArgumentError(f"--runtime onnx runs an exported file, and {name} is neither a model directory nor a file",
                             "pass a model directory holding model.onnx, or an .onnx file")
@@ -211,7 +211,11 @@ def load_onnx_model(name: str | Path, threads: int | None = None) -> OnnxModel:
         preprocess=dict(config.get("preprocess") or {}),
         source=str(file),
     )
-    return OnnxModel(file, info, _tokenizer(path, config), threads)
+    tokenizer = _tokenizer(path, config)
+    try:
+        return OnnxModel(file, info, tokenizer, threads)
+    except Exception as exc:  # onnxruntime's own error types: a damaged file, or not ONNX at all
+        raise unreadable(file, "onnx", exc) from exc
 
 
 def _tokenizer(path: Path, config: Mapping[str, Any]) -> Any:
