@@ -272,3 +272,12 @@ def test_one_example_per_class_says_why_nothing_is_held_out(tmp_path):
     write_folder(tmp_path, {"a": 1, "b": 1})
     with pytest.raises(DataError, match="every class has a single example.*add a second example"):
         read_data(tmp_path)
+
+
+def test_a_class_of_only_skipped_files_says_why_it_is_empty(tmp_path):
+    for label in ("a", "b"):
+        (tmp_path / label).mkdir()
+        for i in range(2):
+            (tmp_path / label / f"{i}.txt").write_text("" if label == "a" else f"text {i}")
+    with pytest.raises(DataError, match=r"class 'a' in .* has no usable examples \(2 skipped: empty text file\)"):
+        read_data(tmp_path)

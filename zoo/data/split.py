@@ -42,8 +42,11 @@ def stratified_split(samples: Sequence[T], val_split: float, seed: int) -> tuple
     return train, val
 
 
-def check_classes(classes: Sequence[str], counts: dict[str, int], where: Path) -> None:
-    """At least two classes, each with at least one usable example."""
+def check_classes(
+    classes: Sequence[str], counts: dict[str, int], where: Path, skipped: dict[str, list[str]] | None = None
+) -> None:
+    """At least two classes, each with at least one usable example (`skipped`: reason -> the paths
+    set aside, so an emptied class folder says why)."""
     if not classes:
         raise DataError(f"no class sub-folders in {str(where)!r}", "make one sub-folder per class, each holding examples")
     if len(classes) == 1:
@@ -52,8 +55,14 @@ def check_classes(classes: Sequence[str], counts: dict[str, int], where: Path) -
         )
     empty = [name for name in classes if counts.get(name, 0) == 0]
     if empty:
+        folder = where / empty[0]
+        reasons = [
+            f"{sum(1 for p in paths if Path(p).is_relative_to(folder))} skipped: {reason}"
+            for reason, paths in (skipped or {}).items()
+            if any(Path(p).is_relative_to(folder) for p in paths)
+        ]
         raise DataError(
-            f"class {empty[0]!r} in {str(where)!r} has no usable examples",
+            f"class {empty[0]!r} in {str(where)!r} has no usable examples" + (f" ({'; '.join(reasons)})" if reasons else ""),
             "add examples to it or remove the class",
         )
 
