@@ -123,3 +123,22 @@ def test_predict_runtime_onnx_on_a_damaged_file_or_sidecar_names_it(tmp_path):
     assert bad_sidecar.exit_code == 1
     assert bad_sidecar.stderr == f"Error: the sidecar {sidecar} is not a JSON object (export the model again to rewrite it)\n"
 
+
+def test_an_mlp_on_images_runs_in_onnxruntime_on_the_flattened_picture(tmp_path):
+    # mlp-digits reads 1×8×8 pictures and flattens them itself; its ONNX graph takes the 64 features.
+    import numpy as np
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = []
+    for index in (0, 1, 2, 3, 7):
+        path = tmp_path / f"digit-{index}.png"
+        Image.fromarray((255 - digits.images[index] * 16).clip(0, 255).astype(np.uint8)).resize((32, 32)).save(path)
+        images.append(str(path))
+    zoo.export("mlp-digits", tmp_path / "m.onnx")
+    eager = predictions("mlp-digits", *images)
+    onnx = predictions(str(tmp_path / "m.onnx"), *images, "--runtime", "onnx")
+    assert [r["predictions"][0]["label"] for r in onnx] == [r["predictions"][0]["label"] for r in eager]
+    for ours, theirs in zip(onnx, eager):
+        assert ours["predictions"][0]["probability"] == pytest.approx(theirs["predictions"][0]["probability"], abs=1e-4)

@@ -165,6 +165,9 @@ class OnnxModel:
         return self
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        rank = len(self.runner.session.get_inputs()[0].shape)
+        if x.dim() > rank:  # a model that flattens its picture itself (an MLP) was exported on the features
+            x = x.flatten(rank - 1)
         pad = getattr(self.tokenizer, "pad_id", None)
         if pad is None or not bool((x == pad).any()):
             return self.runner(x)[0]
