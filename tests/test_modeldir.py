@@ -135,6 +135,18 @@ def test_damaged_weights_in_a_directory_are_refused(mlp_dir):
         zoo.load(str(folder))
 
 
+def test_a_directory_whose_weights_are_not_safetensors_says_to_replace_the_directory(mlp_dir):
+    _, folder = mlp_dir
+    (folder / "model.safetensors").write_bytes(b"garbage")
+    edit_config(folder, files={"weights": "model.safetensors"})  # no sha256 to catch it first
+    with pytest.raises(WeightsIntegrityError) as caught:
+        zoo.load(str(folder))
+    assert str(caught.value) == (
+        f"{folder / 'model.safetensors'} is not a valid safetensors file: its header length is out of range "
+        f"(the directory {folder} is damaged: save or download it again)"
+    )
+
+
 def test_architecture_arguments_cannot_be_changed_on_a_directory(mlp_dir):
     _, folder = mlp_dir
     with pytest.raises(ArgumentError, match="architecture and weights are fixed"):

@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
-from zoo.errors import ArgumentError, ModelDirError, UnknownModelError, WeightsUnavailableError
+from zoo.errors import ArgumentError, ModelDirError, UnknownModelError, WeightsIntegrityError, WeightsUnavailableError
 
 FORMAT_VERSION = 1
 CONFIG = "config.json"
@@ -200,7 +200,11 @@ def load_model_dir(path: str | os.PathLike[str], *, num_classes: int | None = No
     elif entry.get("sha256"):
         verify_hash(weights, entry["sha256"], remedy, model=model_key)
         write_record(model_key, "model directory", weights, entry["sha256"])
-    model, report = build_loaded(arch, args, read_safetensors(weights), file=str(weights), num_classes=num_classes)
+    try:
+        state = read_safetensors(weights)
+    except WeightsIntegrityError as exc:  # its own remedy speaks of the cache; this file is the directory's
+        raise WeightsIntegrityError(exc.message, remedy) from None
+    model, report = build_loaded(arch, args, state, file=str(weights), num_classes=num_classes)
     base = config.get("base_weights") or {}
     model.zoo = ModelInfo(
         name=config.get("name") or folder.name,
