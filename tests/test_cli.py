@@ -98,3 +98,21 @@ def test_a_closed_pipe_is_not_an_error():
     result = subprocess.run(f"'{exe}' list | head -1", shell=True, capture_output=True, text=True)
     assert result.stdout.startswith("NAME")
     assert "Error" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_info_and_load_on_a_folder_that_is_no_model_directory_say_so(tmp_path, monkeypatch):
+    """Not "unknown model": a path that exists but holds no config.json is named as such, with or without a slash."""
+    (tmp_path / "md2").mkdir()
+    monkeypatch.chdir(tmp_path)
+    for name in ("md2", "./md2"):
+        result = run_zoo("info", name)
+        assert result.returncode == 1
+        assert result.stderr == f"Error: {name.removeprefix('./')} is not a model directory: it has no config.json (pass a directory written by zoo)\n"
+    with pytest.raises(zoo.ModelDirError, match="md2 is not a model directory"):
+        zoo.load("md2")
+
+
+def test_info_on_an_unreachable_hub_reference_names_the_hub_not_an_unknown_model():
+    result = run_zoo("info", "hf://nobody/nothing")
+    assert result.returncode == 1
+    assert result.stderr.startswith("Error: model directory hf://nobody/nothing cannot be fetched")

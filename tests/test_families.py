@@ -114,3 +114,10 @@ def test_declared_parameter_counts_match_a_meta_build(name):
     if arch.num_params is None:
         pytest.skip(f"{name} declares no parameter count")
     assert count_params(arch) == arch.num_params
+
+
+@pytest.mark.parametrize("value", [-1, 2.5, True, "3"])
+def test_a_bad_num_classes_is_an_argument_error_for_every_family(value):
+    for name in ("perceptron", "mlp", "lenet5", "lstm"):
+        with pytest.raises(zoo.ArgumentError, match=f"num_classes must be a non-negative integer, got {value!r}"):
+            zoo.load(name, num_classes=value, pretrained=False)

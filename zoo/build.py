@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
 from torch import nn
 
-from zoo.errors import ArgumentError, NoWeightsError
+from zoo.errors import ArgumentError, NoWeightsError, UnknownModelError
 from zoo.heads import ModelInfo
 from zoo.plugins import import_reference
 from zoo.registry import ArchSpec, Registry, Resolved, default_registry
@@ -21,6 +22,9 @@ def builder(arch: ArchSpec) -> Callable[..., nn.Module]:
 
 def arch_arguments(arch: ArchSpec, args: dict[str, Any]) -> dict[str, Any]:
     """The defaults overlaid with `args`, checked against the builder's signature and the declared choices."""
+    classes = args.get("num_classes")
+    if classes is not None and (isinstance(classes, bool) or not isinstance(classes, int) or classes < 0):
+        raise ArgumentError(f"num_classes must be a non-negative integer, got {classes!r}", "0 gives features only")
     params = inspect.signature(builder(arch)).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     unknown = sorted(set(args) - set(params)) if not takes_any else []
@@ -78,7 +82,12 @@ def load(
     if is_reference(name):  # a model directory, hf://org/repo[@rev] or timm/<name>: never a registry name
         return load_reference(name, pretrained=pretrained, num_classes=num_classes, **arch_args)
     registry = registry or default_registry()
-    resolved = registry.resolve(name)
+    try:
+        resolved = registry.resolve(name)
+    except UnknownModelError:
+        if Path(name).exists():  # `zoo.load("out")`: a folder in the working directory, not a registry name
+            return load_reference(name, pretrained=pretrained, num_classes=num_classes, **arch_args)
+        raise
     if pretrained:
         registry.require_weights(name)
     return load_resolved(resolved, pretrained=pretrained, num_classes=num_classes, **arch_args)

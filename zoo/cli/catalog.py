@@ -102,14 +102,20 @@ def info_command(name: str, json_: bool) -> None:
       zoo info resnet18 --json
       zoo info ./out                 # a model directory
     """
-    from zoo.modeldir import is_model_dir
+    from pathlib import Path
 
-    if is_model_dir(name):
+    from zoo.modeldir import HF_PREFIX, is_model_dir
+
+    registry = default_registry()
+    if name.startswith(HF_PREFIX) or is_model_dir(name) or (name not in registry.names() and Path(name).exists()):
         from zoo.cli.weights import info_model_dir
 
-        info_model_dir(name, json_)
+        if name.startswith(HF_PREFIX):
+            from zoo.modeldir import fetch_hub_dir
+
+            name = str(fetch_hub_dir(name))
+        info_model_dir(name, json_)  # a path that is no model directory gets ModelDirError saying so
         return
-    registry = default_registry()
     spec = registry.get_spec(name)
     if isinstance(spec, WeightSpec):
         record = weight_record(registry, spec)
