@@ -171,6 +171,16 @@ def test_a_module_zoo_could_not_load_back_is_refused_before_training_and_left_un
     assert not (tmp_path / "o").exists()
 
 
+def test_a_lone_last_sample_does_not_make_a_batch_of_one_for_batchnorm(tmp_path):
+    # 5 training images in batches of 4: a last batch of one breaks BatchNorm at a 1x1 feature map.
+    data = write_folder(tmp_path / "data", {"a": 4, "b": 3})
+    result = zoo.finetune(
+        "resnet18", data, output=str(tmp_path / "o"), pretrained=False, image_size=32, strategy="full",
+        batch_size=4, epochs=1,
+    )
+    assert result.data["train_size"] == 5 and len(result.history) == 1
+
+
 # -- cached features -----------------------------------------------------------------------------
 def test_cached_features_are_reused_and_keyed_by_data_and_preprocessing(digits, tmp_path):
     first = zoo.finetune("vgg-mini", digits, output=str(tmp_path / "a"), **DIGITS_ARGS)

@@ -18,8 +18,12 @@ def _generator(seed: int) -> torch.Generator:
 
 
 def _samples_per_epoch(size: int, batch_size: int, steps: int | None) -> int:
-    """The whole training set, or `steps` batches of it (a random subset, new each epoch)."""
-    return size if steps is None else min(size, steps * batch_size)
+    """The whole training set, or `steps` batches of it (a random subset, new each epoch); one sample
+    fewer when the last batch would hold a single one, which BatchNorm cannot normalise in training."""
+    samples = size if steps is None else min(size, steps * batch_size)
+    if batch_size > 1 and samples > 1 and samples % batch_size == 1:
+        samples -= 1
+    return samples
 
 
 class HeadOnFeatures:
