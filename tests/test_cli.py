@@ -116,3 +116,11 @@ def test_info_on_an_unreachable_hub_reference_names_the_hub_not_an_unknown_model
     result = run_zoo("info", "hf://nobody/nothing")
     assert result.returncode == 1
     assert result.stderr.startswith("Error: model directory hf://nobody/nothing cannot be fetched")
+
+
+def test_predict_with_a_token_model_that_has_no_vocabulary_says_so():
+    result = run_zoo("predict", "lstm", "hello")
+    assert result.returncode == 1
+    assert result.stderr.startswith("Error: lstm reads token ids but carries no vocabulary")
+    generate = run_zoo("predict", "mlp-digits", "x.png", "--generate", "5")
+    assert generate.returncode == 2 and "--generate needs a language model; mlp-digits is not one" in generate.stderr

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
 from zoo.cli.output import emit_json, emit_table, json_option
+from zoo.errors import ArgumentError
 
 
 @click.command("predict")
@@ -53,8 +55,13 @@ def predict_command(
     if is_text_model(loaded):
         _predict_texts(loaded, inputs, top_k, generate, temperature, seed, json_)
         return
+    if _reads_tokens(loaded):
+        raise ArgumentError(
+            f"{model} reads token ids but carries no vocabulary, so text cannot be turned into its input",
+            "predict with a text model that has one: lstm-text, or a directory `zoo finetune` wrote from text",
+        )
     if generate is not None:
-        raise click.UsageError(f"--generate needs a language model; {model} classifies images")
+        raise click.UsageError(f"--generate needs a language model; {model} is not one")
     results = classify_images(loaded, inputs, top_k=top_k)
     if json_:
         emit_json(results)
@@ -63,6 +70,14 @@ def predict_command(
         ("INPUT", "RANK", "LABEL", "PROBABILITY"),
         [(r["input"], p["rank"], p["label"], f"{p['probability']:.4f}") for r in results for p in r["predictions"]],
     )
+
+
+def _reads_tokens(model: Any) -> bool:
+    """Whether the model's registered architecture takes token ids (an untrained rnn/lstm/gru, say)."""
+    from zoo.registry import default_registry
+
+    arch = default_registry().archs.get(getattr(getattr(model, "zoo", None), "arch", None) or "")
+    return arch is not None and arch.input.kind == "tokens"
 
 
 def _predict_texts(
