@@ -303,3 +303,10 @@ def test_early_stopping_keeps_the_best_epoch():
     improved = [stopper.update(epoch, loss) for epoch, loss in enumerate([1.0, 0.5, 0.7, 0.6])]
     assert improved == [True, True, False, False]
     assert stopper.should_stop and stopper.best_epoch == 1 and stopper.best_loss == 0.5
+
+
+def test_batch_size_one_with_training_batchnorm_is_refused_before_training(digits, tmp_path):
+    model = zoo.load("vgg-mini", batch_norm=True, num_classes=10)
+    with pytest.raises(ArgumentError, match=r"--batch-size 1 cannot train this model's BatchNorm layers"):
+        zoo.finetune(model, digits, batch_size=1, strategy="full", epochs=1, output=str(tmp_path / "o"), image_size=16)
+    assert not (tmp_path / "o").exists()

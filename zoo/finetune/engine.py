@@ -20,7 +20,7 @@ from zoo.finetune.inputs import Inputs, prepare_inputs
 from zoo.finetune.jobs import HeadOnFeatures, ModelOnLoader
 from zoo.finetune.loop import LoopOptions, evaluate, fit
 from zoo.finetune.report import classification_metrics, language_metrics, write_output
-from zoo.finetune.strategy import Strategy, apply_strategy
+from zoo.finetune.strategy import Strategy, apply_strategy, trains_batchnorm
 from zoo.heads import ModelInfo
 
 Progress = Callable[[str, int, int, dict], None]
@@ -226,6 +226,11 @@ def loader_job(
     param_groups: list[dict[str, Any]], device: torch.device,
 ) -> ModelOnLoader:
     """The model run on every batch (a backbone forward each epoch)."""
+    if options.batch_size == 1 and trains_batchnorm(model):
+        raise ArgumentError(
+            "--batch-size 1 cannot train this model's BatchNorm layers (a batch of one has no variance)",
+            "use --batch-size 2 or more, or --strategy head to keep the backbone frozen",
+        )
     return ModelOnLoader(
         model, strategy, param_groups, inputs.train, inputs.val, batch_size=options.batch_size, seed=options.seed,
         workers=options.workers, steps_per_epoch=options.steps_per_epoch, pin_memory=device.type == "cuda",

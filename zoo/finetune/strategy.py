@@ -88,6 +88,12 @@ def train_mode(model: nn.Module) -> None:
         module.eval()
 
 
+def trains_batchnorm(model: nn.Module) -> bool:
+    """Whether `train_mode` leaves a BatchNorm layer training (it needs batches of two or more)."""
+    frozen = {id(sub) for module in frozen_modules(model) for sub in module.modules()}
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) and id(m) not in frozen for m in model.modules())
+
+
 def frozen_modules(model: nn.Module) -> list[nn.Module]:
     """The outermost modules that have parameters and none of them trainable."""
     found: list[nn.Module] = []
