@@ -72,3 +72,7 @@ class ParityError(ExportError):
 
 class ArgumentError(ZooError):
     """An architecture or operation argument with a wrong name or value."""
+
+
+class BusyError(ZooError):
+    """Another zoo process is writing the same output or cache entry (its lock file is held)."""
