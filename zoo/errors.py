@@ -1,6 +1,11 @@
 """Typed errors. The library raises these; the CLI turns each into one line plus its remedy."""
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
+import shutil
+
 
 class ZooError(Exception):
     """Base of every error zoo raises on purpose; `remedy` says what the user can do about it."""
@@ -76,3 +81,68 @@ class ArgumentError(ZooError):
 
 class BusyError(ZooError):
     """Another zoo process is writing the same output or cache entry (its lock file is held)."""
+
+
+class ConfigError(ZooError):
+    """An environment variable zoo reads holds a value it does not accept."""
+
+
+class StorageError(ZooError):
+    """A file or folder zoo cannot read or write: permissions, a read-only ZOO_HOME, a full disk."""
+
+
+_DENIED = (errno.EACCES, errno.EPERM, errno.EROFS)
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def storage_error(
+    exc: OSError,
+    *,
+    home: str | os.PathLike[str] | None = None,
+    path: str | os.PathLike[str] | None = None,
+    needed: int | None = None,
+) -> StorageError | None:
+    """The StorageError that explains an operating-system failure, or None for one zoo cannot explain.
+
+    The one place that turns permission problems and full disks into one line with a remedy; the
+    CLI applies it to any OSError that reaches it.
+
+    Args:
+        exc: the error (its errno and filename are used).
+        home: ZOO_HOME: a permission problem inside it says that ZOO_HOME is not writable.
+        path: the file concerned, when `exc` does not name it.
+        needed: the bytes a write needed, when known.
+    """
+    where = exc.filename or path
+    if exc.errno in _DENIED:
+        problem = "read-only file system" if exc.errno == errno.EROFS else "permission denied"
+        if home is not None and where is not None and _inside(where, home):
+            return StorageError(
+                f"ZOO_HOME ({home}) is not writable: {problem}: {where}",
+                "point ZOO_HOME at a folder you can write, or fix its permissions (chown/chmod)",
+            )
+        return StorageError(
+            f"{problem}: {where or 'a file zoo needs'}",
+            "fix its permissions (chmod/chown), or use a path you can read and write",
+        )
+    if exc.errno in _FULL:
+        return StorageError(
+            f"no space left on the device{f' for {where}' if where else ''}{_space(where, needed)}",
+            "free some space there, or write elsewhere (another -o, ZOO_HOME or TMPDIR)",
+        )
+    return None
+
+
+def _inside(path: str | os.PathLike[str], folder: str | os.PathLike[str]) -> bool:
+    path, folder = os.path.abspath(path), os.path.abspath(folder)
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _space(path: str | os.PathLike[str] | None, needed: int | None) -> str:
+    """' (needs N bytes, M free)' as far as known."""
+    free = None
+    if path is not None:
+        with contextlib.suppress(OSError):
+            free = shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free
+    parts = ([f"needs {needed:,} bytes"] if needed is not None else []) + ([f"{free:,} free"] if free is not None else [])
+    return f" ({', '.join(parts)})" if parts else ""

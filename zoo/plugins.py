@@ -6,6 +6,7 @@ import functools
 import importlib
 import importlib.metadata
 import os
+import threading
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -13,7 +14,7 @@ from typing import Any, Callable
 import pluggy
 
 from zoo import hookspecs
-from zoo.errors import DuplicateNameError, PluginError, RegistryError, ZooError
+from zoo.errors import ConfigError, DuplicateNameError, PluginError, RegistryError, ZooError
 
 # Built-in plugins are ordinary plugin modules, registered by import in this order.
 BUILTIN_PLUGINS: tuple[str, ...] = (
@@ -26,6 +27,9 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "zoo_cnn",
 )
 ENTRY_POINT_GROUP = "zoo"
+# A plugin import still running after this many seconds is reported (it cannot be interrupted safely).
+SLOW_IMPORT_SECONDS = 5.0
+_BOOLEANS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 
 
 class PluginWarning(UserWarning):
@@ -43,6 +47,7 @@ class PluginRecord:
     hooks: list[str] = field(default_factory=list)
     registered: dict[str, list[str]] = field(default_factory=dict)
     error: str | None = None
+    warnings: list[str] = field(default_factory=list)
 
 
 def import_reference(reference: str, owner: str) -> Any:
@@ -68,8 +73,34 @@ def accept_instances(kind: type) -> Callable[[Any, str], Any]:
 
 
 def strict_plugins() -> bool:
-    """Whether ZOO_STRICT_PLUGINS asks for a broken plugin to be fatal."""
-    return os.environ.get("ZOO_STRICT_PLUGINS", "").strip().lower() not in ("", "0", "false", "no")
+    """Whether ZOO_STRICT_PLUGINS asks for a broken plugin to be fatal (1/0, true/false, yes/no, on/off)."""
+    value = os.environ.get("ZOO_STRICT_PLUGINS", "")
+    if not value.strip():
+        return False
+    try:
+        return _BOOLEANS[value.strip().lower()]
+    except KeyError:
+        raise ConfigError(
+            f"ZOO_STRICT_PLUGINS={value!r} is not a boolean",
+            f"set it to one of {', '.join(_BOOLEANS)}, or leave it empty",
+        ) from None
+
+
+def contained(call: Callable[[], Any]) -> tuple[Any, BaseException | None]:
+    """Run plugin code: (its result, None), or (None, what it raised); only KeyboardInterrupt passes.
+
+    A plugin's `sys.exit()` or its own BaseException must not end the host, so both are caught.
+    """
+    try:
+        return call(), None
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # noqa: B036 - SystemExit from a plugin is contained on purpose
+        return None, exc
+
+
+def _raised(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
 
 
 def allowed_plugins() -> set[str] | None:
@@ -111,6 +142,14 @@ class ZooPluginManager(pluggy.PluginManager):
             raise PluginError(f"plugin {name!r} failed: {message}", "fix or uninstall it, or unset ZOO_STRICT_PLUGINS")
         warnings.warn(f"plugin {name!r} skipped: {message}", PluginWarning, stacklevel=2)
 
+    def skip(self, name: str, message: str) -> None:
+        """Drop one entry of plugin `name` (the rest of it stays): fatal under ZOO_STRICT_PLUGINS, else a warning."""
+        record = self.records.setdefault(name, PluginRecord(name=name, module=name))
+        record.warnings.append(message)
+        if strict_plugins():
+            raise PluginError(f"plugin {name!r} failed: {message}", "fix or uninstall it, or unset ZOO_STRICT_PLUGINS")
+        warnings.warn(f"plugin {name!r}: {message}", PluginWarning, stacklevel=2)
+
     def collect(self, hook: str, accept: Callable[[Any, str], Any], key: Callable[[Any], str]) -> dict[str, Any]:
         """Call `hook` plugin by plugin with a `register` callback; return name -> accepted item.
 
@@ -127,21 +166,16 @@ class ZooPluginManager(pluggy.PluginManager):
             def register(item: Any, _batch: list[Any] = batch, _plugin: str = plugin) -> None:
                 _batch.append(accept(item, _plugin))
 
-            try:
-                impl.function(**{arg: register for arg in impl.argnames})
-                names = [key(item) for item in batch]
-                for name in names:
-                    if name in owner or names.count(name) > 1:
-                        other = owner.get(name, plugin)
-                        raise DuplicateNameError(
-                            f"{name!r} is registered by both {other!r} and {plugin!r}",
-                            "uninstall one of the two plugins, or rename the entry",
-                        )
-            except ZooError as exc:
-                self.fail(plugin, f"{hook}: {exc}")
-                continue
-            except Exception as exc:
-                self.fail(plugin, f"{hook} raised {type(exc).__name__}: {exc}")
+            _, exc = contained(lambda: impl.function(**{arg: register for arg in impl.argnames}))
+            names = [key(item) for item in batch]
+            for name in names:
+                if exc is None and (name in owner or names.count(name) > 1):
+                    exc = DuplicateNameError(
+                        f"{name!r} is registered by both {owner.get(name, plugin)!r} and {plugin!r}",
+                        "uninstall one of the two plugins, or rename the entry",
+                    )
+            if exc is not None:
+                self.fail(plugin, f"{hook}: {exc}" if isinstance(exc, ZooError) else f"{hook} raised {_raised(exc)}")
                 continue
             for item, name in zip(batch, names):
                 found[name] = item
@@ -151,32 +185,45 @@ class ZooPluginManager(pluggy.PluginManager):
         return found
 
     def call_commands(self, cli: Any) -> None:
-        """Let every plugin add its commands to the click group, isolating failures."""
+        """Let every plugin add its commands to the click group, isolating failures.
+
+        A plugin may only add commands: one that replaces or removes a built-in command or another
+        plugin's is put back, and the plugin's entry is skipped with a warning naming both.
+        """
+        owners = {name: f"the built-in command 'zoo {name}'" for name in cli.commands}
         for impl in self.hook.register_commands.get_hookimpls():
-            before = set(cli.commands)
-            try:
-                impl.function(**{arg: cli for arg in impl.argnames})
-            except Exception as exc:
-                for name in set(cli.commands) - before:
+            plugin = impl.plugin_name
+            before = dict(cli.commands)
+            _, exc = contained(lambda: impl.function(**{arg: cli for arg in impl.argnames}))
+            added = sorted(set(cli.commands) - set(before))
+            if exc is not None:
+                for name in added:
                     del cli.commands[name]
-                self.fail(impl.plugin_name, f"register_commands raised {type(exc).__name__}: {exc}")
+            for name, command in before.items():
+                if cli.commands.get(name) is not command:
+                    cli.commands[name] = command
+                    if exc is None:
+                        self.skip(plugin, f"command {name!r} is already {owners[name]}; skipped")
+            if exc is not None:
+                self.fail(plugin, f"register_commands raised {_raised(exc)}")
                 continue
-            record = self.records.get(impl.plugin_name)
-            if record is not None:
-                record.registered["commands"] = sorted(set(cli.commands) - before)
+            owners.update({name: f"the command of plugin {plugin!r}" for name in added})
+            record = self.records.get(plugin)
+            if record is not None and added:
+                record.registered["commands"] = added
 
 
 def get_plugin_manager(
     builtins: tuple[str, ...] = BUILTIN_PLUGINS, *, entry_points: bool = True
 ) -> ZooPluginManager:
     """A fresh plugin manager with the built-in plugins and (unless told not to) the installed ones."""
+    strict_plugins()  # a ZOO_STRICT_PLUGINS that is no boolean is an error before anything loads
     pm = ZooPluginManager()
     for module_name in builtins:
-        try:
-            module = importlib.import_module(module_name)
-        except Exception as exc:
+        module, exc = contained(lambda: importlib.import_module(module_name))
+        if exc is not None:
             pm.records[module_name] = PluginRecord(name=module_name, module=module_name, builtin=True)
-            pm.fail(module_name, f"import failed: {type(exc).__name__}: {exc}")
+            pm.fail(module_name, f"import failed: {_raised(exc)}")
             continue
         pm.add(module, module_name, version=_zoo_version(), builtin=True)
     if entry_points:
@@ -196,12 +243,27 @@ def load_entry_points(pm: ZooPluginManager) -> None:
             continue
         version = dist.version if dist is not None else None
         pm.records[ep.name] = PluginRecord(name=ep.name, module=ep.value, version=version)
-        try:
-            plugin = ep.load()
-        except Exception as exc:
-            pm.fail(ep.name, f"import of {ep.value!r} failed: {type(exc).__name__}: {exc}")
+        plugin, exc = _timed_import(ep)
+        if exc is not None:
+            pm.fail(ep.name, f"import of {ep.value!r} failed: {_raised(exc)}")
             continue
         pm.add(plugin, ep.name, version=version)
+
+
+def _timed_import(ep: importlib.metadata.EntryPoint) -> tuple[Any, BaseException | None]:
+    """Load an entry point; if it is still importing after SLOW_IMPORT_SECONDS, say so (a PluginWarning)."""
+    seconds = SLOW_IMPORT_SECONDS
+    note = (
+        f"plugin {ep.name!r} is still importing after {seconds:g} s ({ep.value}); "
+        "if it hangs, leave it out with ZOO_LOAD_PLUGINS (e.g. ZOO_LOAD_PLUGINS= for built-ins only)"
+    )
+    timer = threading.Timer(seconds, warnings.warn, (note, PluginWarning))
+    timer.daemon = True
+    timer.start()
+    try:
+        return contained(ep.load)
+    finally:
+        timer.cancel()
 
 
 def _zoo_version() -> str:

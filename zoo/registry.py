@@ -177,30 +177,48 @@ class Registry:
     # -- building -------------------------------------------------------------------------------
     @classmethod
     def from_plugin_manager(cls, pm: Any, files: Iterable[str | Path] | None = None) -> Registry:
-        """Collect the plugins' architectures and weights, then the registry files (registry.yaml, ZOO_REGISTRY)."""
+        """Collect the plugins' architectures and weights, then the registry files (registry.yaml, ZOO_REGISTRY).
+
+        Names are claimed in this order: built-in plugins' architectures, the registry files' weights,
+        then the third-party plugins' architectures and every plugin's weights. A plugin entry whose
+        name (or alias) is already taken is skipped with a warning naming both; the rest of that
+        plugin stays. Conflicts between registry files are errors (they are the user's own data).
+        """
         from zoo.plugins import accept_instances
+        from zoo.registry_file import load_registry_file, registry_files
 
         archs = pm.collect("register_architectures", accept_instances(ArchSpec), key=lambda spec: spec.name)
         weights = pm.collect("register_weights", accept_instances(WeightSpec), key=lambda spec: spec.id)
         failed = {name for name, record in pm.records.items() if record.error}
-        registry = cls(a for a in archs.values() if a.plugin not in failed)
-        from zoo.registry_file import load_registry_file, registry_files
-
-        plugin_weights = [(w, f"weights {w.id!r} ({w.plugin})") for w in weights.values() if w.plugin not in failed]
-        file_weights = (
+        builtin = {name for name, record in pm.records.items() if record.builtin}
+        file_weights = [
             (spec, f"{path}: entry {spec.id!r}: field 'arch'")
             for path in (registry_files() if files is None else files)
             for spec in load_registry_file(path)
-        )
-        for spec, where in (*plugin_weights, *file_weights):
-            if spec.arch in registry.archs:
-                registry.add_weights(spec)
-            else:  # its plugin is not installed, not loaded (ZOO_LOAD_PLUGINS) or broken: skip, as that plugin was
+        ]
+        file_names = {name: spec for spec, _ in file_weights for name in (spec.id, *spec.aliases)}
+        registry = cls()
+        for arch in sorted((a for a in archs.values() if a.plugin not in failed), key=lambda a: a.plugin not in builtin):
+            taken = file_names.get(arch.name) if arch.plugin not in builtin else None
+            if taken is not None:
+                what = "the weights" if taken.id == arch.name else f"an alias of the weights {taken.id!r}"
+                pm.skip(arch.plugin, f"architecture {arch.name!r}: {arch.name!r} is already {what} ({taken.plugin}); skipped")
+            else:
+                registry.add_arch(arch)
+        plugin_weights = [(w, f"weights {w.id!r} ({w.plugin})") for w in weights.values() if w.plugin not in failed]
+        for spec, where in (*file_weights, *plugin_weights):
+            if spec.arch not in registry.archs:  # its plugin is not installed, not loaded (ZOO_LOAD_PLUGINS) or broken
                 warnings.warn(
                     f"{where}: architecture {spec.arch!r} is not registered (is its plugin installed and loaded?); skipped",
                     RegistryWarning,
                     stacklevel=2,
                 )
+            elif spec.plugin == "registry.yaml":
+                registry.add_weights(spec)
+            elif (taken := registry.taken(spec)) is not None:
+                pm.skip(spec.plugin, f"weights {spec.id!r}: {taken}; skipped")
+            else:
+                registry.add_weights(spec)
         return registry
 
     def add_arch(self, spec: ArchSpec) -> None:
@@ -210,14 +228,35 @@ class Registry:
             )
         self.archs[spec.name] = spec
 
+    def claimant(self, name: str) -> tuple[str, str | None] | None:
+        """What already holds `name` (an architecture, weights or an alias) and who registered it, or None."""
+        if name in self.archs:
+            return f"the architecture {name!r}", self.archs[name].plugin
+        if name in self.weights:
+            return f"the weights {name!r}", self.weights[name].plugin
+        if name in self.aliases:
+            owner = self.weights[self.aliases[name]]
+            return f"an alias of the weights {owner.id!r}", owner.plugin
+        return None
+
+    def taken(self, spec: WeightSpec) -> str | None:
+        """`'x' is already ... (plugin)` for the first name of `spec` that is taken, or None when all are free."""
+        for name in (spec.id, *spec.aliases):
+            claim = self.claimant(name)
+            if claim is not None:
+                return f"{name!r} is already {claim[0]} ({claim[1]})"
+        return None
+
     def add_weights(self, spec: WeightSpec) -> None:
+        """Add weights; a name or alias already taken (an architecture's included) is a DuplicateNameError."""
         if spec.arch not in self.archs:
             raise RegistryError(f"weights {spec.id!r} ({spec.plugin}) name the unknown architecture {spec.arch!r}")
         for name in (spec.id, *spec.aliases):
-            owner = self.weights.get(name) or self.weights.get(self.aliases.get(name, ""))
-            if owner is not None:
+            claim = self.claimant(name)
+            if claim is not None:
                 raise DuplicateNameError(
-                    f"weights name {name!r} is registered by both {owner.plugin!r} and {spec.plugin!r}"
+                    f"weights name {name!r} is registered by both {claim[1]!r} ({claim[0]}) and {spec.plugin!r}",
+                    "rename or remove one of the two entries",
                 )
         self.weights[spec.id] = spec
         for alias in spec.aliases:

@@ -196,7 +196,7 @@ def plugins_command(json_: bool) -> None:
                 r["version"] or "-",
                 ",".join(h.removeprefix("register_") for h in r["hooks"]) or "-",
                 "; ".join(_summary(kind, names) for kind, names in r["registered"].items()) or "-",
-                f"error: {r['error']}" if r["error"] else "ok",
+                f"error: {r['error']}" if r["error"] else "; ".join(f"warning: {w}" for w in r["warnings"]) or "ok",
             )
             for r in data
         ],

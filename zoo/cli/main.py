@@ -42,21 +42,26 @@ class ZooGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except ZooError as exc:
-            if _debug():
-                raise
-            click.echo(f"Error: {exc}", err=True)
-            ctx.exit(1)
         except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt, BrokenPipeError):
             raise
         except Exception as exc:
             if _debug():
                 raise
-            click.echo(
-                f"Error: internal error: {type(exc).__name__}: {exc} (run with ZOO_DEBUG=1 for the traceback and report it)",
-                err=True,
-            )
+            click.echo(error_line(exc), err=True)
             ctx.exit(1)
+
+
+def error_line(exc: Exception) -> str:
+    """The one `Error: ...` line for an exception that reached the CLI: a ZooError, an OSError zoo can
+    explain (permissions, a read-only ZOO_HOME, a full disk), or else an internal error to report."""
+    if isinstance(exc, OSError):
+        from zoo.cache import zoo_home
+        from zoo.errors import storage_error
+
+        exc = storage_error(exc, home=zoo_home()) or exc
+    if isinstance(exc, ZooError):
+        return f"Error: {exc}"
+    return f"Error: internal error: {type(exc).__name__}: {exc} (run with ZOO_DEBUG=1 for the traceback and report it)"
 
 
 def _debug() -> bool:
@@ -80,5 +85,10 @@ def main(argv: list[str] | None = None) -> None:
         cli.main(args=argv, prog_name="zoo")
     except BrokenPipeError:  # `zoo list | head`: the reader left; say nothing more
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
+    except Exception as exc:  # raised outside a command (`zoo --help` loads the plugins' commands)
+        if _debug():
+            raise
+        click.echo(error_line(exc), err=True)
         sys.exit(1)
 
