@@ -10,24 +10,31 @@ from zoo.errors import ArgumentError, DataError, PluginError
 _BACKGROUND = (255, 255, 255)
 
 
+# Bounds checked on the header, before any pixel is decoded. A model's resize scales the short side
+# up to its input (256 px for lite0), so a 1×60000 strip would become 256×15,360,000 pixels (11 GB);
+# at 100:1 that is at most 256×25,600. 40 megapixels decode to 160 MB even as RGBA.
+MAX_ASPECT = 100
+MAX_PIXELS = 40_000_000
+
+
+class ImageError(DataError):
+    """An image that cannot be used; `reason` is the short form a data folder counts skipped files by."""
+
+    def __init__(self, message: str, remedy: str, reason: str):
+        super().__init__(message, remedy)
+        self.reason = reason
+
+
 def open_image(path: str | Path, channels: int = 3) -> Any:
     """A PIL image in RGB (or L for 1-channel models), from any mode: L, RGBA, CMYK, P, I;16, ...
 
     Raises:
-        DataError: the file is missing or not an image PIL can read.
+        ImageError: the file is missing, unreadable, not an image PIL can read, or of a size
+            (pixels, aspect ratio) that would take unbounded memory to preprocess.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
-    try:
-        image = Image.open(path)
-        image.load()
-    except Image.DecompressionBombError as exc:  # not an OSError: PIL refuses to decode it at all
-        raise DataError(
-            f"{path} is too large to read safely: {str(exc).split(', could be', 1)[0]}",
-            "resize it first; the model sees a small crop of it anyway",
-        ) from None
-    except (OSError, UnidentifiedImageError) as exc:
-        raise DataError(f"{path} cannot be read as an image: {exc}", "pass a PNG or JPEG file") from None
+    image = decode_image(path)
     if image.mode == "P":
         image = image.convert("RGBA")
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
@@ -37,6 +44,60 @@ def open_image(path: str | Path, channels: int = 3) -> Any:
         background.paste(image.convert("RGBA"), mask=image.convert("RGBA").getchannel("A"))
         image = background
     return image.convert("L" if channels == 1 else "RGB")
+
+
+def decode_image(path: str | Path) -> Any:
+    """The decoded image in its own mode, once its header's size is known to be safe (a large JPEG
+    is decoded at 1/2, 1/4 or 1/8 scale instead). What `zoo predict` and the data folders both read.
+
+    Raises:
+        ImageError: as `open_image`.
+    """
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():  # zoo's own limits below are lower than PIL's warning
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)
+        _check_size(image, path)
+        image.load()
+    except Image.DecompressionBombError as exc:  # not an OSError: PIL refuses to decode it at all
+        raise ImageError(
+            f"{path} is too large to read safely: {str(exc).split(', could be', 1)[0]}",
+            "resize it first; the model sees a small crop of it anyway", "too large to read safely",
+        ) from None
+    except PermissionError:
+        raise ImageError(
+            f"{path} cannot be read: permission denied", "make it readable, e.g. chmod u+r, or run as its owner",
+            "unreadable: permission denied",
+        ) from None
+    except (OSError, SyntaxError, ValueError, UnidentifiedImageError) as exc:
+        raise ImageError(
+            f"{path} cannot be read as an image: {exc}", "pass a PNG or JPEG file", "corrupt or truncated image"
+        ) from None
+    return image
+
+
+def _check_size(image: Any, path: str | Path) -> None:
+    """Refuse extreme aspect ratios; draft a large JPEG down, refuse other images over MAX_PIXELS."""
+    width, height = image.size
+    if max(width, height) > MAX_ASPECT * max(1, min(width, height)):
+        raise ImageError(
+            f"{path} is {width}×{height} pixels, an aspect ratio over {MAX_ASPECT}:1 that no model input needs",
+            "crop it to the part that matters first", f"aspect ratio over {MAX_ASPECT}:1",
+        )
+    if width * height > MAX_PIXELS and image.format == "JPEG":
+        scale = next((s for s in (2, 4, 8) if width * height <= MAX_PIXELS * s * s), 8)
+        image.draft(image.mode, (width // scale, height // scale))  # DCT scaling: decodes the smaller image only
+        width, height = image.size
+    if width * height > MAX_PIXELS:
+        raise ImageError(
+            f"{path} is {width}×{height} pixels ({width * height / 1e6:.1f} megapixels), "
+            f"over the {MAX_PIXELS // 1_000_000} megapixels zoo decodes",
+            "downscale it first; the model sees a small copy of it anyway", f"over {MAX_PIXELS // 1_000_000} megapixels",
+        )
 
 
 def _to_8bit(image: Any) -> Any:

@@ -9,7 +9,7 @@ from typing import Any, Mapping
 from zoo.data.folders import Skip, holds_files, read_class_folders
 from zoo.data.formats import ReadOptions, TrainingData
 from zoo.errors import ArgumentError
-from zoo.images import open_image
+from zoo.images import ImageError, decode_image, open_image
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm")
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos", "box", "hamming")
@@ -30,14 +30,12 @@ def read_image_folder(path: Path, options: ReadOptions) -> TrainingData:
 
 
 def check_image(path: Path) -> Path:
-    """Decode the whole image once, so a truncated file is caught here and not mid-training."""
-    from PIL import Image
-
+    """Decode the whole image once, as training will (sizes checked first), so a truncated, unreadable
+    or hostile file is caught here and not mid-training."""
     try:
-        with Image.open(path) as image:
-            image.load()
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
-        raise Skip("corrupt or truncated image") from None
+        decode_image(path).close()
+    except ImageError as exc:
+        raise Skip(exc.reason) from None
     return path
 
 
