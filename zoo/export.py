@@ -365,7 +365,7 @@ def _request(
 
 
 def _run_exporter(exporter: Exporter, request: ExportRequest) -> dict[str, Any]:
-    from zoo.errors import ZooError
+    from zoo.errors import ZooError, storage_error
 
     write = exporter.function("export")
     try:
@@ -373,6 +373,8 @@ def _run_exporter(exporter: Exporter, request: ExportRequest) -> dict[str, Any]:
     except ZooError:
         raise
     except Exception as exc:
+        if isinstance(exc, OSError) and (storage := storage_error(exc, path=request.path)) is not None:
+            raise storage from exc  # a full disk or a permission problem: --static would not help
         raise ExportError(
             f"{exporter.name} export failed: {type(exc).__name__}: {str(exc).strip().splitlines()[0][:500]}",
             "try another format or --static; ZOO_DEBUG=1 shows the traceback",

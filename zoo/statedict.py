@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from zoo.errors import StrictLoadError, WeightsIntegrityError
+from zoo.errors import StorageError, StrictLoadError, WeightsIntegrityError, storage_error
 from zoo.registry import ArchSpec
 
 _DTYPES = {
@@ -113,11 +114,29 @@ def save_safetensors(tensors: Mapping[str, torch.Tensor], path: str | Path, meta
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        save_file(plain, tmp, metadata=metadata)
+        try:
+            save_file(plain, tmp, metadata=metadata)
+        except Exception as exc:
+            error = _write_error(exc, path, plain)
+            if error is None:
+                raise
+            raise error from exc
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _write_error(exc: Exception, path: Path, tensors: Mapping[str, torch.Tensor]) -> StorageError | None:
+    """A failed save as a StorageError naming the file and the bytes it needed, when the OS said why.
+
+    safetensors reports OS failures as SafetensorError text ("No space left on device (os error 28)").
+    """
+    found = re.search(r"\(os error (\d+)\)", str(exc))
+    if not isinstance(exc, OSError) and found is None:
+        return None
+    os_error = exc if isinstance(exc, OSError) else OSError(int(found[1]), os.strerror(int(found[1])))
+    return storage_error(os_error, path=path, needed=sum(t.numel() * t.element_size() for t in tensors.values()))
 
 
 # In-place initialisers: on a meta tensor they change no shape, only data that does not exist.

@@ -6,21 +6,36 @@ counted; files the format's `check` rejects are skipped and counted, or fatal wi
 """
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from zoo.data.formats import ReadOptions, TrainingData
 from zoo.data.split import check_classes, check_val_classes, file_entry, fingerprint, stratified_split
 from zoo.errors import DataError
 
 
+OUTSIDE = "folder symlink leading outside the data folder (not followed)"
+
+
 class Skip(Exception):
     """Raised by a format's `check` for an input that cannot be used; the message is the reason."""
 
 
+def listing(folder: Path) -> list[Path]:
+    """The entries of `folder`; an unreadable folder is a DataError naming it as a permission problem."""
+    try:
+        return [Path(entry.path) for entry in os.scandir(folder)]
+    except PermissionError:
+        raise DataError(
+            f"cannot read the folder {str(folder)!r}: permission denied",
+            "fix its permissions (chmod/chown), or move it out of the data folder",
+        ) from None
+
+
 def visible_dirs(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return sorted(p for p in listing(folder) if p.is_dir() and not p.name.startswith("."))
 
 
 def require_folder(path: Path, format_name: str) -> None:
@@ -47,9 +62,7 @@ def class_dirs(root: Path) -> list[Path]:
 def holds_files(root: Path, suffixes: Iterable[str]) -> bool:
     """Whether any class folder holds a file with one of `suffixes` (the cheap test `detect` uses)."""
     wanted = set(suffixes)
-    return any(
-        p.suffix.lower() in wanted for folder in class_dirs(root) for p in folder.iterdir() if p.is_file()
-    )
+    return any(p.suffix.lower() in wanted for folder in class_dirs(root) for p in listing(folder) if p.is_file())
 
 
 def read_class_folders(
@@ -76,7 +89,7 @@ def read_class_folders(
         The samples; the classes are the training folders' names, sorted.
     """
     require_folder(root, task.replace("-classification", "") + "-folder")
-    scan = _Scanner(set(suffixes), check, options, kind)
+    scan = _Scanner(root, set(suffixes), check, options, kind)
     if has_split_folders(root):
         train_files = scan.files(root / "train")
         val_files = scan.files(root / "val")
@@ -116,9 +129,15 @@ def _counts(samples: list[tuple[Any, int, Path]], classes: list[str]) -> dict[st
 
 
 class _Scanner:
-    """Lists class folders, checks their files (in threads), and tallies what it skips."""
+    """Lists class folders, checks their files (in threads), and tallies what it skips.
 
-    def __init__(self, suffixes: set[str], check: Callable[[Path], Any], options: ReadOptions, kind: str):
+    Folder symlinks are followed only while they stay inside the data folder (each real folder
+    once, so a link loop ends); one that leaves it (a class folder linked to `/`) is counted in
+    the skip report, never walked.
+    """
+
+    def __init__(self, root: Path, suffixes: set[str], check: Callable[[Path], Any], options: ReadOptions, kind: str):
+        self.root = os.path.realpath(root)
         self.suffixes = suffixes
         self.check = check
         self.options = options
@@ -129,12 +148,12 @@ class _Scanner:
     def files(self, folder: Path) -> dict[str, list[Path]]:
         """class name -> its files with a wanted suffix, sorted; other files are counted as ignored."""
         found: dict[str, list[Path]] = {}
-        self.ignored += sum(1 for p in folder.iterdir() if p.is_file())
+        self.ignored += sum(1 for p in listing(folder) if p.is_file())
         for class_dir in visible_dirs(folder):
+            if not self._followed(class_dir):
+                continue
             paths = []
-            for path in sorted(class_dir.rglob("*")):
-                if not path.is_file():
-                    continue
+            for path in sorted(self._walk(class_dir, {os.path.realpath(class_dir)})):
                 hidden = any(part.startswith(".") for part in path.relative_to(class_dir).parts)
                 if hidden or path.suffix.lower() not in self.suffixes:
                     self.ignored += 1
@@ -147,6 +166,26 @@ class _Scanner:
                 )
             found[class_dir.name] = paths
         return found
+
+    def _followed(self, folder: Path) -> bool:
+        """Whether to walk `folder`: not a symlink, or one into the data folder; else it is counted."""
+        real = os.path.realpath(folder)
+        if not folder.is_symlink() or real == self.root or real.startswith(self.root.rstrip(os.sep) + os.sep):
+            return True
+        self.skipped.setdefault(OUTSIDE, []).append(str(folder))
+        return False
+
+    def _walk(self, folder: Path, seen: set[str]) -> Iterator[Path]:
+        """Every file under `folder`, following folder symlinks that stay in the data folder."""
+        for path in listing(folder):
+            if not path.is_dir():
+                if path.is_file():
+                    yield path
+                continue
+            real = os.path.realpath(path)
+            if real not in seen and self._followed(path):
+                seen.add(real)
+                yield from self._walk(path, seen)
 
     def samples(self, files: dict[str, list[Path]], classes: list[str]) -> list[tuple[Any, int, Path]]:
         """(item, class index, path) for every file `check` accepts, in class then file order."""
