@@ -140,3 +140,95 @@ def test_a_thin_strip_in_a_training_folder_is_skipped_and_counted(tmp_path):
     strip(tmp_path / "b" / "strip.png", 1, 60000)
     data = read_data(tmp_path)
     assert data.skipped == {"aspect ratio over 100:1": [str(tmp_path / "b" / "strip.png")]}
+
+
+# zoo predict: inputs streamed in batches
+
+
+def small_images(folder: Path, count: int) -> list[Path]:
+    """`count` 16×16 PNGs, a dark stroke on a light ground (a digit model's kind of picture), named in order."""
+    from PIL import ImageDraw
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(count):
+        paths.append(folder / f"{i:05d}.png")
+        image = Image.new("RGB", (16, 16), (255, 255, 255 - i % 64))
+        ImageDraw.Draw(image).line((4 + i % 5, 2, 11 - i % 3, 13), fill=(i % 40, 0, 0), width=2)
+        image.save(paths[-1])
+    return paths
+
+
+def test_predict_runs_many_images_in_the_memory_of_one_batch(tmp_path):
+    paths = small_images(tmp_path / "many", 160)
+    code, _, stderr, one_batch, _ = measured(ZOO, "predict", LITE0, *map(str, paths[:32]), "-k", "1", cwd=tmp_path)
+    assert code == 0, stderr
+    code, stdout, stderr, peak, _ = measured(ZOO, "predict", LITE0, *map(str, paths), "-k", "1", cwd=tmp_path)
+    assert code == 0, stderr
+    assert len(stdout.splitlines()) == 1 + 160
+    # Five batches of 32 cost what one does; as one batch of 160 they took 3.7 GB against 1.4 GB.
+    assert peak < one_batch + 150, f"{peak:.0f} MB for 160 images against {one_batch:.0f} MB for 32"
+
+
+def test_predict_streams_json_batch_by_batch_with_the_results_of_one_batch(tmp_path):
+    import zoo
+    from zoo.images import classify_images
+
+    paths = small_images(tmp_path / "few", 5)
+    whole = classify_images(zoo.load(LITE0), paths, top_k=2, batch_size=5)
+    code, stdout, stderr, _, _ = measured(
+        ZOO, "predict", LITE0, *map(str, paths), "-k", "2", "--batch-size", "2", "--json", cwd=tmp_path
+    )
+    assert code == 0, stderr
+    streamed = json.loads(stdout)
+    assert stdout == json.dumps(streamed, indent=2) + "\n"  # the same text a single batch printed
+    assert [r["input"] for r in streamed] == [str(p) for p in paths]
+    for got, want in zip(streamed, whole):
+        assert [p["index"] for p in got["predictions"]] == [p["index"] for p in want["predictions"]]
+        for a, b in zip(got["predictions"], want["predictions"]):
+            assert a["probability"] == pytest.approx(b["probability"], abs=1e-4)
+
+
+def test_predict_prints_one_table_across_batches(tmp_path):
+    paths = small_images(tmp_path / "few", 3)
+    code, stdout, stderr, _, _ = measured(ZOO, "predict", "mlp-digits", *map(str, paths), "-k", "1", "--batch-size", "1", cwd=tmp_path)
+    lines = stdout.splitlines()
+    assert code == 0, stderr
+    assert lines[0].split() == ["INPUT", "RANK", "LABEL", "PROBABILITY"] and len(lines) == 4
+    assert len({line.index(" 1 ") for line in lines[1:]}) == 1  # the columns line up
+
+
+def test_predict_reads_the_images_of_a_folder_in_name_order(tmp_path):
+    folder = tmp_path / "shots"
+    small_images(folder, 3)
+    (folder / "notes.txt").write_text("not an image")
+    (folder / ".hidden.png").write_bytes((folder / "00000.png").read_bytes())
+    (folder / "later").mkdir()
+    small_images(folder / "later", 1)
+    code, stdout, stderr, _, _ = measured(ZOO, "predict", "mlp-digits", str(folder), "-k", "1", "--json", cwd=tmp_path)
+    assert code == 0, stderr
+    assert [r["input"] for r in json.loads(stdout)] == [str(folder / f"{i:05d}.png") for i in range(3)]
+
+
+def test_predict_on_a_folder_without_images_says_so(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("x")
+    code, stdout, stderr, _, _ = measured(ZOO, "predict", "mlp-digits", "empty", cwd=tmp_path)
+    assert (code, stdout) == (1, "")
+    assert stderr.startswith("Error: the folder empty holds no images (")
+
+
+def test_text_classes_are_the_same_in_batches_of_one(tmp_path):
+    import torch
+
+    import zoo
+    from zoo.texts import classify_texts
+
+    torch.manual_seed(0)
+    model = zoo.load("lstm-text", num_classes=3)
+    texts = ["To be, or not to be", "I love recurrent neural networks", "Once upon a time", "Hi"]
+    one_by_one, together = classify_texts(model, texts, top_k=3, batch_size=1), classify_texts(model, texts, top_k=3)
+    assert [r["input"] for r in one_by_one] == texts
+    for a, b in zip(one_by_one, together):
+        assert [p["index"] for p in a["predictions"]] == [p["index"] for p in b["predictions"]]
+        assert [p["probability"] for p in a["predictions"]] == pytest.approx([p["probability"] for p in b["predictions"]], abs=1e-5)

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
-from zoo.errors import ArgumentError, DataError, PluginError
+from zoo.errors import ArgumentError, DataError
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm")
 # Transparent pixels are shown on white, as a viewer would show them.
 _BACKGROUND = (255, 255, 255)
 
@@ -114,12 +115,16 @@ def _to_8bit(image: Any) -> Any:
 def image_transform(preprocess: Mapping[str, Any]) -> Callable[[Any], Any]:
     """The evaluation transform of a weights' preprocessing (timm's: resize, centre crop, normalise).
 
+    A ``"transform"`` entry names a transform a plugin registered (``"digits"``): data chooses it by
+    name, and only the plugin's own ``"module:function"`` is imported.
+
     Raises:
         ArgumentError: the model declares no image preprocessing.
+        RegistryError: the transform it names is not registered.
     """
     if "input_size" not in preprocess:
         raise ArgumentError("this model declares no image preprocessing (input_size)", "is it an image classifier?")
-    if "transform" in preprocess:  # the model's own, "module:function" (the digits models: any picture -> 8×8)
+    if "transform" in preprocess:
         return _own_transform(preprocess["transform"])(preprocess)
     from timm.data import create_transform
 
@@ -128,36 +133,67 @@ def image_transform(preprocess: Mapping[str, Any]) -> Callable[[Any], Any]:
     return create_transform(**args, is_training=False)
 
 
-def _own_transform(target: str) -> Callable[[Mapping[str, Any]], Callable[[Any], Any]]:
-    import importlib
+def _own_transform(name: Any) -> Callable[[Mapping[str, Any]], Callable[[Any], Any]]:
+    """The builder of the transform registered as `name` (the digits models: any picture -> 8×8)."""
+    from zoo.plugins import import_reference
+    from zoo.registry import TransformSpec, named, registered
 
-    module, _, attr = target.partition(":")
-    try:
-        return getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as exc:
-        raise PluginError(f"image transform {target!r} cannot be imported: {exc}", "reinstall the plugin that declares it") from None
+    spec = named(registered("register_transforms", TransformSpec), name, "image transform")
+    return import_reference(spec.build, f"image transform {spec.name!r} ({spec.plugin})")
 
 
-def classify_images(model: Any, paths: Sequence[str | Path], top_k: int = 5) -> list[dict[str, Any]]:
+def image_inputs(inputs: Sequence[str | Path]) -> list[Path]:
+    """The image files `inputs` name: each file as given, each folder's own image files in name order
+    (hidden files and other suffixes left out).
+
+    Raises:
+        DataError: a folder holds no image.
+    """
+    paths: list[Path] = []
+    for item in map(Path, inputs):
+        if not item.is_dir():
+            paths.append(item)
+            continue
+        found = sorted(
+            p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()
+        )
+        if not found:
+            raise DataError(f"the folder {item} holds no images ({', '.join(IMAGE_SUFFIXES)})", "put images in it, or name the files")
+        paths += found
+    return paths
+
+
+def classify_images(model: Any, paths: Sequence[str | Path], top_k: int = 5, batch_size: int = 32) -> list[dict[str, Any]]:
     """Top-k classes of each image, with the model's labels and preprocessing.
 
     Args:
         model: a model zoo loaded (``model.zoo.preprocess`` holds ``input_size`` and friends).
         paths: image files, any mode.
         top_k: how many classes per image.
+        batch_size: images the model sees at once (memory grows with it, not with `paths`).
 
     Returns:
         One ``{"input", "predictions": [{"rank", "index", "label", "probability"}]}`` per image.
     """
+    return [result for batch in classify_image_batches(model, paths, top_k, batch_size) for result in batch]
+
+
+def classify_image_batches(
+    model: Any, paths: Sequence[str | Path], top_k: int = 5, batch_size: int = 32
+) -> Iterator[list[dict[str, Any]]]:
+    """`classify_images`, one list per batch of `batch_size` images, each yielded as soon as it is done."""
     import torch
 
     info = model.zoo
     transform = image_transform(info.preprocess)
     channels = int(info.preprocess["input_size"][0])
-    batch = torch.stack([transform(open_image(p, channels)) for p in paths])
-    with torch.inference_mode():
-        probabilities = model.eval()(batch).softmax(dim=-1)
-    return ranked([str(path) for path in paths], probabilities, info.labels, top_k)
+    model = model.eval()
+    for start in range(0, len(paths), batch_size):
+        chunk = paths[start : start + batch_size]
+        batch = torch.stack([transform(open_image(p, channels)) for p in chunk])
+        with torch.inference_mode():
+            probabilities = model(batch).softmax(dim=-1)
+        yield ranked([str(path) for path in chunk], probabilities, info.labels, top_k)
 
 
 def ranked(inputs: Sequence[str], probabilities: Any, labels: Sequence[str] | None, top_k: int) -> list[dict[str, Any]]:

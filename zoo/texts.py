@@ -56,8 +56,11 @@ def generate_texts(
     ]
 
 
-def classify_texts(model: Any, texts: Sequence[str], top_k: int = 5) -> list[dict[str, Any]]:
+def classify_texts(model: Any, texts: Sequence[str], top_k: int = 5, batch_size: int = 32) -> list[dict[str, Any]]:
     """Top-k classes of each text, with the model's labels.
+
+    Args:
+        batch_size: texts the model sees at once (memory grows with it, not with `texts`).
 
     Returns:
         One ``{"input", "predictions": [{"rank", "index", "label", "probability"}]}`` per text.
@@ -66,10 +69,15 @@ def classify_texts(model: Any, texts: Sequence[str], top_k: int = 5) -> list[dic
 
     from zoo.images import ranked
 
-    ids, _ = model.tokenizer.batch(list(texts))
-    with torch.inference_mode():
-        probabilities = model.eval()(ids).softmax(dim=-1)
-    return ranked(list(texts), probabilities, getattr(getattr(model, "zoo", None), "labels", None), top_k)
+    labels = getattr(getattr(model, "zoo", None), "labels", None)
+    model = model.eval()
+    results = []
+    for start in range(0, len(texts), batch_size):
+        chunk = list(texts[start : start + batch_size])
+        ids, _ = model.tokenizer.batch(chunk)
+        with torch.inference_mode():
+            results += ranked(chunk, model(ids).softmax(dim=-1), labels, top_k)
+    return results
 
 
 def _require_language_model(model: Any) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 from typing import Any
 
 import click
@@ -18,31 +19,37 @@ from zoo.errors import ArgumentError
     "--runtime", type=click.Choice(["torch", "onnx"]), default="torch", show_default=True,
     help="onnx: run the exported model.onnx of a model directory (or an .onnx file) in onnxruntime.",
 )
+@click.option(
+    "--batch-size", "-b", "batch_size", default=32, show_default=True, type=click.IntRange(min=1),
+    help="Inputs the model sees at once; memory grows with it, not with the number of inputs.",
+)
 @click.option("--generate", type=click.IntRange(min=0), metavar="N", help="Language models: sample N tokens after each text.")
 @click.option("--temperature", default=0.7, show_default=True, type=click.FloatRange(min=0), help="With --generate: 0 is greedy.")
 @click.option("--seed", default=0, show_default=True, type=int, help="With --generate: the same seed, the same text.")
 @json_option
 def predict_command(
-    model: str, inputs: tuple[str, ...], top_k: int, runtime: str,
+    model: str, inputs: tuple[str, ...], top_k: int, runtime: str, batch_size: int,
     generate: int | None, temperature: float, seed: int, json_: bool,
 ) -> None:
     """Classify INPUTS with MODEL (a name, a model directory or hf://org/repo).
 
     Images may be PNG or JPEG in any mode (L, RGB, RGBA, CMYK, P); each model's own preprocessing
-    and labels are used. For a text model, INPUTS are texts: a language model prints their likely
+    and labels are used. A folder stands for its own image files, in name order. Images run in
+    batches of --batch-size, each printed as soon as it is done, so memory stays flat however many
+    there are. For a text model, INPUTS are texts: a language model prints their likely
     continuations (or, with --generate N, samples N tokens), a text classifier their classes.
 
     \b
     Examples:
       zoo predict tf_efficientnet_lite0.in1k cat.png
       zoo predict ./out photo1.jpg photo2.jpg --top-k 3 --json
+      zoo predict ./out ./photos/ --batch-size 64     # every image in the folder
       zoo predict ./out photo.jpg --runtime onnx      # after `zoo export ./out`
       zoo predict lenet5-digits digit.png
       zoo predict lstm-text "I love recurrent neural"
       zoo predict lstm-text "I love recurrent neural" --generate 60 --seed 1
     """
     import zoo
-    from zoo.images import classify_images
 
     if runtime == "onnx":
         from zoo.exporters.onnx_format import load_onnx_model
@@ -53,7 +60,7 @@ def predict_command(
     from zoo.texts import is_text_model
 
     if is_text_model(loaded):
-        _predict_texts(loaded, inputs, top_k, generate, temperature, seed, json_)
+        _predict_texts(loaded, inputs, top_k, batch_size, generate, temperature, seed, json_)
         return
     if _reads_tokens(loaded):
         raise ArgumentError(
@@ -62,14 +69,32 @@ def predict_command(
         )
     if generate is not None:
         raise click.UsageError(f"--generate needs a language model; {model} is not one")
-    results = classify_images(loaded, inputs, top_k=top_k)
+    _predict_images(loaded, inputs, top_k, batch_size, json_)
+
+
+def _predict_images(model: Any, inputs: tuple[str, ...], top_k: int, batch_size: int, json_: bool) -> None:
+    """Print each batch's results as soon as it is done: a JSON array, or one table whose columns
+    are sized up front from the input names and the labels."""
+    from zoo.images import classify_image_batches, image_inputs
+
+    paths = image_inputs(inputs)
+    batches = classify_image_batches(model, paths, top_k=top_k, batch_size=batch_size)
     if json_:
-        emit_json(results)
+        separator = "[\n"
+        for batch in batches:
+            for result in batch:
+                click.echo(separator + textwrap.indent(json.dumps(result, indent=2, default=str), "  "), nl=False)
+                separator = ",\n"
+        click.echo("\n]")
         return
-    emit_table(
-        ("INPUT", "RANK", "LABEL", "PROBABILITY"),
-        [(r["input"], p["rank"], p["label"], f"{p['probability']:.4f}") for r in results for p in r["predictions"]],
-    )
+    labels = getattr(model.zoo, "labels", None) or ["99999"]  # unnamed classes print their index
+    widths = (max([5, *(len(str(p)) for p in paths)]), max(4, len(str(top_k))), max([5, *map(len, labels)]), 0)
+    row = "  ".join(f"{{:<{w}}}" for w in widths)
+    click.echo(row.format("INPUT", "RANK", "LABEL", "PROBABILITY"))
+    for batch in batches:
+        for r in batch:
+            for p in r["predictions"]:
+                click.echo(row.format(r["input"], p["rank"], p["label"], f"{p['probability']:.4f}"))
 
 
 def _reads_tokens(model: Any) -> bool:
@@ -81,7 +106,8 @@ def _reads_tokens(model: Any) -> bool:
 
 
 def _predict_texts(
-    model, texts: tuple[str, ...], top_k: int, generate: int | None, temperature: float, seed: int, json_: bool
+    model, texts: tuple[str, ...], top_k: int, batch_size: int, generate: int | None, temperature: float, seed: int,
+    json_: bool,
 ) -> None:
     from zoo.texts import classify_texts, continue_texts, generate_texts, is_language_model
 
@@ -94,7 +120,7 @@ def _predict_texts(
                 click.echo(r["input"] + r["generated"])
         return
     if not is_language_model(model):
-        results = classify_texts(model, texts, top_k=top_k)
+        results = classify_texts(model, texts, top_k=top_k, batch_size=batch_size)
         rows = [(r["input"], p["rank"], p["label"], f"{p['probability']:.4f}") for r in results for p in r["predictions"]]
         headers = ("INPUT", "RANK", "LABEL", "PROBABILITY")
     else:

@@ -9,9 +9,8 @@ from typing import Any, Mapping
 from zoo.data.folders import Skip, holds_files, read_class_folders
 from zoo.data.formats import ReadOptions, TrainingData
 from zoo.errors import ArgumentError
-from zoo.images import ImageError, decode_image, open_image
+from zoo.images import IMAGE_SUFFIXES, ImageError, decode_image, open_image
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm")
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos", "box", "hamming")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
