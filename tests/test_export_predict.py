@@ -11,7 +11,7 @@ import zoo
 from zoo.cli import cli
 from zoo.data.packaged import write_dataset
 
-VOCAB = "zoo_rnn:weights/lstm-text.vocab.json"  # the bundled character vocabulary
+VOCAB = "lstm-text"  # the bundled character vocabulary, registered by zoo_rnn
 PHOTOS = ("astronaut", "chelsea", "coffee", "camera", "rocket", "immunohistochemistry", "coins", "logo")
 
 

@@ -187,7 +187,7 @@ def test_converter_layout_pitfalls_score_far_worse(hamlet):
     for key in [k for k in right if k.startswith("rnn.")]:
         i, f, g, o = right[key].chunk(4)
         swapped[key] = torch.cat([i, g, f, o])
-    model = zoo.load("textgenrnn", pretrained=False, vocab="zoo_rnn:weights/lstm-text.vocab.json")
+    model = zoo.load("textgenrnn", pretrained=False, vocab="lstm-text")
     text = hamlet[:3000]
     scores = {}
     for name, state in (("right", right), ("naive transpose", naive), ("wrong gate order", swapped)):

@@ -48,22 +48,22 @@ def test_bos_and_aliases_round_trip():
     assert tokenizer.decode(ids[1:]) == "ab\n"
 
 
-def test_vocab_json_round_trips_through_a_file_and_a_package_reference(tmp_path):
+def test_vocab_json_round_trips_through_a_file_and_a_registered_name(tmp_path):
     tokenizer = Tokenizer.build(TEXTS, kind="word", bos=True)
     path = tokenizer.save(tmp_path / "vocab.json")
     assert json.loads(path.read_text())["format"] == "zoo-vocab"
     assert not list(tmp_path.glob(".*tmp"))  # written atomically, nothing left behind
     loaded = load_tokenizer(path)
     assert loaded.to_dict() == tokenizer.to_dict()
-    bundled = load_tokenizer("zoo_rnn:weights/lstm-text.vocab.json")
+    bundled = load_tokenizer("lstm-text")  # registered by zoo_rnn (register_vocabularies)
     assert len(bundled) == 465 and bundled.padding_side == "left"
 
 
 def test_bad_vocabularies_are_refused_and_named(tmp_path):
     with pytest.raises(DataError, match=r"vocabulary '.*missing.json' not found \(pass a vocab.json path"):
         load_tokenizer(tmp_path / "missing.json")
-    with pytest.raises(DataError, match="not found"):
-        load_tokenizer("zoo_rnn:weights/nothing.json")
+    with pytest.raises(DataError, match="'package:path' reference, which zoo no longer imports"):
+        load_tokenizer("zoo_rnn:weights/lstm-text.vocab.json")
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
     with pytest.raises(DataError, match="is not valid JSON"):

@@ -30,5 +30,15 @@ def register_data_formats(register: Callable[[Any], None]) -> None:
 
 
 @hookspec
+def register_transforms(register: Callable[[Any], None]) -> None:
+    """Register image transforms that preprocessing may name: call `register(TransformSpec(...))`."""
+
+
+@hookspec
+def register_vocabularies(register: Callable[[Any], None]) -> None:
+    """Register vocabularies that data may name: call `register(VocabSpec(...))` once per vocab.json."""
+
+
+@hookspec
 def register_commands(cli: Any) -> None:
     """Add commands to the `zoo` click group: `cli.add_command(...)` or `@cli.command()`."""

@@ -124,7 +124,8 @@ _REWRITE = "the directory is damaged or was not written by zoo: save or download
 
 
 def describe(folder: str | Path) -> dict[str, Any]:
-    """What `zoo info DIR` shows: the config, the card's front matter, and the files' sizes."""
+    """What `zoo info DIR` shows: the config (every field that changes behaviour: arch_args,
+    preprocess with its transform, the vocabulary), the card's front matter, and the files' sizes."""
     folder = Path(folder)
     config = read_config(folder)
     card = inside(folder, CARD)
@@ -142,6 +143,7 @@ def describe(folder: str | Path) -> dict[str, Any]:
         "num_classes": config.get("num_classes"),
         "labels": config.get("labels"),
         "preprocess": config.get("preprocess"),
+        "vocab": file_name(config["files"]["vocab"]) if "vocab" in config["files"] else config["arch_args"].get("vocab"),
         "base_weights": config.get("base_weights"),
         "training": config.get("training"),
         "metrics": config.get("metrics"),
@@ -185,9 +187,10 @@ def load_model_dir(path: str | os.PathLike[str], *, num_classes: int | None = No
     config = read_config(folder, root)
     arch = _architecture(config["architecture"], folder)
     args = dict(config["arch_args"])
+    vocab = vocab_reference(folder, config, root)
+    if vocab is not None:
+        args["vocab"] = vocab
     files = config["files"]
-    if "vocab" in files:
-        args["vocab"] = str(inside(folder, file_name(files["vocab"]), root))
     entry = files.get("weights") or {}
     entry = entry if isinstance(entry, dict) else {"path": entry}
     weights = inside(folder, entry.get("path", WEIGHTS), root)
@@ -218,6 +221,34 @@ def load_model_dir(path: str | os.PathLike[str], *, num_classes: int | None = No
         load_report=report.as_dict(),
     )
     return model
+
+
+def vocab_reference(folder: Path, config: Mapping[str, Any], root: Path | None = None) -> str | None:
+    """The vocabulary a directory's model is built with: its vocab file, or a vocabulary a plugin registered.
+
+    Raises:
+        ModelDirError: the vocabulary names a file outside the directory, or neither a file in it
+            nor a registered name (a ``"package:path"`` is never imported).
+    """
+    files = config.get("files") or {}
+    if "vocab" in files:
+        return str(inside(folder, file_name(files["vocab"]), root))
+    vocab = (config.get("arch_args") or {}).get("vocab")
+    if vocab is None:
+        return None
+    from zoo.registry import VocabSpec, registered
+
+    known = registered("register_vocabularies", VocabSpec)
+    if isinstance(vocab, str) and vocab in known:
+        return vocab
+    path = inside(folder, vocab, root) if isinstance(vocab, str) and vocab else None
+    if path is None or not path.is_file():
+        raise ModelDirError(
+            f"{folder}: arch_args.vocab {vocab!r} is neither a file in the directory nor a registered "
+            f"vocabulary (registered: {', '.join(sorted(known)) or 'none'})",
+            _REWRITE,
+        )
+    return str(path)
 
 
 def _architecture(name: str, folder: Path) -> Any:

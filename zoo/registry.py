@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import difflib
 import fnmatch
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,8 @@ from zoo.errors import DuplicateNameError, NoWeightsError, RegistryError, Unknow
 
 INPUT_KINDS = ("image", "tokens", "features")
 SOURCE_KINDS = ("hf", "pkg", "bundled")
+# What data may use to choose behaviour: a plain name, never a module path or a file path.
+PLAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 class RegistryWarning(UserWarning):
@@ -147,6 +150,73 @@ class WeightSpec:
 
         package, _, path = self.labels.partition(":")
         return files(package).joinpath(path).read_text(encoding="utf-8").splitlines()
+
+
+@dataclass(frozen=True)
+class TransformSpec:
+    """An image transform that preprocessing may name (``"transform": "digits"``).
+
+    `build` is the plugin's ``"module:function"``, imported only when the transform is used:
+    ``build(preprocess) -> transform``, where ``transform(PIL image) -> tensor [C, H, W]``.
+    """
+
+    name: str
+    build: str
+    description: str = ""
+    plugin: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_plain(self.name, "transform")
+        if ":" not in self.build:
+            raise RegistryError(f"transform {self.name!r}: build must be 'module:function', got {self.build!r}")
+
+
+@dataclass(frozen=True)
+class VocabSpec:
+    """A vocabulary file (vocab.json) a plugin ships, that data may name (``"vocab": "lstm-text"``)."""
+
+    name: str
+    package: str
+    path: str
+    description: str = ""
+    plugin: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_plain(self.name, "vocabulary")
+        if not self.package or not self.path:
+            raise RegistryError(f"vocabulary {self.name!r}: package and path are required")
+
+
+def _check_plain(name: Any, what: str) -> None:
+    if not isinstance(name, str) or not PLAIN_NAME.match(name):
+        raise RegistryError(f"{what} name {name!r} must be a plain name (letters, digits, '.', '_', '-')")
+
+
+def registered(hook: str, kind: type, pm: Any = None) -> dict[str, Any]:
+    """What plugins registered through `hook` (``register_transforms``: TransformSpec, ...), by name."""
+    from zoo.plugins import accept_instances, default_plugin_manager
+
+    return (pm or default_plugin_manager()).collect(hook, accept_instances(kind), key=lambda spec: spec.name)
+
+
+def named(table: Mapping[str, Any], name: Any, what: str) -> Any:
+    """`table[name]`; anything else is a one-line RegistryError naming what is registered.
+
+    Data chooses behaviour by a plain name only: a ``"module:function"`` or a path is refused as
+    such, never imported or opened.
+    """
+    if isinstance(name, str) and name in table:
+        return table[name]
+    known = ", ".join(sorted(table)) or "none"
+    if isinstance(name, str) and not PLAIN_NAME.match(name):
+        raise RegistryError(
+            f"{what} {name!r} is not a registered name: data names a {what} by a plain name, never by "
+            f"a module or file path (registered: {known})",
+            f"use one of the registered names, or install the plugin that registers the {what}",
+        )
+    raise RegistryError(
+        f"unknown {what} {name!r} (registered: {known})", f"install the plugin that registers it, or use one of those"
+    )
 
 
 @dataclass(frozen=True)

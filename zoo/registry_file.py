@@ -9,7 +9,7 @@ from typing import Any, Iterator, Mapping
 import yaml
 
 from zoo.errors import RegistryError, ZooError
-from zoo.registry import ArchSpec, Source, WeightSpec
+from zoo.registry import PLAIN_NAME, ArchSpec, Source, WeightSpec
 
 FORMAT_VERSION = 1
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -23,7 +23,7 @@ WEIGHT_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "default": ((bool,), False),
     "arch_args": ((dict,), False),
     "num_classes": ((int,), False),
-    "labels": ((list, str), False),
+    "labels": ((list,), False),
     "preprocess": ((dict,), False),
     "metrics": ((dict,), False),
     "license": ((str,), False),
@@ -40,7 +40,6 @@ SOURCE_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "dist": ((str,), False),
     "package": ((str,), False),
     "path": ((str,), False),
-    "converter": ((str,), False),
     "sha256": ((str,), False),
     "size": ((int,), False),
 }
@@ -90,17 +89,47 @@ def _weight_spec(entry: Any, where: str, archs: Mapping[str, ArchSpec] | None) -
     fields = _check_fields(entry, WEIGHT_FIELDS, where)
     if archs is not None and fields["arch"] not in archs:
         raise RegistryError(f"{where}: field 'arch': unknown architecture {fields['arch']!r}")
+    _check_named_choices(fields, where)
     sources = []
     for i, raw in enumerate(fields["sources"]):
+        if isinstance(raw, dict) and "converter" in raw:
+            raise RegistryError(
+                f"{where}: sources[{i}]: field 'converter' is not allowed in a registry file: a converter is code",
+                "register these weights from a plugin (register_weights), whose sources may name a converter",
+            )
         source = _check_fields(raw, SOURCE_FIELDS, f"{where}: sources[{i}]")
         if source.get("sha256") is not None and not _SHA256.match(source["sha256"]):
             raise RegistryError(f"{where}: sources[{i}]: field 'sha256': not 64 lowercase hex digits")
+        _check_package_file(source, f"{where}: sources[{i}]")
         sources.append(_build(Source, source, f"{where}: sources[{i}]"))
     fields["sources"] = tuple(sources)
     fields["aliases"] = tuple(fields.get("aliases", ()))
     if isinstance(fields.get("labels"), list):
         fields["labels"] = tuple(str(label) for label in fields["labels"])
     return _build(WeightSpec, {**fields, "plugin": "registry.yaml"}, where)
+
+
+def _check_named_choices(fields: Mapping[str, Any], where: str) -> None:
+    """Where data chooses behaviour (a transform, a vocabulary) it gives a plain name that a plugin
+    registered; a "module:function" or a path is refused here, before anything could import it."""
+    for section, key in (("arch_args", "vocab"), ("preprocess", "vocab"), ("preprocess", "transform")):
+        value = (fields.get(section) or {}).get(key)
+        if value is not None and not (isinstance(value, str) and PLAIN_NAME.match(value)):
+            raise RegistryError(
+                f"{where}: field '{section}.{key}': {value!r} is not a plain name; data names a "
+                f"{'transform' if key == 'transform' else 'vocabulary'} that a plugin registered, never a module or a path",
+                "use a registered name (`zoo plugins` lists them)",
+            )
+
+
+def _check_package_file(source: Mapping[str, Any], where: str) -> None:
+    """A `bundled` source names a top-level package (found, never imported) and a file inside it."""
+    package = source.get("package")
+    if package is not None and not package.isidentifier():
+        raise RegistryError(f"{where}: field 'package': {package!r} is not a top-level package name")
+    path = source.get("path")
+    if path is not None and (Path(path).is_absolute() or ".." in Path(path).parts):
+        raise RegistryError(f"{where}: field 'path': {path!r} must be a relative path inside the package")
 
 
 def _check_fields(entry: Any, schema: Mapping[str, tuple[tuple[type, ...], bool]], where: str) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
-import importlib.resources
+import importlib.util
 import os
 import re
 from dataclasses import dataclass
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from zoo.cache import Record, check_record, read_record, sha256_file, weights_dir, write_record
-from zoo.errors import PluginError, WeightsIntegrityError, WeightsUnavailableError
+from zoo.errors import WeightsIntegrityError, WeightsUnavailableError
 from zoo.registry import ArchSpec, Source, WeightSpec
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -156,11 +156,11 @@ def _fetch_pkg(spec: WeightSpec, source: Source, shapes: Shapes) -> Fetched:
 
 
 def _fetch_bundled(spec: WeightSpec, source: Source, shapes: Shapes) -> Fetched:
-    try:
-        resource = importlib.resources.files(source.package or "").joinpath(source.path or "")
-    except ModuleNotFoundError:
-        raise SourceUnavailable(f"the plugin package {source.package!r} is not installed") from None
-    path = Path(str(resource))
+    # Found, never imported: a registry file names the package, and data never runs an import.
+    found = importlib.util.find_spec(source.package or "") if (source.package or ".").isidentifier() else None
+    if found is None or not found.submodule_search_locations:
+        raise SourceUnavailable(f"the plugin package {source.package!r} is not installed")
+    path = Path(list(found.submodule_search_locations)[0]) / (source.path or "")
     if not path.is_file():
         raise SourceUnavailable(f"{source.package} has no file {source.path}")
     return _adopt(spec, source, path, source.sha256, shapes)
@@ -221,17 +221,11 @@ def convert_checkpoint(path: Path, out: Path, converter: str | None, shapes: Sha
             raise WeightsIntegrityError(f"{path} cannot be read as a weights-only checkpoint: {exc}") from None
         if isinstance(state, Mapping) and isinstance(state.get("state_dict"), Mapping):
             state = state["state_dict"]
-    if converter:
-        state = _import(converter)(dict(state), shapes())
+    if converter:  # only a plugin's WeightSpec names one: registry files may not (registry_file.py)
+        from zoo.plugins import import_reference
+
+        state = import_reference(converter, "weights converter")(dict(state), shapes())
     save_safetensors(state, out, metadata={"format": "pt", "converted_from": path.name})
-
-
-def _import(target: str) -> Callable[..., Any]:
-    module, _, attr = target.partition(":")
-    try:
-        return getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as exc:
-        raise PluginError(f"converter {target!r} cannot be imported: {exc}", "reinstall the plugin that declares it") from None
 
 
 # -- resolving -------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from zoo import ArchSpec, InputSpec, hookimpl
+from zoo.registry import TransformSpec
 
 
 @hookimpl
@@ -37,5 +38,16 @@ def register_architectures(register):
             choices={"batch_norm": (False, True)},
             num_params=288298,
             description="A small VGG: stages of 3×3 conv → ReLU pairs and a max pool, global average pooling, linear head",
+        )
+    )
+
+
+@hookimpl
+def register_transforms(register):
+    register(
+        TransformSpec(
+            name="digits",
+            build="zoo_cnn.digits:digit_transform",
+            description="any picture of one digit -> scikit-learn's 8×8 digits form, at the model's input size",
         )
     )

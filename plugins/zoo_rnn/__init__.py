@@ -3,6 +3,7 @@ textgenrnn's character LSTM, the architecture of the pretrained `lstm-text`. Met
 from __future__ import annotations
 
 from zoo import ArchSpec, InputSpec, hookimpl
+from zoo.registry import VocabSpec
 
 # The option values zoo_rnn.recurrent accepts, kept here as data so listing imports no torch.
 TASKS = ("language-modeling", "sequence-classification", "sequence-tagging")
@@ -69,5 +70,17 @@ def register_architectures(register):
             },
             num_params=462717,
             description="textgenrnn's char LSTM: embedding, 2 LSTMs, skip-concatenation, attention pooling over 40 chars",
+        )
+    )
+
+
+@hookimpl
+def register_vocabularies(register):
+    register(
+        VocabSpec(
+            name="lstm-text",
+            package="zoo_rnn",
+            path="weights/lstm-text.vocab.json",
+            description="textgenrnn's 465-character vocabulary, for lstm-text",
         )
     )

@@ -155,6 +155,8 @@ def _print_info(record: dict[str, Any]) -> None:
             ("architecture", record["arch"]),
             ("aliases", ", ".join(record["aliases"]) or "-"),
             ("num_classes", record["num_classes"]),
+            ("arguments", ", ".join(f"{k}={v!r}" for k, v in record["arch_args"].items())),
+            ("preprocess", ", ".join(f"{k}={v!r}" for k, v in record["preprocess"].items())),
             ("license", record["license"]),
             ("origin", record["origin"]),
             ("metrics", ", ".join(f"{k}={v}" for k, v in record["metrics"].items()) or "-"),
@@ -180,10 +182,13 @@ def plugins_command(json_: bool) -> None:
 
     from zoo.data import data_formats
     from zoo.export import exporters
+    from zoo.registry import TransformSpec, VocabSpec, registered
 
     default_registry()  # registering is what fills each plugin's record
     exporters()
     data_formats()
+    registered("register_transforms", TransformSpec)
+    registered("register_vocabularies", VocabSpec)
     data = records(default_plugin_manager())
     if json_:
         emit_json(data)

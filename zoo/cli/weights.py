@@ -205,6 +205,8 @@ def info_model_dir(path: str, json_: bool) -> None:
         ("path", record["path"]),
         ("architecture", record["architecture"]),
         ("arguments", ", ".join(f"{k}={v!r}" for k, v in record["arch_args"].items())),
+        ("preprocess", ", ".join(f"{k}={v!r}" for k, v in (record["preprocess"] or {}).items())),
+        ("vocabulary", record["vocab"]),
         ("num_classes", record["num_classes"]),
         ("labels", ", ".join(record["labels"][:10]) + (" ..." if len(record["labels"]) > 10 else "") if record["labels"] else None),
         ("base weights", (record["base_weights"] or {}).get("id")),

@@ -203,10 +203,13 @@ class Tokenizer:
 
 
 def load_tokenizer(ref: str | os.PathLike[str]) -> Tokenizer:
-    """Read a vocab.json: a filesystem path, or ``"package:relative/path"`` inside an installed package.
+    """Read a vocab.json: a file (a path object, or a string holding a '/'), or the plain name of a
+    vocabulary a plugin registered (``"lstm-text"``). A ``"package:path"`` string is refused: data
+    never names a module.
 
     Raises:
         DataError: the file is missing or is not a zoo vocabulary.
+        RegistryError: a name no plugin registered.
     """
     text, where = _read(ref)
     try:
@@ -217,16 +220,23 @@ def load_tokenizer(ref: str | os.PathLike[str]) -> Tokenizer:
 
 
 def _read(ref: str | os.PathLike[str]) -> tuple[str, str]:
-    path = Path(ref)
-    if path.is_file():
-        return path.read_text(encoding="utf-8"), str(path)
-    package, sep, inner = str(ref).partition(":")
-    if sep and all(part.isidentifier() for part in package.split(".")):
+    if isinstance(ref, str) and "/" not in ref and os.sep not in ref:
         from importlib.resources import files
 
-        try:
-            resource = files(package).joinpath(inner)
-            return resource.read_text(encoding="utf-8"), str(ref)
-        except (ModuleNotFoundError, FileNotFoundError, NotADirectoryError):
-            pass
-    raise DataError(f"vocabulary {str(ref)!r} not found", "pass a vocab.json path or 'package:relative/path'")
+        from zoo.registry import VocabSpec, named, registered
+
+        spec = named(registered("register_vocabularies", VocabSpec), ref, "vocabulary")
+        ref = Path(str(files(spec.package).joinpath(spec.path)))
+    path = Path(ref)
+    try:
+        return path.read_text(encoding="utf-8"), str(path)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        if isinstance(ref, str) and _PACKAGE_PATH.match(ref):
+            raise DataError(
+                f"vocabulary {ref!r} is a 'package:path' reference, which zoo no longer imports",
+                "name a registered vocabulary (`zoo plugins` lists them) or pass a vocab.json path",
+            ) from None
+        raise DataError(f"vocabulary {str(ref)!r} not found", "pass a vocab.json path or a registered vocabulary name") from None
+
+
+_PACKAGE_PATH = re.compile(r"^[A-Za-z_][\w.]*:")

@@ -225,13 +225,14 @@ def _tokenizer(path: Path, config: Mapping[str, Any]) -> Any:
     """A model directory's vocabulary, for a text classifier (None for other models)."""
     from zoo.errors import ArgumentError
 
-    vocab = (config.get("arch_args") or {}).get("vocab") if path.is_dir() else None
+    from zoo.modeldir import vocab_reference
+
+    vocab = vocab_reference(path, config) if path.is_dir() else None  # a sidecar never names a vocabulary
     if not vocab:
         return None
     from zoo.data.tokenizers import load_tokenizer
-    from zoo.modeldir import inside
 
-    tokenizer = load_tokenizer(inside(path, vocab))
+    tokenizer = load_tokenizer(vocab)
     if config.get("num_classes") in (None, len(tokenizer)):
         raise ArgumentError(
             f"{path} is a language model: --runtime onnx runs classifiers",

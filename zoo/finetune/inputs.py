@@ -37,7 +37,7 @@ class Inputs:
 
 
 def prepare_inputs(model: nn.Module, data: TrainingData, options: Any, device: torch.device) -> Inputs:
-    """The datasets for `data`'s task; records the preprocessing in `model.zoo.preprocess`."""
+    """The datasets for `data`'s task; records the preprocessing they use in `model.zoo.preprocess`."""
     if data.task == "image-classification":
         inputs = image_inputs(model, data, options)
     else:
@@ -45,7 +45,12 @@ def prepare_inputs(model: nn.Module, data: TrainingData, options: Any, device: t
 
         inputs = text_inputs(model, data, options)
     inputs.pin_memory = device.type == "cuda"
-    model.zoo.preprocess = {**(model.zoo.preprocess or {}), **inputs.preprocess}
+    if data.task == "image-classification":
+        # Exactly what the images went through: nothing of the base model's (its own transform, say)
+        # may survive into the output to be applied at prediction time instead.
+        model.zoo.preprocess = dict(inputs.preprocess)
+    else:
+        model.zoo.preprocess = {**(model.zoo.preprocess or {}), **inputs.preprocess}
     return inputs
 
 
