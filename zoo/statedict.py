@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -111,20 +110,16 @@ def save_safetensors(tensors: Mapping[str, torch.Tensor], path: str | Path, meta
             tensor = tensor.clone()
         seen.add(tensor.data_ptr())
         plain[name] = tensor
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    from zoo.fsio import atomic_path
+
+    with atomic_path(path) as tmp:
         try:
-            save_file(plain, tmp, metadata=metadata)
+            save_file(plain, str(tmp), metadata=metadata)
         except Exception as exc:
             error = _write_error(exc, path, plain)
             if error is None:
                 raise
             raise error from exc
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _write_error(exc: Exception, path: Path, tensors: Mapping[str, torch.Tensor]) -> StorageError | None:

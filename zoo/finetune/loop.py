@@ -7,7 +7,6 @@ uninterrupted run would have done.
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -196,7 +195,7 @@ def _copy_state(module: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    from zoo.fsio import atomic_path
+
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
