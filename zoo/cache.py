@@ -1,8 +1,10 @@
 """zoo's own cache: converted weight files and the verification record of every file zoo loads.
 
 A record says which sha256 and size a file had when it was last hashed, and its file status
-(mtime, inode) at that moment. A load compares size and status only; any change means a full
-re-hash before the file is used. No torch here: `zoo cache ls` stays light.
+(mtime, ctime, inode) at that moment. A load compares size and status only; any change means a
+full re-hash before the file is used. ctime matters: `touch -r` can restore an edited file's
+mtime, nothing but the kernel sets its ctime. A record that failed a verification is marked bad
+and never spares a re-hash again. No torch here: `zoo cache ls` stays light.
 """
 from __future__ import annotations
 
@@ -10,25 +12,16 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Iterator
 
 from zoo.errors import WeightsIntegrityError
+from zoo.fsio import write_text as atomic_write_text
+from zoo.fsio import zoo_home
 
 _CHUNK = 1 << 22
-
-
-def zoo_home() -> Path:
-    """ZOO_HOME, or the user cache dir (``~/.cache/zoo`` on Linux)."""
-    env = os.environ.get("ZOO_HOME")
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("zoo"))
 
 
 def weights_dir(weight_id: str) -> Path:
@@ -48,7 +41,10 @@ class Record:
     mtime_ns: int
     inode: int
     verified_at: str
-    owned: bool = False  # a file zoo wrote into ZOO_HOME, deleted with its record
+    owned: bool = False  # a file zoo wrote or fetched, deleted with its record (see `deletable`)
+    ctime_ns: int = 0
+    source_sha256: str | None = None  # a converted file: the sha256 of the file it was converted from
+    bad: bool = False  # it failed a verification: re-hashed before any use until it passes
 
     @property
     def key(self) -> str:
@@ -78,7 +74,9 @@ def _records_dir() -> Path:
     return zoo_home() / "records"
 
 
-def write_record(model: str, source: str, path: str | Path, sha256: str, *, owned: bool = False) -> Record:
+def write_record(
+    model: str, source: str, path: str | Path, sha256: str, *, owned: bool = False, source_sha256: str | None = None
+) -> Record:
     """Record `path` as verified with `sha256` now (its size and status taken from the file)."""
     path = Path(path).resolve()
     st = path.stat()
@@ -92,9 +90,22 @@ def write_record(model: str, source: str, path: str | Path, sha256: str, *, owne
         inode=st.st_ino,
         verified_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         owned=owned,
+        ctime_ns=st.st_ctime_ns,
+        source_sha256=source_sha256,
     )
-    atomic_write_text(_records_dir() / f"{record.key}.json", json.dumps(asdict(record), indent=2))
+    _save(record)
     return record
+
+
+def mark_bad(record: Record) -> Record:
+    """Note that `record`'s file failed a verification: no load trusts its status again until it passes."""
+    bad = replace(record, bad=True)
+    _save(bad)
+    return bad
+
+
+def _save(record: Record) -> None:
+    atomic_write_text(_records_dir() / f"{record.key}.json", json.dumps(asdict(record), indent=2))
 
 
 def read_record(model: str, source: str) -> Record | None:
@@ -118,20 +129,29 @@ def records() -> Iterator[Record]:
 
 
 def check_record(record: Record, remedy: str) -> Record:
-    """Use a recorded file: size and status must match, otherwise it is re-hashed first.
+    """Use a recorded file: size and status (mtime, ctime, inode) must match, otherwise it is
+    re-hashed first; a record marked bad is always re-hashed.
 
     Raises:
-        WeightsIntegrityError: the file changed size or its bytes no longer hash to the record.
+        WeightsIntegrityError: the file changed size or its bytes no longer hash to the record
+            (the record is then marked bad).
     """
     st = os.stat(record.path)
     if st.st_size != record.size:
+        mark_bad(record)
         raise WeightsIntegrityError(
-            f"{record.path} ({record.model}) is {st.st_size} bytes, {record.size} were verified", remedy
+            f"{record.path} ({record.model}) is {st.st_size} bytes, {record.size} were verified; the file was not loaded", remedy
         )
-    if (st.st_mtime_ns, st.st_ino) == (record.mtime_ns, record.inode):
+    if not record.bad and (st.st_mtime_ns, st.st_ctime_ns, st.st_ino) == (record.mtime_ns, record.ctime_ns, record.inode):
         return record
-    verify_hash(record.path, record.sha256, remedy, model=record.model)
-    return write_record(record.model, record.source, record.path, record.sha256, owned=record.owned)
+    try:
+        verify_hash(record.path, record.sha256, remedy, model=record.model)
+    except WeightsIntegrityError:
+        mark_bad(record)
+        raise
+    return write_record(
+        record.model, record.source, record.path, record.sha256, owned=record.owned, source_sha256=record.source_sha256
+    )
 
 
 def verify_hash(path: str | Path, expected: str, remedy: str, *, model: str = "") -> None:
@@ -148,21 +168,32 @@ def verify_hash(path: str | Path, expected: str, remedy: str, *, model: str = ""
         )
 
 
-def remove(record: Record) -> None:
-    """Forget a record, and delete its file when zoo wrote it."""
-    if record.owned:
+def remove(record: Record) -> bool:
+    """Forget a record, and delete its file when zoo wrote or fetched it; whether the file was deleted.
+
+    A record is data anyone with write access to ZOO_HOME can forge: its file is deleted only when
+    it lies where zoo writes (`deletable`), whatever the record says.
+    """
+    deleted = record.owned and deletable(Path(record.path))
+    if deleted:
         Path(record.path).unlink(missing_ok=True)
     (_records_dir() / f"{record.key}.json").unlink(missing_ok=True)
+    return deleted
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write a text file through a temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def deletable(path: Path) -> bool:
+    """Whether `path` is a file zoo converted into ZOO_HOME, or a blob in the Hugging Face cache it
+    downloads into (deleting a blob only makes the Hub client fetch it again)."""
+    resolved = path.resolve()
+    if resolved.is_relative_to((zoo_home() / "weights").resolve()):
+        return True
+    hub = Path(hub_cache_dir()).resolve()
+    return resolved.is_relative_to(hub) and resolved.parent.name == "blobs" and resolved.parent.parent.parent == hub
+
+
+def hub_cache_dir() -> str:
+    """The Hugging Face cache folder that HF_HUB_CACHE / HF_HOME name now."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return os.path.expanduser(os.environ["HF_HUB_CACHE"])
+    home = os.environ.get("HF_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "huggingface")
+    return os.path.join(os.path.expanduser(home), "hub")

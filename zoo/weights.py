@@ -17,7 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from zoo.cache import Record, check_record, read_record, sha256_file, weights_dir, write_record
+from zoo.cache import (
+    Record,
+    check_record,
+    hub_cache_dir,
+    read_record,
+    sha256_file,
+    weights_dir,
+    write_record,
+)
 from zoo.errors import WeightsIntegrityError, WeightsUnavailableError
 from zoo.registry import ArchSpec, Source, WeightSpec
 
@@ -25,6 +33,7 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _TRUE = ("1", "on", "yes", "true")
 # Short enough that an unreachable Hub fails well within 10 s; HF_HUB_ETAG_TIMEOUT overrides it.
 _ETAG_TIMEOUT_S = 4.0
+_LOCK_WAIT_S = 600.0  # a download or conversion in another process: wait for it rather than redo it
 
 Shapes = Callable[[], Mapping[str, Any]]
 
@@ -49,14 +58,6 @@ class Fetched:
 def hub_offline() -> bool:
     """HF_HUB_OFFLINE, read now (huggingface_hub reads it once, at import)."""
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE
-
-
-def hub_cache_dir() -> str:
-    """The Hugging Face cache folder that HF_HUB_CACHE / HF_HOME name now."""
-    if os.environ.get("HF_HUB_CACHE"):
-        return os.path.expanduser(os.environ["HF_HUB_CACHE"])
-    home = os.environ.get("HF_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "huggingface")
-    return os.path.join(os.path.expanduser(home), "hub")
 
 
 def hub_download(repo: str, filename: str, revision: str | None = None) -> Path:
@@ -145,6 +146,10 @@ def _fetch_hf(spec: WeightSpec, source: Source, shapes: Shapes) -> Fetched:
 
 
 def _fetch_pkg(spec: WeightSpec, source: Source, shapes: Shapes) -> Fetched:
+    return _adopt(spec, source, _locate_pkg(source), source.sha256, shapes)
+
+
+def _locate_pkg(source: Source) -> Path:
     try:
         dist = importlib.metadata.distribution(source.dist or "")
     except importlib.metadata.PackageNotFoundError:
@@ -152,10 +157,14 @@ def _fetch_pkg(spec: WeightSpec, source: Source, shapes: Shapes) -> Fetched:
     path = Path(str(dist.locate_file(source.path or "")))
     if not path.is_file():
         raise SourceUnavailable(f"version {dist.version} has no file {source.path}")
-    return _adopt(spec, source, path, source.sha256, shapes)
+    return path
 
 
 def _fetch_bundled(spec: WeightSpec, source: Source, shapes: Shapes) -> Fetched:
+    return _adopt(spec, source, _locate_bundled(source), source.sha256, shapes)
+
+
+def _locate_bundled(source: Source) -> Path:
     # Found, never imported: a registry file names the package, and data never runs an import.
     found = importlib.util.find_spec(source.package or "") if (source.package or ".").isidentifier() else None
     if found is None or not found.submodule_search_locations:
@@ -163,7 +172,7 @@ def _fetch_bundled(spec: WeightSpec, source: Source, shapes: Shapes) -> Fetched:
     path = Path(list(found.submodule_search_locations)[0]) / (source.path or "")
     if not path.is_file():
         raise SourceUnavailable(f"{source.package} has no file {source.path}")
-    return _adopt(spec, source, path, source.sha256, shapes)
+    return path
 
 
 _FETCHERS: dict[str, Callable[[WeightSpec, Source, Shapes], Fetched]] = {
@@ -194,7 +203,7 @@ def _adopt(
         return Fetched(write_record(spec.id, description, path, actual, owned=owned), source)
     out = weights_dir(spec.id) / f"{actual[:16]}.safetensors"
     convert_checkpoint(path, out, source.converter, shapes, is_safetensors=is_safetensors)
-    return Fetched(write_record(spec.id, description, out, sha256_file(out), owned=True), source)
+    return Fetched(write_record(spec.id, description, out, sha256_file(out), owned=True, source_sha256=actual), source)
 
 
 def convert_checkpoint(path: Path, out: Path, converter: str | None, shapes: Shapes, *, is_safetensors: bool = False) -> None:
@@ -240,12 +249,35 @@ def _unavailable_remedy(spec: WeightSpec) -> str:
 
 
 def cached(spec: WeightSpec) -> Fetched | None:
-    """The verified file of a spec that is already cached, re-checked; None when none is."""
+    """The verified file of a spec that is already cached, re-checked; None when none is.
+
+    A record is data: it is followed only to the file its source would give (a file zoo converted
+    into ZOO_HOME, a blob of the Hugging Face cache, the installed package's own file), and only
+    when its hashes are the ones the registry pins. Any other record is ignored (and replaced by
+    the next fetch).
+    """
     for source in spec.sources:
         record = read_record(spec.id, source.describe())
-        if record is not None:
+        if record is not None and _trusted(spec, source, record):
             return Fetched(check_record(record, _integrity_remedy(spec)), source)
     return None
+
+
+def _trusted(spec: WeightSpec, source: Source, record: Record) -> bool:
+    """Whether `record` names the file `source` yields for `spec`, with the hash the registry pins."""
+    path = Path(record.path).resolve()
+    if record.source_sha256 is not None:  # converted by zoo from the source's file
+        return path.is_relative_to(weights_dir(spec.id).resolve()) and source.sha256 in (None, record.source_sha256)
+    if source.sha256 is not None and record.sha256 != source.sha256:
+        return False
+    if source.kind == "hf":
+        blob = hub_etag_sha256(path)
+        return path.is_relative_to(Path(hub_cache_dir()).resolve()) and blob in (None, record.sha256)
+    locate = {"pkg": _locate_pkg, "bundled": _locate_bundled}.get(source.kind)
+    try:
+        return locate is not None and path == locate(source).resolve()
+    except SourceUnavailable:
+        return False
 
 
 def resolve_weights(spec: WeightSpec, shapes: Shapes) -> Fetched:
@@ -265,12 +297,19 @@ def resolve_weights(spec: WeightSpec, shapes: Shapes) -> Fetched:
     found = cached(spec)
     if found is not None:
         return found
-    failures = []
-    for source in spec.sources:
-        try:
-            return _FETCHERS[source.kind](spec, source, shapes)
-        except SourceUnavailable as exc:
-            failures.append(f"[{len(failures) + 1}] {source.describe()}: {exc}")
+    from zoo.fsio import lock_path, locked
+
+    # One writer per cache entry: a second process waits, then finds what the first one recorded.
+    with locked(lock_path(weights_dir(spec.id)), f"the cache entry of {spec.id}", wait=_LOCK_WAIT_S):
+        found = cached(spec)
+        if found is not None:
+            return found
+        failures = []
+        for source in spec.sources:
+            try:
+                return _FETCHERS[source.kind](spec, source, shapes)
+            except SourceUnavailable as exc:
+                failures.append(f"[{len(failures) + 1}] {source.describe()}: {exc}")
     raise WeightsUnavailableError(
         f"weights {spec.id!r} are not cached and no source could provide them: {'; '.join(failures)}",
         _unavailable_remedy(spec),
