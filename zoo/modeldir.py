@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -328,26 +326,79 @@ def save_model_dir(
         metrics: evaluation results, e.g. ``{"accuracy": 0.95}``, for config.json and the card.
         license: the licence of the weights (default: that of the base weights, when known).
         description: a paragraph for the model card.
-        overwrite: replace an existing directory.
+        overwrite: replace an existing zoo model directory (or an empty folder); never anything else.
 
     Returns:
         The directory.
 
     Raises:
-        ModelDirError: the directory exists and `overwrite` is False, or the model has no ``.zoo``.
+        ModelDirError: the directory exists and `overwrite` is False, or it is not one zoo may
+            replace, or the model has no ``.zoo``.
+        BusyError: another process is writing the same directory.
     """
-    from zoo.cache import sha256_file
-    from zoo.statedict import save_safetensors
+    from zoo.fsio import lock_path, locked
 
     target = Path(path)
     info = getattr(model, "zoo", None)
     if info is None:
         raise ModelDirError("the model has no .zoo metadata", "build or load it with zoo.load")
-    if target.exists() and not overwrite:
-        raise ModelDirError(f"{target} already exists", "choose another path, or pass overwrite=True")
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
+    with locked(lock_path(target), str(target)):
+        check_writable(target, overwrite)
+        _write(model, info, target, training, metrics, license, description, overwrite)
+    return target
+
+
+def check_writable(target: Path, overwrite: bool) -> None:
+    """Whether a model directory may be written at `target`: a missing path, or with `overwrite`
+    a zoo model directory or an empty folder (a replacement an earlier crash left half done is
+    finished first).
+
+    Raises:
+        ModelDirError: `target` exists and `overwrite` is False, or it is anything else.
+    """
+    from zoo.fsio import recover_swap
+
+    recover_swap(target)
+    if not (target.exists() or target.is_symlink()):
+        return
+    if not overwrite:
+        raise ModelDirError(f"{target} already exists", "choose another path, or pass overwrite=True (--overwrite)")
+    if target.is_symlink() or not target.is_dir():
+        kind = "a symlink" if target.is_symlink() else "a file" if target.is_file() else "not a folder"
+        raise ModelDirError(f"{target} is {kind}; overwriting replaces only a zoo model directory", _NOT_OURS)
+    if any(target.iterdir()) and not _is_zoo_output(target):
+        raise ModelDirError(
+            f"{target} is not a zoo model directory (no {CONFIG} with \"library\": \"zoo\"); "
+            "overwriting replaces only a zoo model directory or an empty folder",
+            _NOT_OURS,
+        )
+
+
+_NOT_OURS = "nothing was changed; choose another output, or move that folder away yourself"
+
+
+def _is_zoo_output(folder: Path) -> bool:
+    """A folder whose config.json carries the zoo's format marker."""
+    config = folder / CONFIG
+    if config.is_symlink() or not config.is_file():
+        return False
     try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("library") == "zoo" and isinstance(data.get("format_version"), int)
+
+
+def _write(
+    model: Any, info: Any, target: Path, training: Any, metrics: Any, license: str | None, description: str | None,
+    overwrite: bool,
+) -> None:
+    from zoo.cache import sha256_file
+    from zoo.fsio import publish_dir, staging_dir
+    from zoo.statedict import save_safetensors
+
+    with staging_dir(target) as tmp:
         args = dict(info.arch_args)
         files: dict[str, Any] = {}
         if getattr(model, "tokenizer", None) is not None:
@@ -358,11 +409,7 @@ def save_model_dir(
         config = _config(info, args, files, training, metrics)
         (tmp / CONFIG).write_text(json.dumps(config, indent=2, default=_plain) + "\n", encoding="utf-8")
         (tmp / CARD).write_text(_card(config, license, description), encoding="utf-8")
-        _replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return target
+        publish_dir(tmp, target, replace=overwrite)
 
 
 def _plain(value: Any) -> Any:
@@ -417,14 +464,3 @@ def _base_weights(config: dict[str, Any]) -> Any:
     from zoo.registry import default_registry
 
     return default_registry().weights.get(base["id"])
-
-
-def _replace(tmp: Path, target: Path) -> None:
-    """Move the finished folder into place; an old one is swapped out, then deleted."""
-    if not target.exists():
-        os.replace(tmp, target)
-        return
-    old = target.with_name(f".{target.name}.old-{os.getpid()}")
-    os.replace(target, old)
-    os.replace(tmp, target)
-    shutil.rmtree(old, ignore_errors=True)

@@ -15,12 +15,13 @@ from torch import nn
 from zoo.data.formats import ReadOptions, TrainingData, read_data
 from zoo.errors import ArgumentError
 from zoo.finetune import FinetuneOptions, FinetuneResult
-from zoo.finetune.features import backbone_digest, cache_key, compute_features, load_cached, store_cached
+from zoo.finetune.features import cache_key, compute_features, load_cached, store_cached, tensor_digest
 from zoo.finetune.inputs import Inputs, prepare_inputs
 from zoo.finetune.jobs import HeadOnFeatures, ModelOnLoader
 from zoo.finetune.loop import LoopOptions, evaluate, fit
 from zoo.finetune.report import classification_metrics, language_metrics, write_output
 from zoo.finetune.strategy import Strategy, apply_strategy, trains_batchnorm
+from zoo.fsio import lock_path, locked
 from zoo.heads import ModelInfo
 
 Progress = Callable[[str, int, int, dict], None]
@@ -47,9 +48,30 @@ def run(model_or_name: Any, data_path: Path, options: FinetuneOptions, progress:
     model, weights_sha256 = load_model(model_or_name, data, options)
     output = output_path(options.output, model.zoo.name)
     check_output_apart(output, data_path)
+    # One run per output, and every check on it before any training.
+    with locked(lock_path(output), f"the output {str(output)!r}"):
+        check_output_writable(output, options.overwrite)
+        return _train_and_write(model, weights_sha256, data, strategy, output, options, progress, started)
+
+
+def check_output_writable(output: Path, overwrite: bool) -> None:
+    """A missing output, or with --overwrite a zoo model directory or an empty folder."""
+    from zoo.errors import ModelDirError
+    from zoo.modeldir import check_writable
+
+    try:
+        check_writable(output, overwrite)
+    except ModelDirError as exc:
+        if not overwrite:
+            raise ArgumentError(f"the output {str(output)!r} already exists", "pass --overwrite, or another --output") from None
+        raise ArgumentError(exc.message.replace("overwriting", "--overwrite"), exc.remedy) from None
+
+
+def _train_and_write(
+    model: nn.Module, weights_sha256: str | None, data: TrainingData, strategy: Strategy, output: Path,
+    options: FinetuneOptions, progress: Progress | None, started: float,
+) -> FinetuneResult:
     work = output.with_name(f".{output.name}.partial")
-    if output.exists() and not options.overwrite:
-        raise ArgumentError(f"the output {str(output)!r} already exists", "pass --overwrite, or another --output")
     if work.exists() and not options.resume:
         shutil.rmtree(work)
     device = pick_device(options.device)
@@ -185,7 +207,7 @@ def feature_job(
     """The head on cached features: read them from the cache, or run the backbone once and store them."""
     classifier = model.get_classifier()
     key = cache_key(
-        backbone=weights_sha256 or backbone_digest(_without(model.state_dict(keep_vars=True), classifier)),
+        backbone=weights_sha256 or tensor_digest(_without(model.state_dict(keep_vars=True), classifier)),
         # The head's size does not change the features.
         model_id=json.dumps(
             [model.zoo.arch, {k: v for k, v in model.zoo.arch_args.items() if k != "num_classes"}], sort_keys=True, default=str

@@ -12,8 +12,7 @@ import contextlib
 import hashlib
 import inspect
 import json
-import os
-import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
@@ -77,15 +76,6 @@ def to_device(inputs: Any, device: torch.device) -> Any:
     return inputs.contiguous(memory_format=torch.channels_last) if inputs.dim() == 4 else inputs
 
 
-def backbone_digest(state: Mapping[str, torch.Tensor]) -> str:
-    """A sha256 over a state dict's names and bytes: the identity of weights that have no recorded hash."""
-    digest = hashlib.sha256()
-    for name, tensor in state.items():
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
-
-
 def cache_key(*, backbone: str, model_id: str, preprocess: Any, data: str, device: torch.device) -> str:
     """The name of a feature file: everything that changes the features goes in."""
     parts = {
@@ -104,31 +94,54 @@ def features_dir() -> Path:
 
 
 def load_cached(key: str) -> dict[str, torch.Tensor] | None:
-    """The tensors stored under `key`, or None when there are none (or the file is unreadable)."""
+    """The tensors stored under `key`, or None when there are none or they fail their checksum.
+
+    A file that is unreadable or whose tensors no longer hash to the checksum stored with them
+    is never used: it is deleted (a warning says so) and the features are computed again.
+    """
+    from safetensors import safe_open
     from safetensors.torch import load_file
 
     path = features_dir() / f"{key}.safetensors"
     if not path.is_file():
         return None
     try:
-        return load_file(path)
-    except Exception:  # a damaged cache file is recomputed, never trusted
-        return None
+        with safe_open(str(path), "pt") as f:
+            expected = (f.metadata() or {}).get(_CHECKSUM)
+        tensors = load_file(path)
+    except Exception:  # safetensors raises its own error types for a damaged file
+        tensors, expected = {}, None
+    if expected is not None and tensor_digest(tensors) == expected:
+        return tensors
+    warnings.warn(
+        f"the cached features {path} are damaged or were changed (checksum mismatch); computing them again", stacklevel=2
+    )
+    path.unlink(missing_ok=True)
+    return None
 
 
 def store_cached(key: str, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> Path:
-    """Write the tensors under `key`, atomically."""
+    """Write the tensors under `key`, atomically, with a checksum of their contents."""
     from safetensors.torch import save_file
 
-    folder = features_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{key}.safetensors"
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{key}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file({k: v.contiguous() for k, v in tensors.items()}, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from zoo.fsio import atomic_path
+
+    path = features_dir() / f"{key}.safetensors"
+    tensors = {k: v.contiguous() for k, v in tensors.items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={**metadata, _CHECKSUM: tensor_digest(tensors)})
     return path
+
+
+_CHECKSUM = "zoo_sha256"
+
+
+def tensor_digest(tensors: Mapping[str, torch.Tensor]) -> str:
+    """A sha256 over tensors' names, dtypes, shapes and bytes, in name order: the identity of
+    weights that have no recorded hash, and the checksum of a feature file."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        tensor = tensors[name]
+        digest.update(f"{name}\0{tensor.dtype}\0{list(tensor.shape)}\0".encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-import os
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -86,10 +85,12 @@ def write_output(
     classes: list[str],
     overwrite: bool,
 ) -> None:
-    """Write the model directory in `work`, then rename it to `output`: never half-written.
+    """Write the model directory in `work`, then publish it as `output`: never half-written.
 
-    With `overwrite`, a previous `output` is moved aside first and deleted after the rename.
+    With `overwrite`, a previous `output` is swapped out crash-safely (`zoo.fsio.publish_dir`):
+    it waits beside `output`, never inside `work`, which the next run deletes.
     """
+    from zoo.fsio import publish_dir
     from zoo.modeldir import save_model_dir
 
     staging = work / "model"
@@ -98,10 +99,8 @@ def write_output(
     save_model_dir(model, staging, metrics=_finite(metrics), training=_finite(training))
     if classes:
         confusion_png(metrics["confusion_matrix"], classes, staging / "confusion_matrix.png")
-    if output.exists() and overwrite:
-        os.replace(output, work / "previous")
     output.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(staging, output)
+    publish_dir(staging, output, replace=overwrite)
     shutil.rmtree(work, ignore_errors=True)
 
 
