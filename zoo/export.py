@@ -4,7 +4,9 @@ An `Exporter` is metadata plus two `"module:function"` strings that plugins regi
 `register_exporters`: `export(request: ExportRequest) -> dict` writes `request.path` and returns
 notes for the sidecar, and `load(path) -> callable` reads the result back for the parity check.
 `export()` writes into a temporary folder next to the target, checks parity there, writes the
-JSON sidecar, and only then moves the files into place: a killed or failed export leaves no file.
+JSON sidecar (which names the sha256 of every file it describes), and only then moves the files
+into place, the sidecar last: a killed or failed export leaves no file, and never a sidecar beside
+another export's file (`zoo cache clean` removes the staging folder a SIGKILL leaves).
 
 No torch at import: `zoo/__init__.py` imports `export` from here eagerly.
 """
@@ -12,8 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
@@ -154,7 +155,9 @@ def export(
     from zoo.parity import signature_of
 
     signature = signature_of(model, input_spec)
-    with _eval_mode(model), _staging(target) as stage:
+    from zoo.fsio import staging_dir
+
+    with _eval_mode(model), staging_dir(target, prefix=STAGING_PREFIX) as stage:
         staged = stage / target.name
         request, output_shapes = _request(model, signature, staged, opset, static)
         notes = _run_exporter(exporter, request)
@@ -169,9 +172,12 @@ def export(
             error.report = report  # type: ignore[attr-defined]
             raise error
         record = _record(exporter, model, source, target, request, output_shapes, signature, fixed, notes, report)
+        if not exporter.directory:  # a folder is published in one rename, sidecar inside; files one by one
+            hashes = _hashes(stage)
+            record.update(sha256=hashes.pop(target.name), data_sha256=hashes)
         sidecar = sidecar_path(exporter, target)
         write_json(stage / sidecar.relative_to(target.parent), record)
-        files = _publish(stage, target)
+        files = _publish(stage, target, sidecar)
     return ExportResult(target, exporter.name, sidecar, files, report, record)
 
 
@@ -243,9 +249,28 @@ def output_path(exporter: Exporter, path: str | os.PathLike[str] | None, source:
         raise ArgumentError(f"the output folder {target.parent} does not exist", "create it first, or choose another -o")
     if target.is_dir() and not exporter.directory:
         raise ArgumentError(f"{target} is a folder; {exporter.name} writes a file", f"give a file name such as model{exporter.suffix}")
-    if exporter.directory and target.exists():
+    if exporter.directory and (target.exists() or target.is_symlink()):
         raise ArgumentError(f"{target} already exists", "remove it, or choose another -o")
+    for path in (target, sidecar_path(exporter, target)):
+        _replaceable(path)
     return target
+
+
+def _replaceable(path: Path) -> None:
+    """An export replaces only a regular file: never a symlink, a FIFO, a device or a socket."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(mode):
+        kind = next((k for test, k in _KINDS if test(mode)), "not a regular file")
+        raise ArgumentError(f"{path} is {kind}; an export replaces only a regular file", "choose another -o")
+
+
+_KINDS = (
+    (stat.S_ISLNK, "a symlink"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"),
+)
 
 
 def sidecar_path(exporter: Exporter, target: Path) -> Path:
@@ -271,15 +296,35 @@ def read_sidecar(path: Path) -> dict[str, Any]:
 
 def write_json(path: Path, data: Mapping[str, Any]) -> None:
     """Write JSON atomically: a temporary file in the same folder, renamed over `path`."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, default=str)
-            handle.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from zoo.fsio import write_text
+
+    write_text(path, json.dumps(data, indent=2, default=str) + "\n")
+
+
+def check_files(artifact: Path, sidecar: Path, record: Mapping[str, Any]) -> None:
+    """An export must be the one its sidecar (labels, preprocessing) was written for: the sidecar
+    names the sha256 of the artifact and of the files beside it, so that neither a crash nor an
+    edit can pair it with another export's model.
+
+    Raises:
+        ExportError: a file is missing or its sha256 differs from the sidecar's.
+    """
+    from zoo.cache import sha256_file
+
+    if "sha256" not in record:  # written before sidecars named their files' hashes
+        return
+    hashes = {artifact.name: record["sha256"], **(record.get("data_sha256") or {})}
+    for name, expected in hashes.items():
+        path = artifact.parent / str(name)
+        if Path(str(name)).name != name or not path.is_file():
+            raise ExportError(f"{path}, named by the sidecar {sidecar.name}, is missing", "export the model again")
+        actual = sha256_file(path)
+        if actual != expected:
+            raise ExportError(
+                f"{path} has sha256 {actual}, but its sidecar {sidecar.name} was written for {expected}: "
+                "they come from different exports",
+                "export the model again (an export was interrupted, or a file was replaced)",
+            )
 
 
 def _check_options(exporter: Exporter, opset: int | None, static: bool, check: bool, atol: float = 0.0) -> None:
@@ -321,20 +366,6 @@ class _eval_mode:
 
     def __exit__(self, *exc: Any) -> None:
         self.model.train(self.was_training)
-
-
-class _staging:
-    """A temporary folder next to `target`, removed on the way out whatever happens."""
-
-    def __init__(self, target: Path):
-        self.target = target
-
-    def __enter__(self) -> Path:
-        self.path = Path(tempfile.mkdtemp(dir=self.target.parent, prefix=STAGING_PREFIX))
-        return self.path
-
-    def __exit__(self, *exc: Any) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
 
 
 def _request(
@@ -461,12 +492,23 @@ def _record(
     }
 
 
-def _publish(stage: Path, target: Path) -> list[Path]:
-    """Move the staged files next to `target`, the artifact itself last: its arrival completes the export."""
-    staged = sorted(stage.iterdir(), key=lambda p: p.name == target.name)
+def _hashes(stage: Path) -> dict[str, str]:
+    """The sha256 of every staged file: the artifact and the files named after it."""
+    from zoo.cache import sha256_file
+
+    return {p.name: sha256_file(p) for p in sorted(stage.iterdir()) if p.is_file()}
+
+
+def _publish(stage: Path, target: Path, sidecar: Path) -> list[Path]:
+    """Move the staged files next to `target` so that a crash never pairs a sidecar with another
+    export's files: the old sidecar goes first, the new one arrives last, after every file it names."""
+    if sidecar.parent == target.parent:
+        sidecar.unlink(missing_ok=True)
+    staged = sorted(stage.iterdir(), key=lambda p: (p.name == sidecar.name, p.name == target.name))
     published = []
     for item in staged:
         final = target.parent / item.name
+        _replaceable(final)
         os.replace(item, final)
         published.append(final)
     return published

@@ -94,7 +94,7 @@ def _record(record: Any) -> dict[str, Any]:
 
 @click.group("cache")
 def cache_group() -> None:
-    """The weight cache (ZOO_HOME, default the user cache dir): list, verify, remove."""
+    """The weight cache (ZOO_HOME, default the user cache dir): list, verify, remove, clean."""
 
 
 @cache_group.command("ls")
@@ -108,8 +108,13 @@ def cache_ls(json_: bool) -> None:
       zoo cache ls --json
     """
     from zoo.cache import records
+    from zoo.fsio import orphans
 
     rows = [_record(r) for r in records()]
+    left = [o for o in orphans() if o.kind != "journal entry"]
+    if left:
+        size = human_count(sum(o.size for o in left)) + "B"
+        click.echo(f"Note: {len(left)} file(s) left by interrupted runs ({size}); `zoo cache clean` removes them", err=True)
     if json_:
         emit_json(rows)
         return
@@ -124,16 +129,23 @@ def cache_ls(json_: bool) -> None:
 def cache_verify(json_: bool) -> None:
     """Re-hash every cached file; name each bad one (exit 1 when any is bad).
 
+    A bad file is marked so: no load uses it until it is fetched again or passes a later verify.
+
     \b
     Examples:
       zoo cache verify
     """
-    from zoo.cache import records, sha256_file
+    from zoo.cache import mark_bad, records, sha256_file, write_record
 
     rows = []
     for record in records():
         actual = sha256_file(record.path)
-        rows.append({**_record(record), "actual_sha256": actual, "ok": actual == record.sha256})
+        ok = actual == record.sha256
+        if not ok:
+            mark_bad(record)
+        else:  # re-verified: the record takes the file's status now (and loses a bad mark)
+            write_record(record.model, record.source, record.path, actual, owned=record.owned, source_sha256=record.source_sha256)
+        rows.append({**_record(record), "actual_sha256": actual, "ok": ok})
     if json_:
         emit_json(rows)
     else:
@@ -171,8 +183,36 @@ def cache_rm(names: tuple[str, ...], all_: bool) -> None:
     if missing:  # refused before anything is removed: a typo must not leave the command half done
         _not_cached(missing[0], registry)
     for record in chosen:
-        remove(record)
-        click.echo(f"removed {record.model}: {record.path}", err=True)
+        if remove(record):
+            click.echo(f"removed {record.model}: {record.path}", err=True)
+        else:
+            click.echo(f"forgot {record.model}: {record.path} (not a file zoo wrote; left in place)", err=True)
+
+
+@cache_group.command("clean")
+@click.option("--dry-run", is_flag=True, help="List what would be removed, remove nothing.")
+@json_option
+def cache_clean(dry_run: bool, json_: bool) -> None:
+    """Remove what killed runs left: temporary files in ZOO_HOME, staging folders of exports and
+    model directories; a replacement that was cut short is finished or undone (the old model put back).
+
+    Only files whose writing process is gone are touched.
+
+    \b
+    Examples:
+      zoo cache clean --dry-run
+      zoo cache clean
+    """
+    from zoo.fsio import clean, orphans
+
+    rows = []
+    for orphan in orphans():
+        done = "would clean" if dry_run else clean(orphan)
+        rows.append({"kind": orphan.kind, "path": str(orphan.path), "size": orphan.size, "done": done})
+    if json_:
+        emit_json(rows)
+        return
+    emit_table(("KIND", "SIZE", "DONE", "PATH"), [(r["kind"], human_count(r["size"]) + "B", r["done"], r["path"]) for r in rows])
 
 
 def _not_cached(name: str, registry: Any) -> None:

@@ -189,7 +189,7 @@ def load_onnx_model(name: str | Path, threads: int | None = None) -> OnnxModel:
         ArgumentError: no such file, no exported model.onnx in the directory, or no sidecar.
     """
     from zoo.errors import ArgumentError
-    from zoo.export import read_sidecar, unreadable
+    from zoo.export import check_files, read_sidecar, unreadable
     from zoo.heads import ModelInfo
     from zoo.modeldir import is_model_dir, read_config
 
@@ -216,9 +216,14 @@ def load_onnx_model(name: str | Path, threads: int | None = None) -> OnnxModel:
     )
     tokenizer = _tokenizer(path, config)
     try:
-        return OnnxModel(file, info, tokenizer, threads)
+        model = OnnxModel(file, info, tokenizer, threads)
     except Exception as exc:  # onnxruntime's own error types: a damaged file, or not ONNX at all
         raise unreadable(file, "onnx", exc) from exc
+    sidecar = file.with_name(file.name + ".json")
+    if not sidecar.is_file():
+        raise ArgumentError(f"{file} has no sidecar {sidecar.name}: its export was interrupted", f"run `zoo export {path}` again")
+    check_files(file, sidecar, read_sidecar(sidecar))
+    return model
 
 
 def _tokenizer(path: Path, config: Mapping[str, Any]) -> Any:
