@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from zoo.errors import ExportError
-from zoo.export import STAGING_PREFIX, ExportRequest
+from zoo.export import STAGING_PREFIX, ExportRequest, unreadable
 from zoo.exporters.onnx_format import quiet
 
 
@@ -100,7 +100,9 @@ _EXPR_FUNCTIONS = frozenset({
     "RoundDecimal", "ToFloat", "FloatTrueDiv", "IntTrueDiv", "FloatPow", "PowByNatural", "Identity", "OpaqueUnaryFn",
     "BitwiseFn_bitwise_and", "BitwiseFn_bitwise_or", "BitwiseFn_bitwise_xor", "Max", "Min", "Abs", "Eq", "Ne", "Lt",
     "Le", "Gt", "Ge", "And", "Or", "Not", "True", "False", "oo", "floor", "ceiling", "sqrt", "int_oo",
-    "Symbol", "Integer", "Float", "Rational", "positive", "negative", "nonnegative", "integer", "real", "finite",
+    "Symbol", "Integer", "Float", "Rational", "Add", "Mul", "Pow", "StrictLessThan", "LessThan", "StrictGreaterThan",
+    "GreaterThan", "Equality", "Unequality", "BooleanTrue", "BooleanFalse", "positive", "negative", "nonnegative",
+    "integer", "real", "finite",
 })
 
 
@@ -108,7 +110,7 @@ def check_pt2(path: Path) -> None:
     """Refuse a .pt2 archive that torch.export.load would unpickle or evaluate code from.
 
     Raises:
-        ExportError: not a zip archive, an unknown member (AOTInductor libraries, legacy pickles),
+        ExportError: not a zip archive (damaged), an unknown member (AOTInductor libraries, legacy pickles),
             a weight or constant marked `use_pickle`, a custom or opaque object, sample inputs that
             need full unpickling, or a shape expression that is not plain arithmetic.
     """
@@ -116,8 +118,8 @@ def check_pt2(path: Path) -> None:
         with zipfile.ZipFile(path) as archive:
             for name in archive.namelist():
                 _check_pt2_member(archive, name)
-    except zipfile.BadZipFile as exc:
-        raise _refused(path, f"not a zip archive ({exc})") from None
+    except zipfile.BadZipFile as exc:  # damaged, or not pt2 at all: as any unreadable export
+        raise unreadable(path, "pt2", exc) from None
     except _Unsafe as exc:
         raise _refused(path, str(exc)) from None
 
