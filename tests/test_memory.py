@@ -232,3 +232,68 @@ def test_text_classes_are_the_same_in_batches_of_one(tmp_path):
     for a, b in zip(one_by_one, together):
         assert [p["index"] for p in a["predictions"]] == [p["index"] for p in b["predictions"]]
         assert [p["probability"] for p in a["predictions"]] == pytest.approx([p["probability"] for p in b["predictions"]], abs=1e-5)
+
+
+# Fine-tuning: a CSV file is streamed, and --steps-per-epoch bounds the feature pass
+
+
+def write_csv(path: Path, rows: int) -> Path:
+    """`rows` lines of about 100 characters in three classes (a few quoted, with commas and newlines)."""
+    words = "the quick brown fox jumps over a lazy dog while seven wizards quietly judge boxing matches".split()
+    with path.open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["text", "label"])
+        for i in range(rows):
+            text = " ".join(words[(i + k * 7) % len(words)] for k in range(16))
+            writer.writerow([f"{text}, line {i}" + ("\nand a second line" if i % 1000 == 0 else ""), f"class{i % 3}"])
+    return path
+
+
+def test_a_large_csv_with_few_steps_takes_the_time_and_memory_of_a_small_one(tmp_path):
+    write_csv(tmp_path / "small.csv", 2_000)
+    large = write_csv(tmp_path / "large.csv", 600_000)
+    assert large.stat().st_size > 60_000_000
+    args = ("finetune", "lstm-text", "--steps-per-epoch", "2", "--epochs", "2", "--batch-size", "16", "--quiet", "--json")
+    code, _, stderr, small_peak, small_seconds = measured(ZOO, *args, "--data", "small.csv", "-o", "small-out", cwd=tmp_path)
+    assert code == 0, stderr
+    code, stdout, stderr, peak, seconds = measured(ZOO, *args, "--data", "large.csv", "-o", "large-out", cwd=tmp_path, timeout=240)
+    assert code == 0, stderr
+    summary = json.loads(stdout)["data"]
+    # All the rows are split; the run validates on one epoch's worth of them (2 steps of 16).
+    assert (summary["train_size"], summary["val_size"], summary["val_sampled_from"]) == (480_000, 32, 120_000)
+    # Read whole, the file took 4x its size in memory, and its features were computed for every row.
+    assert peak < small_peak + 120, f"{peak:.0f} MB for a 60 MB CSV against {small_peak:.0f} MB for 2,000 rows"
+    assert seconds < small_seconds + 45, f"{seconds:.0f} s for a 60 MB CSV against {small_seconds:.0f} s for 2,000 rows"
+
+
+def test_csv_rows_are_read_back_from_the_file_as_the_scan_found_them(tmp_path):
+    from zoo.data.formats import ReadOptions, read_data
+
+    path = write_csv(tmp_path / "rows.csv", 3_000)
+    with path.open(newline="") as file:
+        expected = {(row["text"].strip(), int(row["label"][-1])) for row in csv.DictReader(file)}
+    data = read_data(path, options=ReadOptions(seed=3))
+    assert len(data.train) + len(data.val) == 3_000
+    assert set(data.train) | set(data.val) == expected and not set(data.train) & set(data.val)
+    assert data.train[5] == list(data.train)[5] and data.val[-1] == list(data.val)[-1]
+
+
+def test_with_few_steps_features_are_computed_for_the_drawn_rows_and_train_the_same_head(tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    import zoo
+
+    path = write_csv(tmp_path / "rows.csv", 3_000)
+    args = dict(epochs=2, batch_size=16, steps_per_epoch=3, seed=1, max_length=32)
+    totals = []
+    cached = zoo.finetune("lstm-text", path, output=str(tmp_path / "c"), progress=lambda s, n, t, i: totals.append((s, t)), **args)
+    naive = zoo.finetune("lstm-text", path, output=str(tmp_path / "n"), cache=False, **args)
+    assert (cached.features, naive.features) == ("computed", "none")
+    # Two epochs of three batches of 16 draw at most 96 of the 2,400 training rows; 48 of the 600
+    # validation rows (one epoch's worth) are validated.
+    assert cached.data["val_size"] == 48 and cached.data["val_sampled_from"] == 600
+    assert {t for stage, t in totals if stage == "features"} <= set(range(48 + 48, 48 + 97))
+    assert cached.metrics["val_loss"] == pytest.approx(naive.metrics["val_loss"], abs=1e-5)
+    a, b = load_file(tmp_path / "c" / "model.safetensors"), load_file(tmp_path / "n" / "model.safetensors")
+    assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)

@@ -7,10 +7,12 @@ format; `load(path, options: ReadOptions) -> TrainingData` scans it into labelle
 from __future__ import annotations
 
 import functools
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
+from zoo.data.split import fingerprint as data_fingerprint
 from zoo.errors import ArgumentError, DataError
 
 TASKS = ("image-classification", "text-classification", "language-modeling")
@@ -53,10 +55,13 @@ class ReadOptions:
     text_column: str = "text"
     label_column: str = "label"
     workers: int = 0
+    max_val: int | None = None  # classification: validate on a seeded sample of at most this many
 
     def __post_init__(self) -> None:
         if not 0.0 < self.val_split < 1.0:
             raise ArgumentError(f"val_split must be between 0 and 1 (exclusive), got {self.val_split}")
+        if self.max_val is not None and self.max_val < 1:
+            raise ArgumentError(f"max_val must be at least 1, got {self.max_val}")
 
 
 @dataclass
@@ -64,18 +69,28 @@ class TrainingData:
     """Labelled samples split into train and validation, and what was skipped on the way.
 
     `train` and `val` hold `(item, target)` pairs: an image path or a text, and a class index
-    (-1 for a language-modelling corpus, whose items are whole texts).
+    (-1 for a language-modelling corpus, whose items are whole texts). They are lists, or sequences
+    that read each item from the file when asked for (a CSV's rows), with a `take(indices)` method.
     """
 
     format: str
     task: str
     root: Path
     classes: list[str]
-    train: list[tuple[Any, int]]
-    val: list[tuple[Any, int]]
+    train: Sequence[tuple[Any, int]]
+    val: Sequence[tuple[Any, int]]
     skipped: dict[str, list[str]] = field(default_factory=dict)
     ignored: int = 0
     fingerprint: str = ""
+    val_sampled_from: int | None = None
+
+    def sample_val(self, size: int, seed: int) -> None:
+        """Keep a seeded sample of `size` validation items, in their order (a bounded run's validation)."""
+        keep = sorted(random.Random(f"{seed}:val").sample(range(len(self.val)), size))
+        take = getattr(self.val, "take", None)
+        self.val_sampled_from = len(self.val)
+        self.val = take(keep) if take is not None else [self.val[i] for i in keep]
+        self.fingerprint = data_fingerprint([self.fingerprint, f"val sample\t{size}\t{seed}"])
 
     def skipped_counts(self) -> dict[str, int]:
         """How many inputs were skipped, by reason."""
@@ -93,6 +108,7 @@ class TrainingData:
             "skipped": self.skipped_counts(),
             "ignored_files": self.ignored,
             "fingerprint": self.fingerprint,
+            **({"val_sampled_from": self.val_sampled_from} if self.val_sampled_from is not None else {}),
         }
 
 
@@ -141,7 +157,7 @@ def read_data(path: str | Path, name: str | None = None, options: ReadOptions | 
     Args:
         path: the data folder or file.
         name: a format name; None detects it.
-        options: split, seed, strictness and column names.
+        options: split, seed, strictness, column names, and a bound on the validation samples.
 
     Returns:
         The labelled train/val samples, with the skipped inputs counted.
@@ -149,6 +165,9 @@ def read_data(path: str | Path, name: str | None = None, options: ReadOptions | 
     fmt = find_format(path, name)
     if not Path(path).exists():
         raise DataError(f"data path {str(path)!r} does not exist", "check the path given to --data")
-    data = fmt.function("load")(Path(path), options or ReadOptions())
+    options = options or ReadOptions()
+    data = fmt.function("load")(Path(path), options)
     data.format = fmt.name
+    if options.max_val is not None and data.task != "language-modeling" and len(data.val) > options.max_val:
+        data.sample_val(options.max_val, options.seed)
     return data

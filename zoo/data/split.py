@@ -23,23 +23,27 @@ def stratified_split(samples: Sequence[T], val_split: float, seed: int) -> tuple
     Returns:
         (train, val), each in the input's order. A class with a single sample stays in train.
     """
+    train, val = stratified_indices([sample[1] for sample in samples], val_split, seed)
+    return [samples[i] for i in train], [samples[i] for i in val]
+
+
+def stratified_indices(targets: Sequence[int], val_split: float, seed: int) -> tuple[list[int], list[int]]:
+    """`stratified_split` on the class indices alone: (train positions, val positions), each ascending."""
     by_class: dict[int, list[int]] = defaultdict(list)
-    for index, sample in enumerate(samples):
-        by_class[sample[1]].append(index)
+    for index, target in enumerate(targets):
+        by_class[target].append(index)
     held_out: set[int] = set()
     for target in sorted(by_class):
         indices = by_class[target]
         random.Random(f"{seed}:{target}").shuffle(indices)
         n_val = min(len(indices) - 1, max(1, round(len(indices) * val_split)))
         held_out.update(indices[:n_val])
-    train = [s for i, s in enumerate(samples) if i not in held_out]
-    val = [s for i, s in enumerate(samples) if i in held_out]
-    if not val:
+    if not held_out:
         raise DataError(
             "the validation split is empty: every class has a single example, and a class keeps its last one for training",
             "add a second example to some classes, or give a train/ and a val/ folder",
         )
-    return train, val
+    return [i for i in range(len(targets)) if i not in held_out], sorted(held_out)
 
 
 def check_classes(

@@ -11,13 +11,14 @@ from typing import Any, Callable
 
 import torch
 from torch import nn
+from torch.utils.data import Subset
 
 from zoo.data.formats import ReadOptions, TrainingData, read_data
 from zoo.errors import ArgumentError
 from zoo.finetune import FinetuneOptions, FinetuneResult
 from zoo.finetune.features import cache_key, compute_features, load_cached, store_cached, tensor_digest
 from zoo.finetune.inputs import Inputs, prepare_inputs
-from zoo.finetune.jobs import HeadOnFeatures, ModelOnLoader
+from zoo.finetune.jobs import HeadOnFeatures, ModelOnLoader, drawn_rows
 from zoo.finetune.loop import LoopOptions, evaluate, fit
 from zoo.finetune.report import classification_metrics, language_metrics, write_output
 from zoo.finetune.strategy import Strategy, apply_strategy, trains_batchnorm
@@ -39,6 +40,8 @@ def run(model_or_name: Any, data_path: Path, options: FinetuneOptions, progress:
     read_options = ReadOptions(
         val_split=options.val_split, seed=options.seed, strict=options.strict_data,
         text_column=options.text_column, label_column=options.label_column, workers=options.workers,
+        # A bounded run is validated on one epoch's worth of samples, not on a split of any size.
+        max_val=options.steps_per_epoch * options.batch_size if options.steps_per_epoch else None,
     )
     data = read_data(data_path, options.data_format, read_options)
     if options.augment and data.task != "image-classification":
@@ -206,6 +209,8 @@ def feature_job(
 ) -> tuple[HeadOnFeatures, str]:
     """The head on cached features: read them from the cache, or run the backbone once and store them."""
     classifier = model.get_classifier()
+    # --steps-per-epoch: only the rows the epochs draw are run through the backbone.
+    rows = drawn_rows(len(data.train), options.batch_size, options.seed, options.steps_per_epoch, options.epochs)
     key = cache_key(
         backbone=weights_sha256 or tensor_digest(_without(model.state_dict(keep_vars=True), classifier)),
         # The head's size does not change the features.
@@ -213,14 +218,16 @@ def feature_job(
             [model.zoo.arch, {k: v for k, v in model.zoo.arch_args.items() if k != "num_classes"}], sort_keys=True, default=str
         ),
         preprocess=inputs.preprocess,
-        data=data.fingerprint,
+        data=data.fingerprint if rows is None else f"{data.fingerprint}\t{options.seed}\t{options.batch_size}\t"
+        f"{options.steps_per_epoch}\t{options.epochs}",
         device=device,
     )
     tensors = load_cached(key)
     status = "cached"
     if tensors is None:
-        status, tensors, total = "computed", {}, len(data.train) + len(data.val)
-        for split, dataset, offset in (("train", inputs.train_eval, 0), ("val", inputs.val, len(data.train))):
+        train = inputs.train_eval if rows is None else Subset(inputs.train_eval, rows.tolist())
+        status, tensors, total = "computed", {}, len(train) + len(data.val)
+        for split, dataset, offset in (("train", train, 0), ("val", inputs.val, len(train))):
 
             def report(n: int, _total: int, _offset: int = offset) -> None:
                 if progress is not None:
@@ -232,7 +239,7 @@ def feature_job(
     job = HeadOnFeatures(
         classifier, param_groups, (tensors["train_x"].to(device), tensors["train_y"].to(device)),
         (tensors["val_x"].to(device), tensors["val_y"].to(device)), options.batch_size, options.seed,
-        options.steps_per_epoch,
+        options.steps_per_epoch, rows=rows, size=len(data.train),
     )
     return job, status
 

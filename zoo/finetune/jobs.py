@@ -26,8 +26,23 @@ def _samples_per_epoch(size: int, batch_size: int, steps: int | None) -> int:
     return samples
 
 
+def _epoch_order(size: int, seed: int, epoch: int) -> torch.Tensor:
+    # The same permutation RandomSampler draws in ModelOnLoader: both paths see the same batches.
+    return torch.randperm(size, generator=_generator(epoch_seed(seed, epoch)))
+
+
+def drawn_rows(size: int, batch_size: int, seed: int, steps: int | None, epochs: int) -> torch.Tensor | None:
+    """The training rows (ascending) that `epochs` epochs of `steps` batches draw; None when each epoch
+    takes them all. Features are computed for these rows only."""
+    if steps is None:
+        return None
+    samples = _samples_per_epoch(size, batch_size, steps)
+    return torch.cat([_epoch_order(size, seed, epoch)[:samples] for epoch in range(epochs)]).unique()
+
+
 class HeadOnFeatures:
-    """The classifier alone, trained on features the frozen backbone computed once."""
+    """The classifier alone, trained on features the frozen backbone computed once (for every training
+    row, or for the `rows` of `size` that the epochs draw)."""
 
     def __init__(
         self,
@@ -38,13 +53,16 @@ class HeadOnFeatures:
         batch_size: int,
         seed: int,
         steps_per_epoch: int | None = None,
+        rows: torch.Tensor | None = None,
+        size: int | None = None,
     ):
         self.module = classifier
         self.param_groups = param_groups
         self.train, self.val = train, val
+        self.rows, self.size = rows, len(train[1]) if size is None else size
         self.batch_size = batch_size
         self.seed = seed
-        self.samples = _samples_per_epoch(len(train[1]), batch_size, steps_per_epoch)
+        self.samples = _samples_per_epoch(self.size, batch_size, steps_per_epoch)
         self.steps_per_epoch = math.ceil(self.samples / batch_size)
 
     def train_mode(self) -> None:
@@ -54,8 +72,9 @@ class HeadOnFeatures:
         return self.module(inputs)
 
     def train_batches(self, epoch: int) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
-        # The same permutation RandomSampler draws in ModelOnLoader: both paths see the same batches.
-        order = torch.randperm(len(self.train[1]), generator=_generator(epoch_seed(self.seed, epoch)))[: self.samples]
+        order = _epoch_order(self.size, self.seed, epoch)[: self.samples]
+        if self.rows is not None:  # positions among the rows whose features were computed
+            order = torch.searchsorted(self.rows, order)
         for start in range(0, len(order), self.batch_size):
             index = order[start : start + self.batch_size]
             yield self.train[0][index], self.train[1][index]
