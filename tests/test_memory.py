@@ -297,3 +297,12 @@ def test_with_few_steps_features_are_computed_for_the_drawn_rows_and_train_the_s
     assert cached.metrics["val_loss"] == pytest.approx(naive.metrics["val_loss"], abs=1e-5)
     a, b = load_file(tmp_path / "c" / "model.safetensors"), load_file(tmp_path / "n" / "model.safetensors")
     assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+
+
+def test_a_missing_input_is_named_before_any_batch_is_printed(tmp_path):
+    paths = small_images(tmp_path / "few", 3)
+    code, stdout, stderr, _, _ = measured(
+        ZOO, "predict", "mlp-digits", *map(str, paths), "missing.png", "--batch-size", "1", cwd=tmp_path
+    )
+    assert (code, stdout) == (1, "")
+    assert stderr.startswith("Error: missing.png does not exist (check the path")

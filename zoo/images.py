@@ -147,10 +147,12 @@ def image_inputs(inputs: Sequence[str | Path]) -> list[Path]:
     (hidden files and other suffixes left out).
 
     Raises:
-        DataError: a folder holds no image.
+        DataError: an input does not exist (said before any batch runs), or a folder holds no image.
     """
     paths: list[Path] = []
     for item in map(Path, inputs):
+        if not item.exists():
+            raise DataError(f"{item} does not exist", "check the path; a text model takes texts, an image model files")
         if not item.is_dir():
             paths.append(item)
             continue
