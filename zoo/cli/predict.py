@@ -90,8 +90,11 @@ def _predict_images(model: Any, inputs: tuple[str, ...], top_k: int, batch_size:
     labels = getattr(model.zoo, "labels", None) or ["99999"]  # unnamed classes print their index
     widths = (max([5, *(len(str(p)) for p in paths)]), max(4, len(str(top_k))), max([5, *map(len, labels)]), 0)
     row = "  ".join(f"{{:<{w}}}" for w in widths)
-    click.echo(row.format("INPUT", "RANK", "LABEL", "PROBABILITY"))
-    for batch in batches:
+    header = row.format("INPUT", "RANK", "LABEL", "PROBABILITY")
+    for batch in batches:  # the header comes with the first batch, so an unusable first image prints nothing
+        if header:
+            click.echo(header)
+            header = ""
         for r in batch:
             for p in r["predictions"]:
                 click.echo(row.format(r["input"], p["rank"], p["label"], f"{p['probability']:.4f}"))
