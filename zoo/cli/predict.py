@@ -88,7 +88,8 @@ def _predict_images(model: Any, inputs: tuple[str, ...], top_k: int, batch_size:
         click.echo("\n]")
         return
     labels = getattr(model.zoo, "labels", None) or ["99999"]  # unnamed classes print their index
-    widths = (max([5, *(len(str(p)) for p in paths)]), max(4, len(str(top_k))), max([5, *map(len, labels)]), 0)
+    # A few of ImageNet's names run past 100 characters: those rows push their probability right.
+    widths = (max([5, *(len(str(p)) for p in paths)]), max(4, len(str(top_k))), min(40, max([5, *map(len, labels)])), 0)
     row = "  ".join(f"{{:<{w}}}" for w in widths)
     header = row.format("INPUT", "RANK", "LABEL", "PROBABILITY")
     for batch in batches:  # the header comes with the first batch, so an unusable first image prints nothing
