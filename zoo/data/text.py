@@ -110,7 +110,7 @@ class _CsvScan:
     """One pass over a CSV file: each usable row's byte offset and label, the rows skipped."""
 
     def __init__(self, path: Path, encoding: str, dialect: str, options: ReadOptions):
-        self.path, self.encoding, self.dialect = path, encoding, dialect
+        self.path, self.encoding = path, encoding
         self.offsets, self.targets = array("q"), array("l")
         self.labels: dict[str, int] = {}
         self.skipped: list[str] = []
