@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -88,23 +89,33 @@ def main() -> int:
         anchor(Path(args.anchor[0]), args.anchor[1], args.batch_size)
         return 0
     work = Path(tempfile.mkdtemp(prefix="zoo-predict-memory-"))
+    try:
+        return compare(work, args.images, args.batch_size)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def compare(work: Path, images: int, batch_size: int) -> int:
+    """Both runs on `images` images written under `work`; 0 when zoo's peak meets the target."""
     env = {**os.environ, "ZOO_HOME": str(work / "zoo"), "HF_HOME": str(work / "hf"), "HF_HUB_OFFLINE": "1"}
     os.environ.update(env)
     folder = work / "images"
-    write_images(folder, args.images)
+    write_images(folder, images)
     zoo_exe = str(Path(sys.executable).parent / "zoo")
     subprocess.run([zoo_exe, "pull", WEIGHTS, "--quiet"], env=env, check=True, stdout=subprocess.DEVNULL)
-    rows = [
-        ("zoo predict --json", *measured([zoo_exe, "predict", WEIGHTS, str(folder), "--json", "-b", str(args.batch_size)], env)),
-        ("plain PyTorch loop (anchor)", *measured(
-            [sys.executable, __file__, "--batch-size", str(args.batch_size), "--anchor", str(folder), cached_weights()], env
-        )),
+    runs = [
+        ("zoo predict --json", [zoo_exe, "predict", WEIGHTS, str(folder), "--json", "-b", str(batch_size)]),
+        ("plain PyTorch loop (anchor)",
+         [sys.executable, __file__, "--batch-size", str(batch_size), "--anchor", str(folder), cached_weights()]),
     ]
-    print(f"{args.images} images of 24×24 px, {WEIGHTS}, batch {args.batch_size}")
-    print(f"{'runner':30} {'peak RSS MB':>12} {'seconds':>9} {'images/s':>9}")
-    for label, peak, seconds in rows:
-        print(f"{label:30} {peak:12.0f} {seconds:9.1f} {args.images / seconds:9.1f}")
-    zoo_peak = rows[0][1]
+    print(f"{images} images of 24×24 px, {WEIGHTS}, batch {batch_size}")
+    print(f"{'runner':30} {'peak RSS MB':>12} {'seconds':>9} {'images/s':>9}", flush=True)
+    peaks = []
+    for label, command in runs:  # each row as soon as it is measured: a run of 10,000 images takes minutes
+        peak, seconds = measured(command, env)
+        peaks.append(peak)
+        print(f"{label:30} {peak:12.0f} {seconds:9.1f} {images / seconds:9.1f}", flush=True)
+    zoo_peak = peaks[0]
     print(f"zoo peak {zoo_peak:.0f} MB: {'ok' if zoo_peak < TARGET_MB else 'MISSED'} (target < {TARGET_MB} MB)")
     return 0 if zoo_peak < TARGET_MB else 1
 
