@@ -2,12 +2,10 @@
 from __future__ import annotations
 
 import os
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from helpers import ROOT, run_zoo  # noqa: F401  (kept importable from conftest until every test file moves)
 
 
 @pytest.fixture(autouse=True)
@@ -43,14 +41,6 @@ def registry(plugin_manager):
     from zoo.registry import Registry
 
     return Registry.from_plugin_manager(plugin_manager)
-
-
-def run_zoo(*args: str, env: dict | None = None, **kwargs):
-    """Run the installed `zoo` console script in a subprocess."""
-    import subprocess
-
-    exe = Path(sys.executable).parent / "zoo"
-    return subprocess.run([str(exe), *args], capture_output=True, text=True, env={**os.environ, **(env or {})}, **kwargs)
 
 
 @pytest.fixture(scope="session")
