@@ -258,7 +258,7 @@ def test_strict_data_names_the_physical_line_after_a_quoted_newline(tmp_path):
 def test_a_folder_format_named_for_a_file_says_so(tmp_path, name):
     path = tmp_path / "table.csv"
     path.write_text("text,label\nhi,a\nyo,b\n")
-    with pytest.raises(DataError, match=f"'{path}' is a file, and the {name} format reads a folder.*--format csv"):
+    with pytest.raises(DataError, match=f"'{path}' is a file, and the {name} format reads a folder.*--data-format csv"):
         read_data(path, name)
 
 

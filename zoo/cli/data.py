@@ -64,7 +64,7 @@ def plays(folder: str, plays: str | None, val: str | None, json_: bool) -> None:
     \b
     Examples:
       zoo data plays ./plays --val macbeth
-      zoo finetune lstm-text --data ./plays --format corpus
+      zoo finetune lstm-text --data ./plays --data-format corpus
     """
     _write("plays", folder, json_, plays=_names(plays), val=_names(val))
 

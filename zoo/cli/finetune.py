@@ -1,12 +1,16 @@
 """`zoo finetune MODEL --data PATH`: a new head on a folder or file of examples, written as a model directory."""
 from __future__ import annotations
 
+import dataclasses
 import sys
-from typing import Any
+import typing
+from typing import Any, Callable
 
 import click
+from click.core import ParameterSource
 
 from zoo.cli.output import emit_json, json_option
+from zoo.finetune import DEVICES, FinetuneOptions
 
 
 class ProgressBars:
@@ -44,37 +48,44 @@ class ProgressBars:
         )
 
 
+# How the CLI parses a field when its type alone does not say (names, defaults and help are the dataclass's).
+CLICK_TYPES: dict[str, Any] = {"output": click.Path(file_okay=False), "device": click.Choice(DEVICES)}
+
+
+def option_flags(command: Callable) -> Callable:
+    """Add one click option per field of `FinetuneOptions`, with its flags, default and help."""
+    hints = typing.get_type_hints(FinetuneOptions)
+    for spec in reversed(dataclasses.fields(FinetuneOptions)):
+        flags = spec.metadata["flags"] or ("--" + spec.name.replace("_", "-"),)
+        kind = next(t for t in typing.get_args(hints[spec.name]) or (hints[spec.name],) if t is not type(None))
+        if kind is bool:
+            # a bare flag sets True; a flag of its own (--no-cache, --random-init) sets False
+            value = not spec.metadata["flags"]
+            option = click.option(*flags, spec.name, is_flag=True, flag_value=value, default=None, help=spec.metadata["help"])
+        else:
+            option = click.option(
+                *flags, spec.name, type=CLICK_TYPES.get(spec.name, kind), default=spec.default,
+                show_default=spec.default is not None, help=spec.metadata["help"],
+            )
+        command = option(command)
+    return command
+
+
+def data_format_alias(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """`--format`, the old name of `--data-format`: still read, with a one-line note on stderr."""
+    if value is not None:
+        click.echo("Warning: `zoo finetune --format` is deprecated; use --data-format", err=True)
+    return value
+
+
 @click.command("finetune")
 @click.argument("model")
 @click.option("--data", "data", required=True, type=click.Path(), help="Image folder, text folder, .csv file or text corpus.")
-@click.option("--output", "-o", type=click.Path(file_okay=False), help="The model directory to write [default: ./<model>-finetuned].")
-@click.option("--strategy", help="head (the default), last-n:K or full (the default for a language model).")
-@click.option("--epochs", default=5, show_default=True, type=int)
-@click.option("--batch-size", default=32, show_default=True, type=int)
-@click.option("--lr", default=1e-3, show_default=True, type=float, help="The head's learning rate (lower groups: × --lr-decay per group).")
-@click.option("--lr-decay", default=0.5, show_default=True, type=float, help="Discriminative rate factor between groups.")
-@click.option("--weight-decay", default=0.01, show_default=True, type=float)
-@click.option("--label-smoothing", default=0.0, show_default=True, type=float)
-@click.option("--patience", default=3, show_default=True, type=int, help="Epochs without a better val loss before stopping (0: never).")
-@click.option("--augment", is_flag=True, help="Random resized crops and flips (the backbone then runs every epoch).")
-@click.option("--val-split", default=0.2, show_default=True, type=float, help="Held-out share of each class when there is no val/ folder.")
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
-@click.option("--workers", default=0, show_default=True, type=int, help="Data-loading processes.")
-@click.option("--image-size", type=int, help="Train at this size instead of the model's input size.")
-@click.option("--steps-per-epoch", type=int, help="Batches per epoch, drawn at random (default: the whole training set).")
-@click.option("--max-length", default=256, show_default=True, type=int, help="Tokens kept per text.")
-@click.option("--format", "data_format", help="The data format, when detection is not wanted (zoo.data formats).")
-@click.option("--text-column", default="text", show_default=True, help="CSV: the column holding the text.")
-@click.option("--label-column", default="label", show_default=True, help="CSV: the column holding the label.")
-@click.option("--strict-data", is_flag=True, help="Fail on a corrupt or empty file instead of skipping it.")
-@click.option("--no-cache", is_flag=True, help="Run the backbone every epoch even when its features could be cached.")
-@click.option("--random-init", is_flag=True, help="Start from random weights instead of the pretrained ones.")
-@click.option("--resume", is_flag=True, help="Continue an interrupted run from its last checkpoint.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing output directory.")
+@option_flags
+@click.option("--format", "legacy_format", hidden=True, callback=data_format_alias)
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
 @json_option
-def finetune_command(model: str, data: str, quiet: bool, json_: bool, no_cache: bool, random_init: bool, **options: Any) -> None:
+def finetune_command(model: str, data: str, quiet: bool, json_: bool, legacy_format: str | None, **options: Any) -> None:
     """Fine-tune MODEL on --data and write a model directory.
 
     \b
@@ -83,14 +94,18 @@ def finetune_command(model: str, data: str, quiet: bool, json_: bool, no_cache: 
       zoo finetune tf_efficientnet_lite0.in1k --data ./faces --epochs 5
       zoo finetune resnet18 --data ./folder --strategy last-n:2 --augment
       zoo finetune lstm-text --data lines.csv --text-column text --label-column play --json
+      zoo finetune lstm-text --data ./plays --data-format corpus --warmup 0.05 --max-grad-norm 0.5
     """
     from zoo.finetune import finetune
 
+    ctx = click.get_current_context()
+    given = {name: value for name, value in options.items() if ctx.get_parameter_source(name) != ParameterSource.DEFAULT}
+    if legacy_format is not None:
+        if given.get("data_format", legacy_format) != legacy_format:
+            raise click.UsageError("--format is the old name of --data-format: give one of them")
+        given["data_format"] = legacy_format
     show = not quiet and not json_ and sys.stderr.isatty()
-    result = finetune(
-        model, data, cache=not no_cache, pretrained=False if random_init else None,
-        progress=ProgressBars(show), **options,
-    )
+    result = finetune(model, data, progress=ProgressBars(show), **given)
     if not quiet and not json_:
         for reason, count in result.data.get("skipped", {}).items():
             click.echo(f"Warning: skipped {count} file(s): {reason}", err=True)

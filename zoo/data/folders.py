@@ -39,13 +39,13 @@ def visible_dirs(folder: Path) -> list[Path]:
 
 
 def require_folder(path: Path, format_name: str) -> None:
-    """A DataError unless `path` is a folder: missing, or a file given to a folder format (--format)."""
+    """A DataError unless `path` is a folder: missing, or a file given to a folder format (--data-format)."""
     if not path.exists():
         raise DataError(f"data folder {str(path)!r} does not exist", "check the path given to --data")
     if not path.is_dir():
         raise DataError(
             f"{str(path)!r} is a file, and the {format_name} format reads a folder",
-            "give a folder to --data, or --format csv for a .csv file",
+            "give a folder to --data, or --data-format csv for a .csv file",
         )
 
 

@@ -147,7 +147,7 @@ def find_format(path: str | Path, name: str | None = None, formats: dict[str, Da
     raise DataError(
         f"{str(path)!r} is not a data set zoo can read",
         "use a folder with one sub-folder per class (images or .txt files), a .csv file, "
-        "or a folder of .txt/.md files; or name the format with --format",
+        "or a folder of .txt/.md files; or name the format with --data-format",
     )
 
 

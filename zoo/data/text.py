@@ -56,7 +56,7 @@ def read_csv(path: Path, options: ReadOptions) -> TrainingData:
     samples read their text back from the file when asked for (`CsvRows`).
     """
     if path.is_dir():
-        raise DataError(f"{str(path)!r} is a folder, and the csv format reads a .csv or .tsv file", "give the file to --data, or another --format")
+        raise DataError(f"{str(path)!r} is a folder, and the csv format reads a .csv or .tsv file", "give the file to --data, or another --data-format")
     dialect = "excel-tab" if path.suffix.lower() == ".tsv" else "excel"
     try:
         scan = _CsvScan(path, "utf-8-sig", dialect, options)

@@ -15,37 +15,46 @@ from zoo.errors import ArgumentError
 DEVICES = ("auto", "cpu", "cuda")
 
 
+def _option(default: Any, help: str, *flags: str) -> Any:
+    """A field of FinetuneOptions: its default, its help text and, when not `--<name>`, its CLI flags.
+
+    A boolean with a flag of its own (``--no-cache``, ``--random-init``) is set to False by it; any other
+    boolean is set to True by ``--<name>``.
+    """
+    return field(default=default, metadata={"help": help, "flags": flags})
+
+
 @dataclass(frozen=True)
 class FinetuneOptions:
-    """Every option of `zoo.finetune` (and of `zoo finetune`), checked on creation."""
+    """Every option of `zoo.finetune` and of `zoo finetune` (whose flags are made from these fields)."""
 
-    output: str | None = None
-    epochs: int = 5
-    batch_size: int = 32
-    lr: float = 1e-3
-    lr_decay: float = 0.5
-    weight_decay: float = 0.01
-    warmup: float = 0.1
-    label_smoothing: float = 0.0
-    patience: int = 3
-    max_grad_norm: float = 1.0
-    strategy: str | None = None
-    augment: bool = False
-    cache: bool = True
-    val_split: float = 0.2
-    seed: int = 0
-    device: str = "auto"
-    workers: int = 0
-    image_size: int | None = None
-    max_length: int = 256
-    steps_per_epoch: int | None = None
-    data_format: str | None = None
-    text_column: str = "text"
-    label_column: str = "label"
-    strict_data: bool = False
-    pretrained: bool | None = None
-    resume: bool = False
-    overwrite: bool = False
+    output: str | None = _option(None, "The model directory to write [default: ./<model>-finetuned].", "--output", "-o")
+    epochs: int = _option(5, "Passes over the training data.")
+    batch_size: int = _option(32, "Examples per batch.")
+    lr: float = _option(1e-3, "The head's learning rate (lower groups: × --lr-decay per group).")
+    lr_decay: float = _option(0.5, "Discriminative rate factor between groups.")
+    weight_decay: float = _option(0.01, "AdamW's weight decay.")
+    warmup: float = _option(0.1, "Share of the steps that warm the learning rate up before its cosine decay.")
+    label_smoothing: float = _option(0.0, "Label smoothing of the cross-entropy loss.")
+    patience: int = _option(3, "Epochs without a better val loss before stopping (0: never).")
+    max_grad_norm: float = _option(1.0, "Gradients are clipped to this norm (0: not clipped).")
+    strategy: str | None = _option(None, "head (the default), last-n:K or full (the default for a language model).")
+    augment: bool = _option(False, "Random resized crops and flips (the backbone then runs every epoch).")
+    cache: bool = _option(True, "Run the backbone every epoch even when its features could be cached.", "--no-cache")
+    val_split: float = _option(0.2, "Held-out share of each class when there is no val/ folder.")
+    seed: int = _option(0, "Seed of the split, the initialisation and the batches.")
+    device: str = _option("auto", "Where to train.")
+    workers: int = _option(0, "Data-loading processes.")
+    image_size: int | None = _option(None, "Train at this size instead of the model's input size.")
+    max_length: int = _option(256, "Tokens kept per text.")
+    steps_per_epoch: int | None = _option(None, "Batches per epoch, drawn at random (default: the whole training set).")
+    data_format: str | None = _option(None, "The data format, when detection is not wanted (zoo.data formats).")
+    text_column: str = _option("text", "CSV: the column holding the text.")
+    label_column: str = _option("label", "CSV: the column holding the label.")
+    strict_data: bool = _option(False, "Fail on a corrupt or empty file instead of skipping it.")
+    pretrained: bool | None = _option(None, "Start from random weights instead of the pretrained ones.", "--random-init")
+    resume: bool = _option(False, "Continue an interrupted run from its last checkpoint.")
+    overwrite: bool = _option(False, "Replace an existing output directory.")
 
     def __post_init__(self) -> None:
         positive = ("epochs", "batch_size", "max_length")
