@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import Iterator
 
 from zoo.errors import WeightsIntegrityError
-from zoo.fsio import write_text as atomic_write_text
-from zoo.fsio import zoo_home
+from zoo.fsio import write_text, zoo_home
 
 _CHUNK = 1 << 22
 
@@ -105,7 +104,7 @@ def mark_bad(record: Record) -> Record:
 
 
 def _save(record: Record) -> None:
-    atomic_write_text(_records_dir() / f"{record.key}.json", json.dumps(asdict(record), indent=2))
+    write_text(_records_dir() / f"{record.key}.json", json.dumps(asdict(record), indent=2))
 
 
 def read_record(model: str, source: str) -> Record | None:

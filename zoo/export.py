@@ -502,6 +502,8 @@ def _hashes(stage: Path) -> dict[str, str]:
 def _publish(stage: Path, target: Path, sidecar: Path) -> list[Path]:
     """Move the staged files next to `target` so that a crash never pairs a sidecar with another
     export's files: the old sidecar goes first, the new one arrives last, after every file it names."""
+    from zoo.fsio import move_into_place
+
     if sidecar.parent == target.parent:
         sidecar.unlink(missing_ok=True)
     staged = sorted(stage.iterdir(), key=lambda p: (p.name == sidecar.name, p.name == target.name))
@@ -509,6 +511,6 @@ def _publish(stage: Path, target: Path, sidecar: Path) -> list[Path]:
     for item in staged:
         final = target.parent / item.name
         _replaceable(final)
-        os.replace(item, final)
+        move_into_place(item, final)
         published.append(final)
     return published

@@ -105,6 +105,13 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
 
 
+def move_into_place(finished: Path, path: Path) -> None:
+    """Rename a finished file or folder (written in a staging folder on the same file system) to
+    `path`, replacing a file there, with the permissions of a file or folder the user creates."""
+    os.chmod(finished, dir_mode() if finished.is_dir() else file_mode())
+    os.replace(finished, path)
+
+
 # -- folders -------------------------------------------------------------------------------------
 @contextlib.contextmanager
 def staging_dir(target: Path, prefix: str | None = None) -> Iterator[Path]:

@@ -12,13 +12,12 @@ from __future__ import annotations
 import csv
 import importlib.util
 import io
-import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
 from zoo.errors import ArgumentError, DataError
+from zoo.fsio import publish_dir, staging_dir
 
 DEFAULT_LINE_PLAYS = ("macbeth", "a-midsummer-night-s-dream")
 
@@ -148,14 +147,9 @@ def write_dataset(name: str, folder: str | Path, **options: Any) -> dict[str, in
     target = Path(folder).expanduser().absolute()
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise DataError(f"{str(target)!r} already exists and is not empty", "choose a new folder")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
-    try:
-        counts = WRITERS[name](tmp, **options)
+    with staging_dir(target) as staging:
+        counts = WRITERS[name](staging, **options)
         if target.exists():
             target.rmdir()
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        publish_dir(staging, target)
     return counts

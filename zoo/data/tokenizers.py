@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -168,18 +167,11 @@ class Tokenizer:
         }
 
     def save(self, path: str | Path) -> Path:
-        """Write the vocabulary as JSON, atomically (a temporary file renamed into place)."""
+        """Write the vocabulary as JSON, atomically (`zoo.fsio.write_text`)."""
+        from zoo.fsio import write_text
+
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # open(..., "x") rather than mkstemp: the file gets the umask's permissions, not 0600.
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        try:
-            with open(tmp, "x", encoding="utf-8") as f:
-                json.dump(self.to_dict(), f, ensure_ascii=False, indent=1)
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        write_text(path, json.dumps(self.to_dict(), ensure_ascii=False, indent=1))
         return path
 
     @classmethod
