@@ -11,7 +11,7 @@ from click.testing import CliRunner
 import zoo
 from zoo.cli import cli
 
-from conftest import run_zoo
+from helpers import run_zoo
 
 
 @pytest.fixture

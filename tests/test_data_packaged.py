@@ -6,7 +6,7 @@ import json
 
 from PIL import Image
 
-from conftest import run_zoo
+from helpers import run_zoo
 from zoo.data import read_data
 
 

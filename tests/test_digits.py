@@ -15,7 +15,7 @@ from zoo.cli import cli
 from zoo.images import classify_images
 from zoo_cnn.digits import to_model_input
 
-from conftest import ROOT
+from helpers import ROOT
 
 DIGITS = ("mlp-digits", "lenet5-digits")
 

@@ -11,7 +11,7 @@ import zoo
 from zoo import hookspecs
 from zoo.cli import cli
 
-from conftest import ROOT
+from helpers import ROOT
 
 DOCS = ROOT / "docs"
 HOOKS = [name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("register_")]

@@ -20,7 +20,7 @@ from zoo.data.folders import OUTSIDE
 from zoo.data.formats import ReadOptions, read_data
 from zoo.errors import StorageError, storage_error
 
-from conftest import run_zoo
+from helpers import run_zoo
 
 NOBODY = 65534
 ZOO = str(Path(sys.executable).parent / "zoo")

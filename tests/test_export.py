@@ -20,7 +20,7 @@ from zoo.errors import ArgumentError, ParityError
 from zoo.export import Exporter, exporters, verify
 from zoo.heads import ModelInfo
 
-from conftest import run_zoo
+from helpers import run_zoo
 
 
 def mlp(seed: int = 0, **args) -> nn.Module:

@@ -77,7 +77,7 @@ def test_lstm_text_passes_parity_although_not_even_eager_float32_reproduces_it_t
 
     import onnxruntime as ort
 
-    from conftest import run_zoo
+    from helpers import run_zoo
     from zoo.export import verify
     from zoo.parity import FP32_SLACK
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import zoo
-from conftest import run_zoo
+from helpers import run_zoo
 from finetune_data import subset, write_folder
 from zoo.errors import ArgumentError, DataError
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 import zoo
-from conftest import run_zoo
+from helpers import run_zoo
 
 LITE0 = "tf_efficientnet_lite0.in1k"
 

@@ -18,7 +18,7 @@ import zoo
 from zoo.cli import cli
 from zoo.heads import freeze_groups
 
-from conftest import ROOT
+from helpers import ROOT
 
 # `make setup` downloads the sdist into the venv; ZOO_TEXTGENRNN_SDIST points elsewhere.
 SDIST = Path(os.environ.get("ZOO_TEXTGENRNN_SDIST", Path(sys.prefix) / "sdists" / "textgenrnn-2.0.0.tar.gz"))

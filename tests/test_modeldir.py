@@ -12,7 +12,7 @@ import zoo
 from zoo.errors import ArgumentError, ModelDirError, WeightsIntegrityError, WeightsUnavailableError
 from zoo.modeldir import read_front_matter, save_model_dir
 
-from conftest import run_zoo
+from helpers import run_zoo
 
 
 @pytest.fixture

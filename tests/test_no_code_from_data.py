@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from helpers import ROOT
 
 # (file, function) -> why the name it imports or the file it loads cannot come from data.
 IMPORTS = {

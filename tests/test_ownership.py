@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 import zoo
-from conftest import run_zoo
+from helpers import run_zoo
 from finetune_data import subset
 from zoo.cli import cli
 from zoo.errors import ArgumentError, BusyError, ModelDirError

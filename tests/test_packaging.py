@@ -7,7 +7,7 @@ import subprocess
 import sys
 import zipfile
 
-from conftest import ROOT
+from helpers import ROOT
 
 
 def test_wheel_ships_core_plugins_and_registry_and_lists_from_the_install(tmp_path):

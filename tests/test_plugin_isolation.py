@@ -12,7 +12,7 @@ from zoo.errors import PluginError
 from zoo.plugins import PluginWarning, load_entry_points, strict_plugins
 from zoo.registry import Registry
 
-from conftest import run_zoo
+from helpers import run_zoo
 from test_plugins import write_distribution
 
 ARCH_AND_WEIGHTS = """

@@ -10,7 +10,7 @@ from torch import nn
 import zoo
 from zoo_rnn.scratch import ScratchLSTM, ScratchRNN
 
-from conftest import ROOT
+from helpers import ROOT
 
 PAIRS = {"rnn": (ScratchRNN, nn.RNN), "lstm": (ScratchLSTM, nn.LSTM)}
 TOL = dict(atol=1e-5, rtol=1e-5)
