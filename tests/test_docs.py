@@ -1,7 +1,9 @@
 """The docs keep up with the code: every hook and every CLI command is documented."""
 from __future__ import annotations
 
+import importlib
 import inspect
+import pkgutil
 import re
 
 import click
@@ -29,15 +31,21 @@ def command_paths(group: click.Group, prefix: str = "zoo") -> list[tuple[str, cl
     return out
 
 
-@pytest.fixture(scope="module")
-def builtin_commands():
-    import os
+def builtin_cli() -> click.Group:
+    """The commands zoo itself ships (each `zoo.cli` module's COMMANDS), without any plugin's."""
+    import zoo.cli
 
-    os.environ["ZOO_LOAD_PLUGINS"] = ""  # only what zoo itself ships must be documented here
-    try:
-        return command_paths(cli)
-    finally:
-        del os.environ["ZOO_LOAD_PLUGINS"]
+    group = click.Group("zoo")
+    for info in pkgutil.iter_modules(zoo.cli.__path__):
+        for command in getattr(importlib.import_module(f"zoo.cli.{info.name}"), "COMMANDS", ()):
+            group.add_command(command)
+    return group
+
+
+@pytest.fixture
+def builtin_commands():
+    """Only what zoo itself ships must be documented here: installed plugins may add their own commands."""
+    return command_paths(builtin_cli())
 
 
 def test_every_hook_is_documented_with_its_signature_and_an_example():
@@ -56,6 +64,17 @@ def test_every_cli_command_is_documented_and_has_help(builtin_commands):
     for path, command in builtin_commands:
         assert f"### `{path}`" in text, f"docs/cli.md has no section for `{path}`"
         assert (command.help or "").strip(), f"`{path}` has no help text"
+
+
+def test_the_builtin_commands_are_the_cli_s_own_and_a_plugin_command_is_not_one_of_them(monkeypatch):
+    cli.list_commands(click.Context(cli))  # plugin commands (an installed third-party plugin's too) are loaded now
+    builtin = dict(command_paths(builtin_cli()))
+    assert builtin == {path: command for path, command in command_paths(cli) if path in builtin}
+    others = [path for path, command in command_paths(cli) if path not in builtin and getattr(command.callback, "__module__", "").startswith("zoo.")]
+    assert not others, f"commands of zoo itself missing from the built-in list: {others}"
+    monkeypatch.setitem(cli.commands, "undocumented-plugin-command", click.Command("undocumented-plugin-command"))
+    assert "zoo undocumented-plugin-command" in dict(command_paths(cli))
+    assert "zoo undocumented-plugin-command" not in dict(command_paths(builtin_cli()))
 
 
 def test_every_public_name_is_in_the_python_api_docs():
