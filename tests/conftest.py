@@ -73,6 +73,7 @@ def isolated_env(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("ZOO_HOME", str(home / "zoo"))
     monkeypatch.setenv("HF_HOME", str(home / "hf"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("HF_ENDPOINT", raising=False)  # the same for every test, whether or not the local hub started
     # As in a process started online: zoo reads HF_HUB_OFFLINE per call and never changes the
     # constant huggingface_hub read at its import (the first test to import it had the variable set).
     import huggingface_hub.constants
@@ -110,18 +111,18 @@ def registry(plugin_manager):
 def local_hub(tmp_path_factory):
     """olah on a free loopback port (offline mode), serving the test repositories (tests/hubrepos.py).
 
-    Sets HF_ENDPOINT for the session; tests that fetch use `hub`, which also lifts HF_HUB_OFFLINE.
+    Leaves the environment as it found it: tests that fetch use `hub`, which points HF_ENDPOINT at it and
+    lifts HF_HUB_OFFLINE for that test only, so no test depends on which ran before it.
     """
     from hubrepos import LocalHub, build_repos
 
     root = tmp_path_factory.mktemp("hub")
     hub = LocalHub(root)
-    saved = {name: os.environ.get(name) for name in ("ZOO_HOME", "HF_HOME", "HF_ENDPOINT")}
+    saved = {name: os.environ.get(name) for name in ("ZOO_HOME", "HF_HOME")}
     os.environ["ZOO_HOME"] = str(root / "build-zoo-home")  # building the repos must not touch a test's cache
     try:
         build_repos(hub, root / "work")
         hub.start()
-        os.environ["HF_ENDPOINT"] = hub.endpoint
         yield hub
     finally:
         hub.stop()
