@@ -13,7 +13,7 @@ from zoo.errors import PluginError, UnknownModelError
 from zoo.plugins import PluginWarning, get_plugin_manager
 from zoo.registry import Registry
 
-from conftest import ROOT, run_zoo
+from helpers import ROOT, run_zoo
 
 
 def write_distribution(site: Path, dist: str, module: str, source: str, entry_name: str | None = None) -> None:
@@ -90,7 +90,7 @@ def test_a_test_plugin_registers_architecture_weights_and_alias(pm_with_test_plu
     assert registry.resolve("testnet-demo").weights.id == "testnet.demo"
     assert registry.resolve("testnet").weights.id == "testnet.demo"  # the default tag
     assert "testnet.demo" in registry.list_models("test*", pretrained=True)
-    from zoo.build import load
+    from zoo.loading import load
 
     assert load("testnet", pretrained=False, registry=registry).blocks[0][0].out_features == 8
 
@@ -285,7 +285,7 @@ def test_a_builder_that_cannot_be_imported_is_a_plugin_error_naming_it(plugin_ma
     plugin_manager.add(Dangling(), "dangling-plugin")
     registry = Registry.from_plugin_manager(plugin_manager, files=[])
     assert "dangling" in registry.list_models()  # listing never imports builders
-    from zoo.build import load
+    from zoo.loading import load
 
     with pytest.raises(PluginError, match=r"architecture 'dangling' \(dangling-plugin\): builder: 'zoo_gone.models:dangling' cannot be imported: No module named 'zoo_gone'"):
         load("dangling", registry=registry)

@@ -31,7 +31,7 @@ from zoo.finetune import FinetuneResult, finetune
 from zoo.hookspecs import hookimpl
 from zoo.registry import ArchSpec, InputSpec, Registry, Source, WeightSpec
 
-__version__ = "0.1.0"
+from zoo.version import __version__
 
 __all__ = [
     "__version__",
@@ -99,7 +99,8 @@ def load(name: str, pretrained: bool | None = None, num_classes: int | None = No
 
     Args:
         name: an architecture (``"mlp"``), a weight id or alias (``"resnet18.a1_in1k"``, ``"lstm-text"``),
-            a model directory, or ``"hf://org/repo[@revision]"``.
+            a model directory, ``"hf://org/repo[@revision]"``, or any reference a plugin's resolver
+            claims (``"timm/<name>"``).
         pretrained: True requires weights, False builds a random initialisation, None (default)
             loads weights when the name has them.
         num_classes: the number of outputs; when it differs from the weights' the head is new.
@@ -108,6 +109,6 @@ def load(name: str, pretrained: bool | None = None, num_classes: int | None = No
     Returns:
         An ``nn.Module`` following the head protocol, with metadata in ``model.zoo``.
     """
-    from zoo.build import load as _load
+    from zoo.loading import load as _load
 
     return _load(name, pretrained=pretrained, num_classes=num_classes, **arch_args)

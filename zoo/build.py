@@ -1,18 +1,16 @@
-"""Turning a name into a model: resolve it, import the builder, build, load weights."""
+"""An architecture into a module: import its builder, check the arguments, build (on any device)."""
 from __future__ import annotations
 
 import contextlib
 import inspect
-from pathlib import Path
 from typing import Any, Callable
 
 import torch
 from torch import nn
 
-from zoo.errors import ArgumentError, NoWeightsError, UnknownModelError
-from zoo.heads import ModelInfo
+from zoo.errors import ArgumentError
 from zoo.plugins import import_reference
-from zoo.registry import ArchSpec, Registry, Resolved, default_registry
+from zoo.registry import ArchSpec
 
 
 def builder(arch: ArchSpec) -> Callable[..., nn.Module]:
@@ -40,12 +38,10 @@ def arch_arguments(arch: ArchSpec, args: dict[str, Any]) -> dict[str, Any]:
 
 
 def build_model(arch: ArchSpec, *, device: str | torch.device | None = None, **args: Any) -> nn.Module:
-    """Build `arch` with random weights (on `device`; "meta" allocates nothing)."""
+    """Build `arch` with random weights (on `device`; "meta" allocates nothing); `zoo.loading` adds `model.zoo`."""
     merged = arch_arguments(arch, args)
     with torch.device(device) if device is not None else contextlib.nullcontext():
-        model = builder(arch)(**merged)
-    model.zoo = ModelInfo(name=arch.name, arch=arch.name, arch_args=merged)
-    return model
+        return builder(arch)(**merged)
 
 
 def example_input(
@@ -66,45 +62,3 @@ def example_input(
 def count_params(arch: ArchSpec, **args: Any) -> int:
     """The parameter count, from a build on the meta device (no memory, no init cost)."""
     return sum(p.numel() for p in build_model(arch, device="meta", **args).parameters())
-
-
-def load(
-    name: str,
-    *,
-    pretrained: bool | None = None,
-    num_classes: int | None = None,
-    registry: Registry | None = None,
-    **arch_args: Any,
-) -> nn.Module:
-    """See `zoo.load`."""
-    from zoo.modeldir import is_reference, load_reference
-
-    if is_reference(name):  # a model directory, hf://org/repo[@rev] or timm/<name>: never a registry name
-        return load_reference(name, pretrained=pretrained, num_classes=num_classes, **arch_args)
-    registry = registry or default_registry()
-    try:
-        resolved = registry.resolve(name)
-    except UnknownModelError:
-        if Path(name).exists():  # `zoo.load("out")`: a folder in the working directory, not a registry name
-            return load_reference(name, pretrained=pretrained, num_classes=num_classes, **arch_args)
-        raise
-    if pretrained:
-        registry.require_weights(name)
-    return load_resolved(resolved, pretrained=pretrained, num_classes=num_classes, **arch_args)
-
-
-def load_resolved(
-    resolved: Resolved, *, pretrained: bool | None = None, num_classes: int | None = None, **arch_args: Any
-) -> nn.Module:
-    """Build a resolved name: with its weights unless `pretrained` is False (None: when it has some)."""
-    if pretrained and resolved.weights is None:
-        raise NoWeightsError(f"no weights for {resolved.arch.name!r}", "load it with pretrained=False")
-    if pretrained is None:
-        pretrained = resolved.weights is not None
-    if num_classes is not None:
-        arch_args["num_classes"] = num_classes
-    if not pretrained:
-        return build_model(resolved.arch, **arch_args)
-    from zoo.weights import load_pretrained
-
-    return load_pretrained(resolved.arch, resolved.weights, **arch_args)

@@ -343,9 +343,9 @@ def _check_options(exporter: Exporter, opset: int | None, static: bool, check: b
 def _as_model(model_or_name: Any) -> tuple[nn.Module, str | None]:
     """The model to export, and the name or folder it was loaded from (None for a module passed in)."""
     if isinstance(model_or_name, (str, os.PathLike)):
-        import zoo
+        from zoo.loading import load
 
-        return zoo.load(os.fspath(model_or_name)), os.fspath(model_or_name)
+        return load(os.fspath(model_or_name)), os.fspath(model_or_name)
     from torch import nn
 
     if not isinstance(model_or_name, nn.Module):
@@ -462,7 +462,7 @@ def _record(
     """The sidecar: what was exported from what, how to feed it, and the parity result."""
     import torch
 
-    from zoo import __version__
+    from zoo.version import __version__
 
     info = getattr(model, "zoo", None)
     dynamic = {axis: name for axis, name in request.input_dims.items() if name not in fixed}

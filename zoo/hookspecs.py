@@ -40,5 +40,10 @@ def register_vocabularies(register: Callable[[Any], None]) -> None:
 
 
 @hookspec
+def register_resolvers(register: Callable[[str, Callable[[str], Any]], None]) -> None:
+    """Claim a kind of model reference: call `register(prefix, resolver)`; `resolver(name)` returns a Resolved or a ModelDirectory."""
+
+
+@hookspec
 def register_commands(cli: Any) -> None:
     """Add commands to the `zoo` click group: `cli.add_command(...)` or `@cli.command()`."""

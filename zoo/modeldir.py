@@ -16,15 +16,15 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
-from zoo.errors import ArgumentError, ModelDirError, UnknownModelError, WeightsIntegrityError, WeightsUnavailableError
+from zoo.errors import ModelDirError, UnknownModelError
+from zoo.hookspecs import hookimpl
+from zoo.registry import ModelDirectory
 
 FORMAT_VERSION = 1
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
 CARD = "README.md"
 VOCAB = "vocab.json"
-HF_PREFIX = "hf://"
-TIMM_PREFIX = "timm/"
 
 
 # -- names ---------------------------------------------------------------------------------------
@@ -33,31 +33,20 @@ def is_model_dir(name: str | os.PathLike[str]) -> bool:
     return (Path(name) / CONFIG).is_file()
 
 
-def is_reference(name: str) -> bool:
-    """Whether `name` is a model directory, ``hf://org/repo[@rev]`` or ``timm/<name>`` (registry
-    names never hold a '/', so there is no ambiguity)."""
-    return name.startswith(HF_PREFIX) or "/" in name or os.sep in name or is_model_dir(name)
+def resolve_path(name: str) -> ModelDirectory:
+    """The resolver of paths (the empty prefix): a folder on disk, read as a model directory.
 
-
-def load_reference(name: str, *, pretrained: bool | None = None, num_classes: int | None = None, **arch_args: Any) -> Any:
-    """`zoo.load` for a model directory, ``hf://org/repo[@revision]`` or ``timm/<name>``."""
-    if name.startswith(TIMM_PREFIX) and not Path(name).exists():
-        from zoo.build import load_resolved
-        from zoo_timm.passthrough import resolve
-
-        model = load_resolved(resolve(name), pretrained=pretrained, num_classes=num_classes, **arch_args)
-        model.zoo.name, model.zoo.arch = name, TIMM_PREFIX + model.zoo.arch
-        return model
-    if pretrained is False or arch_args:
-        raise ArgumentError(
-            f"{name} is a model directory: its architecture and weights are fixed",
-            "drop pretrained=False and the architecture arguments (num_classes may change the head)",
-        )
-    if name.startswith(HF_PREFIX):
-        return load_hub_dir(name, num_classes=num_classes)
+    Raises:
+        UnknownModelError: nothing exists at `name`.
+    """
     if not Path(name).exists():
         raise UnknownModelError(name)
-    return load_model_dir(name, num_classes=num_classes)
+    return ModelDirectory(Path(name))
+
+
+@hookimpl
+def register_resolvers(register):
+    register("", resolve_path)
 
 
 # -- reading -------------------------------------------------------------------------------------
@@ -162,63 +151,34 @@ def read_front_matter(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def load_model_dir(path: str | os.PathLike[str], *, num_classes: int | None = None, root: Path | None = None) -> Any:
-    """Load a model directory: its architecture, strictly loaded weights, labels and preprocessing.
-
-    Args:
-        path: the directory.
-        num_classes: a different count gets a fresh head (reported in ``model.zoo.load_report``).
-        root: the folder that symlinks may point into (the Hub cache for ``hf://`` directories).
-
-    Returns:
-        The model in eval mode with ``model.zoo`` filled.
+def verified_weights(folder: Path, config: Mapping[str, Any], root: Path | None = None) -> Path:
+    """The directory's weights file, checked against the sha256 config.json gives (a record spares
+    the re-hash while the file's status is unchanged).
 
     Raises:
-        ModelDirError: unsafe names or symlinks, unknown format version, unknown architecture.
+        ModelDirError: the weights file is missing, or its name leads outside the directory.
         WeightsIntegrityError: the weights do not hash to the sha256 in config.json.
     """
     from zoo.cache import check_record, read_record, verify_hash, write_record
-    from zoo.heads import ModelInfo
-    from zoo.statedict import build_loaded, read_safetensors
 
-    folder = Path(path)
-    config = read_config(folder, root)
-    arch = _architecture(config["architecture"], folder)
-    args = dict(config["arch_args"])
-    vocab = vocab_reference(folder, config, root)
-    if vocab is not None:
-        args["vocab"] = vocab
-    files = config["files"]
-    entry = files.get("weights") or {}
+    entry = config["files"].get("weights") or {}
     entry = entry if isinstance(entry, dict) else {"path": entry}
     weights = inside(folder, entry.get("path", WEIGHTS), root)
     if not weights.is_file():
         raise ModelDirError(f"{folder}: the weights file {weights.name} is missing", "copy the whole directory")
-    model_key, remedy = str(folder.resolve()), f"the directory {folder} is damaged: save or download it again"
+    model_key = str(folder.resolve())
     record = read_record(model_key, "model directory")
     if record is not None and record.path == str(weights) and record.sha256 == entry.get("sha256"):
-        check_record(record, remedy)
+        check_record(record, damaged_remedy(folder))
     elif entry.get("sha256"):
-        verify_hash(weights, entry["sha256"], remedy, model=model_key)
+        verify_hash(weights, entry["sha256"], damaged_remedy(folder), model=model_key)
         write_record(model_key, "model directory", weights, entry["sha256"])
-    try:
-        state = read_safetensors(weights)
-    except WeightsIntegrityError as exc:  # its own remedy speaks of the cache; this file is the directory's
-        raise WeightsIntegrityError(exc.message, remedy) from None
-    model, report = build_loaded(arch, args, state, file=str(weights), num_classes=num_classes)
-    base = config.get("base_weights") or {}
-    model.zoo = ModelInfo(
-        name=config.get("name") or folder.name,
-        arch=config["architecture"],
-        arch_args=model.zoo.arch_args,
-        weights=base.get("id"),
-        weights_sha256=base.get("sha256"),
-        labels=None if report.new else config.get("labels"),
-        preprocess=dict(config.get("preprocess") or {}),
-        source=str(folder),
-        load_report=report.as_dict(),
-    )
-    return model
+    return weights
+
+
+def damaged_remedy(folder: Path) -> str:
+    """What to do about a directory whose weights do not verify."""
+    return f"the directory {folder} is damaged: save or download it again"
 
 
 def vocab_reference(folder: Path, config: Mapping[str, Any], root: Path | None = None) -> str | None:
@@ -247,63 +207,6 @@ def vocab_reference(folder: Path, config: Mapping[str, Any], root: Path | None =
             _REWRITE,
         )
     return str(path)
-
-
-def _architecture(name: str, folder: Path) -> Any:
-    if name.startswith(TIMM_PREFIX):
-        from zoo_timm.passthrough import arch_spec
-
-        return arch_spec(name[len(TIMM_PREFIX) :])
-    from zoo.registry import default_registry
-
-    registry = default_registry()
-    if name not in registry.archs:
-        raise ModelDirError(
-            f"{folder}: architecture {name!r} is not provided by any installed plugin",
-            "install the plugin that provides it (`zoo plugins` lists what is installed)",
-        )
-    return registry.archs[name]
-
-
-def load_hub_dir(reference: str, *, num_classes: int | None = None) -> Any:
-    """Load ``hf://org/repo[@revision]``: a model directory on the Hub (or its cache, offline).
-
-    Raises:
-        WeightsUnavailableError: the repo or a file cannot be fetched and is not cached.
-    """
-    folder = fetch_hub_dir(reference)
-    # Hub snapshots are symlinks into the repo's blobs folder: that folder is the trusted root.
-    return load_model_dir(folder, num_classes=num_classes, root=folder.parent.parent)
-
-
-def fetch_hub_dir(reference: str) -> Path:
-    """Download ``hf://org/repo[@revision]`` (config.json and every file it lists) into the Hugging
-    Face cache, or find it there offline (what `zoo pull hf://...` does).
-
-    Returns:
-        The snapshot folder: the model directory.
-
-    Raises:
-        ArgumentError: the reference is not ``hf://org/repo[@revision]``.
-        WeightsUnavailableError: the repo or a file cannot be fetched and is not cached.
-    """
-    from zoo.weights import SourceUnavailable, hub_download
-
-    repo, _, revision = reference[len(HF_PREFIX) :].partition("@")
-    if repo.count("/") != 1:
-        raise ArgumentError(f"{reference!r} is not hf://org/repo[@revision]")
-    try:
-        config_path = hub_download(repo, CONFIG, revision or None)
-        config = read_config(config_path.parent, config_path.parent.parent.parent)
-        names = [file_name(e) for e in config["files"].values()]
-        for name in names:
-            hub_download(repo, name, revision or None)
-    except SourceUnavailable as exc:
-        raise WeightsUnavailableError(
-            f"model directory {reference} cannot be fetched: {exc}",
-            f"check the name and revision, or run `zoo pull {reference}` on a connected machine",
-        ) from None
-    return config_path.parent
 
 
 # -- writing -------------------------------------------------------------------------------------
@@ -417,7 +320,7 @@ def _plain(value: Any) -> Any:
 
 
 def _config(info: Any, args: dict[str, Any], files: dict[str, Any], training: Any, metrics: Any) -> dict[str, Any]:
-    from zoo import __version__
+    from zoo.version import __version__
 
     return {
         "format_version": FORMAT_VERSION,

@@ -22,6 +22,8 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "zoo_mlp",
     "zoo.data.plugin",
     "zoo.exporters.plugin",
+    "zoo.modeldir",
+    "zoo.hub",
     "zoo_timm",
     "zoo_rnn",
     "zoo_cnn",
@@ -153,8 +155,8 @@ class ZooPluginManager(pluggy.PluginManager):
     def collect(self, hook: str, accept: Callable[[Any, str], Any], key: Callable[[Any], str]) -> dict[str, Any]:
         """Call `hook` plugin by plugin with a `register` callback; return name -> accepted item.
 
-        `accept(item, plugin_name)` validates an item and returns what to store (it raises on a bad
-        one). A plugin whose hook raises, that registers a bad item or a name another plugin already
+        `accept(*args, plugin_name)` validates what the plugin passed to `register` (one item, or
+        a prefix and a resolver) and returns what to store (it raises on a bad one). A plugin whose hook raises, that registers a bad item or a name another plugin already
         registered is failed, and none of its items from this hook are kept.
         """
         found: dict[str, Any] = {}
@@ -163,8 +165,8 @@ class ZooPluginManager(pluggy.PluginManager):
             plugin = impl.plugin_name
             batch: list[Any] = []
 
-            def register(item: Any, _batch: list[Any] = batch, _plugin: str = plugin) -> None:
-                _batch.append(accept(item, _plugin))
+            def register(*item: Any, _batch: list[Any] = batch, _plugin: str = plugin) -> None:
+                _batch.append(accept(*item, _plugin))
 
             _, exc = contained(lambda: impl.function(**{arg: register for arg in impl.argnames}))
             names = [key(item) for item in batch]
@@ -267,7 +269,7 @@ def _timed_import(ep: importlib.metadata.EntryPoint) -> tuple[Any, BaseException
 
 
 def _zoo_version() -> str:
-    from zoo import __version__
+    from zoo.version import __version__
 
     return __version__
 

@@ -1,196 +1,47 @@
-"""ArchSpec, WeightSpec and the Registry that plugins and registry files fill. No torch here."""
+"""The Registry that plugins and registry files fill (the specs are in `zoo.specs`). No torch here."""
 from __future__ import annotations
+
+__all__ = [
+    "INPUT_KINDS",
+    "SOURCE_KINDS",
+    "PLAIN_NAME",
+    "RegistryWarning",
+    "InputSpec",
+    "ArchSpec",
+    "Source",
+    "WeightSpec",
+    "TransformSpec",
+    "VocabSpec",
+    "Resolved",
+    "ModelDirectory",
+    "Registry",
+    "default_registry",
+    "registered",
+    "named",
+]
 
 import functools
 import difflib
 import fnmatch
-import re
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from zoo.errors import DuplicateNameError, NoWeightsError, RegistryError, UnknownModelError
-
-INPUT_KINDS = ("image", "tokens", "features")
-SOURCE_KINDS = ("hf", "pkg", "bundled")
-# What data may use to choose behaviour: a plain name, never a module path or a file path.
-PLAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
-
-class RegistryWarning(UserWarning):
-    """A registry entry was skipped because the architecture it names is not registered."""
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """What a model eats: an image C×H×W, a token sequence over a vocabulary, or a feature vector."""
-
-    kind: str
-    shape: tuple[int, ...] = ()
-    vocab_size: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.kind not in INPUT_KINDS:
-            raise RegistryError(f"input kind {self.kind!r} is not one of {', '.join(INPUT_KINDS)}")
-        object.__setattr__(self, "shape", tuple(int(d) for d in self.shape))
-
-    def describe(self) -> str:
-        if self.kind == "image":
-            return "image " + "×".join(str(d) for d in self.shape)
-        if self.kind == "tokens":
-            return f"token sequence, vocab {self.vocab_size}"
-        return f"feature vector of {self.shape[0] if self.shape else '?'}"
-
-
-@dataclass(frozen=True)
-class ArchSpec:
-    """An architecture: how to build it (imported only when built) and what it is for."""
-
-    name: str
-    family: str
-    build: str
-    tasks: tuple[str, ...]
-    input: InputSpec
-    defaults: Mapping[str, Any] = field(default_factory=dict)
-    choices: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
-    num_params: int | None = None
-    description: str = ""
-    plugin: str | None = None
-
-    def __post_init__(self) -> None:
-        _check_name(self.name, "architecture")
-        if not self.family or not isinstance(self.family, str):
-            raise RegistryError(f"architecture {self.name!r}: family must be a non-empty string")
-        if ":" not in self.build:
-            raise RegistryError(f"architecture {self.name!r}: build must be 'module:function', got {self.build!r}")
-        object.__setattr__(self, "tasks", tuple(self.tasks))
-        if not self.tasks:
-            raise RegistryError(f"architecture {self.name!r}: tasks must not be empty")
-        if not isinstance(self.input, InputSpec):
-            raise RegistryError(f"architecture {self.name!r}: input must be an InputSpec")
-        object.__setattr__(self, "choices", {k: tuple(v) for k, v in self.choices.items()})
-
-
-@dataclass(frozen=True)
-class Source:
-    """One place weights can come from: the Hub (`hf`), an installed package (`pkg`), or a plugin (`bundled`)."""
-
-    kind: str
-    repo: str | None = None
-    revision: str | None = None
-    filename: str | None = None
-    dist: str | None = None
-    package: str | None = None
-    path: str | None = None
-    converter: str | None = None
-    sha256: str | None = None
-    size: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.kind not in SOURCE_KINDS:
-            raise RegistryError(f"source kind {self.kind!r} is not one of {', '.join(SOURCE_KINDS)}")
-        needed = {"hf": ("repo", "filename"), "pkg": ("dist", "path"), "bundled": ("package", "path")}[self.kind]
-        for name in needed:
-            if not getattr(self, name):
-                raise RegistryError(f"a {self.kind!r} source needs {name!r}")
-
-    def describe(self) -> str:
-        if self.kind == "hf":
-            rev = f"@{self.revision}" if self.revision else ""
-            return f"hf://{self.repo}{rev}/{self.filename}"
-        if self.kind == "pkg":
-            return f"pip package {self.dist!r} ({self.path})"
-        return f"bundled in {self.package} ({self.path})"
-
-
-@dataclass(frozen=True)
-class WeightSpec:
-    """Pretrained weights `arch.tag` for one architecture, with their sources and metadata."""
-
-    id: str
-    arch: str
-    sources: tuple[Source, ...]
-    aliases: tuple[str, ...] = ()
-    default: bool = False
-    arch_args: Mapping[str, Any] = field(default_factory=dict)
-    num_classes: int | None = None
-    labels: tuple[str, ...] | str | None = None
-    preprocess: Mapping[str, Any] = field(default_factory=dict)
-    metrics: Mapping[str, Any] = field(default_factory=dict)
-    license: str | None = None
-    citation: str | None = None
-    origin: str | None = None
-    description: str = ""
-    num_params: int | None = None
-    plugin: str | None = None
-
-    def __post_init__(self) -> None:
-        _check_name(self.id, "weights")
-        if not self.id.startswith(self.arch + "."):
-            raise RegistryError(f"weights {self.id!r}: the id must be '{self.arch}.<tag>'")
-        object.__setattr__(self, "sources", tuple(self.sources))
-        object.__setattr__(self, "aliases", tuple(self.aliases))
-        if isinstance(self.labels, list):
-            object.__setattr__(self, "labels", tuple(self.labels))
-        if not self.sources:
-            raise RegistryError(f"weights {self.id!r}: at least one source is needed")
-        for alias in self.aliases:
-            _check_name(alias, "alias")
-
-    @property
-    def tag(self) -> str:
-        return self.id[len(self.arch) + 1 :]
-
-    def label_names(self) -> list[str] | None:
-        """The class names: inline, or read from `package:path` when `labels` names a file."""
-        if self.labels is None or isinstance(self.labels, tuple):
-            return list(self.labels) if self.labels else None
-        from importlib.resources import files
-
-        package, _, path = self.labels.partition(":")
-        return files(package).joinpath(path).read_text(encoding="utf-8").splitlines()
-
-
-@dataclass(frozen=True)
-class TransformSpec:
-    """An image transform that preprocessing may name (``"transform": "digits"``).
-
-    `build` is the plugin's ``"module:function"``, imported only when the transform is used:
-    ``build(preprocess) -> transform``, where ``transform(PIL image) -> tensor [C, H, W]``.
-    """
-
-    name: str
-    build: str
-    description: str = ""
-    plugin: str | None = None
-
-    def __post_init__(self) -> None:
-        _check_plain(self.name, "transform")
-        if ":" not in self.build:
-            raise RegistryError(f"transform {self.name!r}: build must be 'module:function', got {self.build!r}")
-
-
-@dataclass(frozen=True)
-class VocabSpec:
-    """A vocabulary file (vocab.json) a plugin ships, that data may name (``"vocab": "lstm-text"``)."""
-
-    name: str
-    package: str
-    path: str
-    description: str = ""
-    plugin: str | None = None
-
-    def __post_init__(self) -> None:
-        _check_plain(self.name, "vocabulary")
-        if not self.package or not self.path:
-            raise RegistryError(f"vocabulary {self.name!r}: package and path are required")
-
-
-def _check_plain(name: Any, what: str) -> None:
-    if not isinstance(name, str) or not PLAIN_NAME.match(name):
-        raise RegistryError(f"{what} name {name!r} must be a plain name (letters, digits, '.', '_', '-')")
-
+from zoo.specs import (  # re-exported: `zoo.registry` is where plugins have always found them
+    INPUT_KINDS,
+    SOURCE_KINDS,
+    PLAIN_NAME,
+    RegistryWarning,
+    InputSpec,
+    ArchSpec,
+    Source,
+    WeightSpec,
+    TransformSpec,
+    VocabSpec,
+    Resolved,
+    ModelDirectory,
+)
 
 def registered(hook: str, kind: type, pm: Any = None) -> dict[str, Any]:
     """What plugins registered through `hook` (``register_transforms``: TransformSpec, ...), by name."""
@@ -219,19 +70,6 @@ def named(table: Mapping[str, Any], name: Any, what: str) -> Any:
     )
 
 
-@dataclass(frozen=True)
-class Resolved:
-    """What a name means: an architecture, and the weights it names (or the arch's default weights)."""
-
-    arch: ArchSpec
-    weights: WeightSpec | None
-
-
-def _check_name(name: Any, what: str) -> None:
-    if not isinstance(name, str) or not name or any(c.isspace() for c in name) or "/" in name:
-        raise RegistryError(f"{what} name {name!r} must be a non-empty string without spaces or '/'")
-
-
 class Registry:
     """Every architecture and weight the installed plugins and registry files declare."""
 
@@ -250,9 +88,10 @@ class Registry:
         """Collect the plugins' architectures and weights, then the registry files (registry.yaml, ZOO_REGISTRY).
 
         Names are claimed in this order: built-in plugins' architectures, the registry files' weights,
-        then the third-party plugins' architectures and every plugin's weights. A plugin entry whose
-        name (or alias) is already taken is skipped with a warning naming both; the rest of that
-        plugin stays. Conflicts between registry files are errors (they are the user's own data).
+        the built-in plugins' weights (those they bundle), then the third-party plugins' architectures
+        and weights. A plugin entry whose name (or alias) is already taken is skipped with a warning
+        naming both; the rest of that plugin stays. Conflicts between registry files are errors (they
+        are the user's own data).
         """
         from zoo.plugins import accept_instances
         from zoo.registry_file import load_registry_file, registry_files
@@ -266,16 +105,21 @@ class Registry:
             for path in (registry_files() if files is None else files)
             for spec in load_registry_file(path)
         ]
-        file_names = {name: spec for spec, _ in file_weights for name in (spec.id, *spec.aliases)}
+        plugin_weights = sorted(
+            ((w, f"weights {w.id!r} ({w.plugin})") for w in weights.values() if w.plugin not in failed),
+            key=lambda item: item[0].plugin not in builtin,
+        )
+        bundled = [spec for spec, _ in plugin_weights if spec.plugin in builtin]
+        # Names a third-party architecture cannot take; a registry file's entry wins over a built-in plugin's.
+        claimed = {name: spec for spec in (*bundled, *(s for s, _ in file_weights)) for name in (spec.id, *spec.aliases)}
         registry = cls()
         for arch in sorted((a for a in archs.values() if a.plugin not in failed), key=lambda a: a.plugin not in builtin):
-            taken = file_names.get(arch.name) if arch.plugin not in builtin else None
+            taken = claimed.get(arch.name) if arch.plugin not in builtin else None
             if taken is not None:
                 what = "the weights" if taken.id == arch.name else f"an alias of the weights {taken.id!r}"
                 pm.skip(arch.plugin, f"architecture {arch.name!r}: {arch.name!r} is already {what} ({taken.plugin}); skipped")
             else:
                 registry.add_arch(arch)
-        plugin_weights = [(w, f"weights {w.id!r} ({w.plugin})") for w in weights.values() if w.plugin not in failed]
         for spec, where in (*file_weights, *plugin_weights):
             if spec.arch not in registry.archs:  # its plugin is not installed, not loaded (ZOO_LOAD_PLUGINS) or broken
                 warnings.warn(

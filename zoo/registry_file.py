@@ -9,7 +9,7 @@ from typing import Any, Iterator, Mapping
 import yaml
 
 from zoo.errors import RegistryError, ZooError
-from zoo.registry import PLAIN_NAME, ArchSpec, Source, WeightSpec
+from zoo.specs import PLAIN_NAME, ArchSpec, Source, WeightSpec
 
 FORMAT_VERSION = 1
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")

@@ -203,7 +203,6 @@ def build_loaded(
         report.dropped = head_keys(model)
         model.reset_classifier(num_classes)
         report.new = head_keys(model)
-        model.zoo.arch_args["num_classes"] = num_classes
     return model.eval(), report
 
 

@@ -1,4 +1,4 @@
-"""Weight sources (hf, pkg, bundled) -> verified safetensors files -> a strictly loaded model.
+"""Weight sources (hf, pkg, bundled) -> verified safetensors files in the cache.
 
 A weight spec lists its sources in order. A file zoo verified before is used from its record
 (size and status checked, re-hashed when they changed); otherwise the sources are tried in order:
@@ -11,35 +11,18 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import importlib.util
-import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from zoo.cache import (
-    Record,
-    check_record,
-    hub_cache_dir,
-    read_record,
-    sha256_file,
-    weights_dir,
-    write_record,
-)
+from zoo.cache import Record, check_record, hub_cache_dir, read_record, sha256_file, weights_dir, write_record
 from zoo.errors import WeightsIntegrityError, WeightsUnavailableError
+from zoo.hub import SourceUnavailable, hub_download, hub_etag_sha256
 from zoo.registry import ArchSpec, Source, WeightSpec
 
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_TRUE = ("1", "on", "yes", "true")
-# Short enough that an unreachable Hub fails well within 10 s; HF_HUB_ETAG_TIMEOUT overrides it.
-_ETAG_TIMEOUT_S = 4.0
 _LOCK_WAIT_S = 600.0  # a download or conversion in another process: wait for it rather than redo it
 
 Shapes = Callable[[], Mapping[str, Any]]
-
-
-class SourceUnavailable(Exception):
-    """One source could not provide the file; the message says why (collected into the final error)."""
 
 
 @dataclass(frozen=True)
@@ -52,90 +35,6 @@ class Fetched:
     @property
     def path(self) -> Path:
         return Path(self.record.path)
-
-
-# -- the Hub ---------------------------------------------------------------------------------------
-def hub_offline() -> bool:
-    """HF_HUB_OFFLINE, read now (huggingface_hub reads it once, at import)."""
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE
-
-
-def hub_download(repo: str, filename: str, revision: str | None = None) -> Path:
-    """`hf_hub_download` with HF_ENDPOINT, HF_HOME, HF_HUB_OFFLINE and HF_TOKEN as they are now.
-
-    Raises:
-        SourceUnavailable: offline and not cached, not on the Hub, or the Hub cannot be reached.
-    """
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import (
-        EntryNotFoundError,
-        LocalEntryNotFoundError,
-        RepositoryNotFoundError,
-        RevisionNotFoundError,
-    )
-
-    from huggingface_hub import constants
-
-    # huggingface_hub reads HF_HUB_OFFLINE once, at import; zoo honours the variable as it is now.
-    constants.HF_HUB_OFFLINE = hub_offline()
-    where = f"{repo}@{revision or 'main'}/{filename}"
-    if not hub_offline() and not _reachable(_endpoint()):
-        try:  # a file already in the Hugging Face cache still serves
-            return Path(hf_hub_download(repo, filename, revision=revision, cache_dir=hub_cache_dir(), local_files_only=True))
-        except LocalEntryNotFoundError:
-            raise SourceUnavailable(f"the Hub at {_endpoint()} cannot be reached, and it is not cached") from None
-    try:
-        path = hf_hub_download(
-            repo,
-            filename,
-            revision=revision,
-            cache_dir=hub_cache_dir(),
-            endpoint=os.environ.get("HF_ENDPOINT") or None,
-            token=os.environ.get("HF_TOKEN") or None,
-            local_files_only=hub_offline(),
-            etag_timeout=float(os.environ.get("HF_HUB_ETAG_TIMEOUT", _ETAG_TIMEOUT_S)),
-            library_name="zoo",
-        )
-    except LocalEntryNotFoundError:
-        if hub_offline():
-            raise SourceUnavailable("not in the Hugging Face cache, and HF_HUB_OFFLINE is set") from None
-        raise SourceUnavailable(f"the Hub at {_endpoint()} cannot be reached, and it is not cached") from None
-    except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError):
-        # A mirror answers 401 for a missing file where the Hub answers 404: both mean "not found".
-        raise SourceUnavailable(f"{where} was not found on {_endpoint()} (or needs HF_TOKEN)") from None
-    except (OSError, ValueError) as exc:
-        raise SourceUnavailable(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
-    return Path(path)
-
-
-def _endpoint() -> str:
-    return os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
-
-
-def _reachable(endpoint: str) -> bool:
-    """Whether a TCP connection to the endpoint opens within the timeout.
-
-    huggingface_hub retries an unreachable Hub for about 23 s; one probe keeps the offline error
-    fast. Behind a proxy the probe cannot tell, so it answers yes and lets the client decide.
-    """
-    import socket
-    from urllib.parse import urlsplit
-
-    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY")):
-        return True
-    url = urlsplit(endpoint)
-    port = url.port or (443 if url.scheme == "https" else 80)
-    try:
-        socket.create_connection((url.hostname or "", port), timeout=_ETAG_TIMEOUT_S).close()
-    except OSError:
-        return False
-    return True
-
-
-def hub_etag_sha256(path: Path) -> str | None:
-    """The sha256 the Hub gave a cached file: its blob is named by the ETag, the sha256 for LFS files."""
-    name = Path(path).resolve().name
-    return name if _SHA256.match(name) else None
 
 
 # -- the sources -----------------------------------------------------------------------------------
@@ -339,37 +238,3 @@ def reference_shapes(arch: ArchSpec, arch_args: Mapping[str, Any]) -> Shapes:
 def pull(arch: ArchSpec, spec: WeightSpec) -> Fetched:
     """Fetch and verify the weights of `spec` into the cache (what `zoo pull` does)."""
     return resolve_weights(spec, reference_shapes(arch, file_arch_args(arch, spec, {})))
-
-
-def load_pretrained(arch: ArchSpec, weights: WeightSpec, **arch_args: Any) -> Any:
-    """Build `arch` and load `weights` strictly and fast (meta device, memory-mapped safetensors).
-
-    Args:
-        arch: the architecture.
-        weights: the pretrained weights.
-        arch_args: architecture arguments; a `num_classes` that differs from the weights' gets a
-            new head, reported in ``model.zoo.load_report`` (keys dropped, keys new).
-
-    Returns:
-        The model in eval mode, with ``model.zoo`` filled (weights id, sha256, labels, preprocess).
-    """
-    from zoo.heads import ModelInfo
-    from zoo.statedict import build_loaded, read_safetensors
-
-    num_classes = arch_args.pop("num_classes", None)
-    args = file_arch_args(arch, weights, arch_args)
-    fetched = resolve_weights(weights, reference_shapes(arch, args))
-    state = read_safetensors(fetched.path)
-    model, report = build_loaded(arch, args, state, file=str(fetched.path), num_classes=num_classes)
-    model.zoo = ModelInfo(
-        name=weights.id,
-        arch=arch.name,
-        arch_args=model.zoo.arch_args,
-        weights=weights.id,
-        weights_sha256=fetched.record.sha256,
-        labels=None if report.new else weights.label_names(),
-        preprocess=dict(weights.preprocess),
-        source=fetched.source.describe(),
-        load_report=report.as_dict(),
-    )
-    return model

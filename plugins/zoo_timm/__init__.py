@@ -2,7 +2,8 @@
 
 The curated set lives in ``catalog.json`` (written by ``scripts/gen_timm_catalog.py``): each
 architecture with its real Hub tags ``timm/<arch>.<tag>``, timm's preprocessing per tag, and the
-ImageNet-1k labels in ``imagenet1k.txt``. Any other timm model loads as ``timm/<name>``.
+ImageNet-1k labels in ``imagenet1k.txt``. Any other timm model loads as ``timm/<name>``: this plugin
+registers the resolver of the ``timm/`` prefix (``passthrough.py``, which imports timm when it runs).
 """
 from __future__ import annotations
 
@@ -43,3 +44,15 @@ def register_weights(register):
         fields = {k: v for k, v in entry.items() if v is not None}
         fields["sources"] = tuple(Source(**source) for source in entry["sources"])
         register(WeightSpec(**fields))
+
+
+def resolve_timm(name: str):
+    """The resolver of ``timm/<arch>[.<tag>]`` (timm is imported only now)."""
+    from zoo_timm.passthrough import resolve
+
+    return resolve(name)
+
+
+@hookimpl
+def register_resolvers(register):
+    register("timm/", resolve_timm)

@@ -31,8 +31,8 @@ def resolve(name: str) -> Resolved:
     except RuntimeError:  # timm's answer to an unknown tag
         raise UnknownModelError(name, [PREFIX + t for t in timm.list_pretrained(f"{arch_name}.*")[:5]]) from None
     if cfg is None or not cfg.hf_hub_id:
-        return Resolved(arch, None)
-    return Resolved(arch, weight_spec(arch, cfg))
+        return Resolved(arch, None, arch_name=PREFIX + arch_name)
+    return Resolved(arch, weight_spec(arch, cfg), arch_name=PREFIX + arch_name)
 
 
 def arch_spec(arch_name: str) -> ArchSpec:

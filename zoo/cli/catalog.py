@@ -102,21 +102,21 @@ def info_command(name: str, json_: bool) -> None:
       zoo info resnet18 --json
       zoo info ./out                 # a model directory
     """
-    from pathlib import Path
-
-    from zoo.modeldir import HF_PREFIX, is_model_dir
+    from zoo.registry import ModelDirectory
+    from zoo.resolvers import resolve
 
     registry = default_registry()
-    if name.startswith(HF_PREFIX) or is_model_dir(name) or (name not in registry.names() and Path(name).exists()):
+    found = resolve(name, registry=registry)
+    if isinstance(found, ModelDirectory):
         from zoo.cli.weights import info_model_dir
 
-        if name.startswith(HF_PREFIX):
-            from zoo.modeldir import fetch_hub_dir
-
-            name = str(fetch_hub_dir(name))
-        info_model_dir(name, json_)  # a path that is no model directory gets ModelDirError saying so
+        info_model_dir(str(found.path), json_)  # a path that is no model directory gets ModelDirError saying so
         return
-    spec = registry.get_spec(name)
+    if found.arch_name is not None:  # a resolver's reference (timm/<name>): described as the registry would
+        registry = Registry([found.arch], [found.weights] if found.weights else [])
+        spec: ArchSpec | WeightSpec = found.weights or found.arch
+    else:
+        spec = registry.get_spec(name)
     if isinstance(spec, WeightSpec):
         record = weight_record(registry, spec)
         record["architecture"] = arch_record(registry, registry.archs[spec.arch])
@@ -183,10 +183,12 @@ def plugins_command(json_: bool) -> None:
     from zoo.data import data_formats
     from zoo.export import exporters
     from zoo.registry import TransformSpec, VocabSpec, registered
+    from zoo.resolvers import resolvers
 
     default_registry()  # registering is what fills each plugin's record
     exporters()
     data_formats()
+    resolvers()
     registered("register_transforms", TransformSpec)
     registered("register_vocabularies", VocabSpec)
     data = records(default_plugin_manager())

@@ -12,20 +12,17 @@ from zoo.errors import UnknownModelError, WeightsIntegrityError
 
 
 def _resolve(name: str) -> Any:
-    """The (architecture, weights) a registry name or `timm/<name>` stands for."""
-    from zoo.registry import default_registry
+    """What NAME stands for, through the resolvers: weights to fetch (a `Resolved` with weights) or a
+    `ModelDirectory`."""
+    from zoo.registry import ModelDirectory, default_registry
+    from zoo.resolvers import resolve
 
-    if name.startswith("timm/"):
-        from zoo_timm.passthrough import resolve
-
-        resolved = resolve(name)
-    else:
-        registry = default_registry()
-        registry.require_weights(name)
-        resolved = registry.resolve(name)
-    if resolved.weights is None:
-        raise UnknownModelError(name)
-    return resolved
+    found = resolve(name)
+    if isinstance(found, ModelDirectory) or found.weights is not None:
+        return found
+    if found.arch_name is None:
+        default_registry().require_weights(name)  # names the weights there are
+    raise UnknownModelError(name)
 
 
 @click.command("pull")
@@ -46,16 +43,17 @@ def pull_command(names: tuple[str, ...], quiet: bool, json_: bool) -> None:
     """
     from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
 
+    from zoo.registry import ModelDirectory
     from zoo.weights import pull
 
     quiet = quiet or json_ or not sys.stderr.isatty()
     disable_progress_bars() if quiet else enable_progress_bars()
     rows = []
     for name in names:
-        if name.startswith("hf://"):
-            rows.append(_pull_hub_dir(name))
-            continue
         resolved = _resolve(name)
+        if isinstance(resolved, ModelDirectory):
+            rows.append(_pulled_dir(name, resolved))
+            continue
         fetched = pull(resolved.arch, resolved.weights)
         rows.append({"name": resolved.weights.id, **_record(fetched.record), "source": fetched.source.describe()})
     if json_:
@@ -64,18 +62,19 @@ def pull_command(names: tuple[str, ...], quiet: bool, json_: bool) -> None:
     emit_table(("NAME", "SIZE", "SHA256", "PATH"), [(r["name"], human_count(r["size"]) + "B", r["sha256"][:16], r["path"]) for r in rows])
 
 
-def _pull_hub_dir(reference: str) -> dict[str, Any]:
-    """Fetch a model directory on the Hub into the Hugging Face cache; its row for the table."""
-    from zoo.modeldir import fetch_hub_dir, file_name, read_config
-
+def _pulled_dir(reference: str, found: Any) -> dict[str, Any]:
+    """The row of a model directory a reference resolved to (fetched into the Hugging Face cache for
+    hf://), its weights checked against config.json."""
     from zoo.cache import verify_hash
+    from zoo.modeldir import damaged_remedy, file_name, inside, read_config
 
-    folder = fetch_hub_dir(reference)
-    files = read_config(folder, folder.parent.parent)["files"]
+    folder = found.path
+    files = read_config(folder, found.root)["files"]
     weights = files.get("weights")
     sha256 = weights.get("sha256") if isinstance(weights, dict) else None
     if sha256:
-        verify_hash(folder / file_name(weights), sha256, f"the repository {reference} is damaged: upload it again", model=reference)
+        remedy = f"the repository {reference} is damaged: upload it again" if found.root else damaged_remedy(folder)
+        verify_hash(inside(folder, file_name(weights), found.root), sha256, remedy, model=reference)
     return {
         "name": reference,
         "model": reference,
@@ -177,7 +176,7 @@ def cache_rm(names: tuple[str, ...], all_: bool) -> None:
     if bool(names) == all_:
         raise click.UsageError("give NAME... or --all")
     registry = default_registry()
-    wanted = {registry.aliases.get(n, n) for n in names}
+    wanted = {_cache_key(n, registry) for n in names}
     chosen = [r for r in records() if all_ or r.model in wanted]
     missing = sorted(wanted - {r.model for r in chosen})
     if missing:  # refused before anything is removed: a typo must not leave the command half done
@@ -213,6 +212,22 @@ def cache_clean(dry_run: bool, json_: bool) -> None:
         emit_json(rows)
         return
     emit_table(("KIND", "SIZE", "DONE", "PATH"), [(r["kind"], human_count(r["size"]) + "B", r["done"], r["path"]) for r in rows])
+
+
+def _cache_key(name: str, registry: Any) -> str:
+    """The model a cache record of NAME is filed under: what the resolvers make of it (a weight id,
+    a model directory's path), or NAME itself when they know nothing of it."""
+    from zoo.errors import ZooError
+    from zoo.registry import ModelDirectory
+    from zoo.resolvers import resolve
+
+    try:
+        found = resolve(name, registry=registry)
+    except ZooError:
+        return name
+    if isinstance(found, ModelDirectory):
+        return str(found.path.resolve())
+    return found.weights.id if found.weights is not None else name
 
 
 def _not_cached(name: str, registry: Any) -> None:

@@ -17,6 +17,6 @@ def export_model_dir(request: ExportRequest) -> dict[str, Any]:
 
 def load_model_dir(path: Path) -> Any:
     """Load the directory back as an eager model, in eval mode."""
-    from zoo.modeldir import load_model_dir as load
+    from zoo.loading import load_model_dir as load
 
     return load(path).eval()

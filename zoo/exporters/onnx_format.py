@@ -190,7 +190,7 @@ def load_onnx_model(name: str | Path, threads: int | None = None) -> OnnxModel:
     """
     from zoo.errors import ArgumentError
     from zoo.export import check_files, read_sidecar, unreadable
-    from zoo.heads import ModelInfo
+    from zoo.loading import model_info
     from zoo.modeldir import is_model_dir, read_config
 
     path = Path(name)
@@ -207,9 +207,9 @@ def load_onnx_model(name: str | Path, threads: int | None = None) -> OnnxModel:
     else:
         raise ArgumentError(f"--runtime onnx runs an exported file, and {name} is neither a model directory nor a file",
                             "pass a model directory holding model.onnx, or an .onnx file")
-    info = ModelInfo(
-        name=str(config.get("name") or config.get("model") or path.name),
-        arch=str(config.get("architecture")),
+    info = model_info(
+        str(config.get("name") or config.get("model") or path.name),
+        str(config.get("architecture")),
         labels=config.get("labels"),
         preprocess=dict(config.get("preprocess") or {}),
         source=str(file),

@@ -17,7 +17,8 @@ from zoo.data.formats import ReadOptions, TrainingData, read_data
 from zoo.errors import ArgumentError
 from zoo.finetune import FinetuneOptions, FinetuneResult
 from zoo.finetune.features import cache_key, compute_features, load_cached, store_cached, tensor_digest
-from zoo.finetune.inputs import Inputs, prepare_inputs
+from zoo.finetune.inputs import Inputs, image_inputs
+from zoo.finetune.text_inputs import text_inputs
 from zoo.finetune.jobs import HeadOnFeatures, ModelOnLoader, drawn_rows
 from zoo.finetune.loop import LoopOptions, evaluate, fit
 from zoo.finetune.report import classification_metrics, language_metrics, write_output
@@ -32,11 +33,9 @@ def run(model_or_name: Any, data_path: Path, options: FinetuneOptions, progress:
     """See `zoo.finetune`."""
     started = time.perf_counter()
     if isinstance(model_or_name, str):  # a mistyped name is the first thing to hear about, before any data is read
-        from zoo.modeldir import is_reference
-        from zoo.registry import default_registry
+        from zoo.resolvers import resolve
 
-        if not is_reference(model_or_name):
-            default_registry().resolve(model_or_name)
+        resolve(model_or_name)
     read_options = ReadOptions(
         val_split=options.val_split, seed=options.seed, strict=options.strict_data,
         text_column=options.text_column, label_column=options.label_column, workers=options.workers,
@@ -127,9 +126,9 @@ def load_model(model_or_name: Any, data: TrainingData, options: FinetuneOptions)
     """The model with a fresh classifier for the data's classes, and its base weights' sha256."""
     torch.manual_seed(options.seed)  # a random initialisation (and the new head) depends on the seed only
     if isinstance(model_or_name, (str, Path)):
-        import zoo
+        from zoo.loading import load
 
-        model = zoo.load(str(model_or_name), pretrained=options.pretrained)
+        model = load(str(model_or_name), pretrained=options.pretrained)
     elif isinstance(model_or_name, nn.Module):
         model = model_or_name
     else:
@@ -152,18 +151,38 @@ def load_model(model_or_name: Any, data: TrainingData, options: FinetuneOptions)
 def require_architecture(model: nn.Module, label: str) -> None:
     """The model directory rebuilds the model from its architecture's name: zoo must know that name,
     or the directory written at the end of training could not be loaded back."""
-    from zoo.modeldir import TIMM_PREFIX
-    from zoo.registry import default_registry
+    from zoo.errors import UnknownModelError
+    from zoo.resolvers import architecture
 
     info = getattr(model, "zoo", None)
-    if isinstance(info, ModelInfo) and (info.arch.startswith(TIMM_PREFIX) or info.arch in default_registry().archs):
-        return
+    if isinstance(info, ModelInfo):
+        try:
+            architecture(info.arch)  # registered, or known to a resolver (timm/<name>)
+            return
+        except UnknownModelError:
+            pass
     what = f"architecture {info.arch!r} is not registered" if isinstance(info, ModelInfo) else "it carries no zoo metadata (model.zoo)"
     raise ArgumentError(
         f"{label}: {what}, so its model directory could not be loaded back",
         "build the model with zoo.load(...) or zoo.build(...), or set model.zoo = zoo.heads.ModelInfo(name=..., "
         "arch=<a registered architecture>, arch_args=...)",
     )
+
+
+def prepare_inputs(model: nn.Module, data: TrainingData, options: Any, device: torch.device) -> Inputs:
+    """The datasets for `data`'s task; records the preprocessing they use in `model.zoo.preprocess`."""
+    if data.task == "image-classification":
+        inputs = image_inputs(model, data, options)
+    else:
+        inputs = text_inputs(model, data, options)
+    inputs.pin_memory = device.type == "cuda"
+    if data.task == "image-classification":
+        # Exactly what the images went through: nothing of the base model's (its own transform, say)
+        # may survive into the output to be applied at prediction time instead.
+        model.zoo.preprocess = dict(inputs.preprocess)
+    else:
+        model.zoo.preprocess = {**(model.zoo.preprocess or {}), **inputs.preprocess}
+    return inputs
 
 
 def output_path(output: str | None, name: str) -> Path:

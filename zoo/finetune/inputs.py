@@ -36,24 +36,6 @@ class Inputs:
         )
 
 
-def prepare_inputs(model: nn.Module, data: TrainingData, options: Any, device: torch.device) -> Inputs:
-    """The datasets for `data`'s task; records the preprocessing they use in `model.zoo.preprocess`."""
-    if data.task == "image-classification":
-        inputs = image_inputs(model, data, options)
-    else:
-        from zoo.finetune.text_inputs import text_inputs
-
-        inputs = text_inputs(model, data, options)
-    inputs.pin_memory = device.type == "cuda"
-    if data.task == "image-classification":
-        # Exactly what the images went through: nothing of the base model's (its own transform, say)
-        # may survive into the output to be applied at prediction time instead.
-        model.zoo.preprocess = dict(inputs.preprocess)
-    else:
-        model.zoo.preprocess = {**(model.zoo.preprocess or {}), **inputs.preprocess}
-    return inputs
-
-
 def image_inputs(model: nn.Module, data: TrainingData, options: Any) -> Inputs:
     transform = ImageTransform(image_preprocess(model, options.image_size))
     augmented = ImageTransform(transform.preprocess, augment=options.augment)

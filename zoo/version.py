@@ -1,0 +1,2 @@
+"""The zoo's version, in a module of its own so that any module can read it without importing `zoo`."""
+__version__ = "0.1.0"
