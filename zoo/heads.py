@@ -23,6 +23,37 @@ class HeadProtocol(Protocol):
     def reset_classifier(self, num_classes: int) -> None: ...
 
 
+@runtime_checkable
+class TextModel(Protocol):
+    """A model that reads text: `tokenizer` turns text into the token ids it takes (None: it has no vocabulary)."""
+
+    tokenizer: Any
+
+
+@runtime_checkable
+class LanguageModel(TextModel, Protocol):
+    """A text model whose head predicts the next token: continuations, samples and a text's score."""
+
+    num_classes: int
+
+    def continuations(self, prompt: str, k: int = 5, max_tokens: int = 20) -> list[tuple[str, float]]: ...
+
+    def generate(self, prompt: str = "", max_new_tokens: int = 100, temperature: float = 1.0, top_k: int | None = None, seed: int | None = None) -> str: ...
+
+    def score(self, text: str) -> float: ...
+
+
+def text_tokenizer(model: Any) -> Any:
+    """The tokenizer of a model that declares one (`TextModel`), else None."""
+    return model.tokenizer if isinstance(model, TextModel) else None
+
+
+def is_language_model(model: Any) -> bool:
+    """Whether the model is a `LanguageModel` with a vocabulary whose every token its head predicts."""
+    tokenizer = text_tokenizer(model)
+    return isinstance(model, LanguageModel) and tokenizer is not None and model.num_classes == len(tokenizer)
+
+
 @dataclass
 class ModelInfo:
     """The `.zoo` attribute of a model zoo built: where it came from and how to feed it."""

@@ -4,16 +4,12 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from zoo.errors import ArgumentError
+from zoo.heads import is_language_model, text_tokenizer
 
 
 def is_text_model(model: Any) -> bool:
-    """Whether the model reads text (it carries a tokenizer)."""
-    return getattr(model, "tokenizer", None) is not None
-
-
-def is_language_model(model: Any) -> bool:
-    """Whether the model's head predicts the next token of its vocabulary."""
-    return is_text_model(model) and hasattr(model, "continuations") and model.num_classes == len(model.tokenizer)
+    """Whether the model reads text (a `TextModel` with a tokenizer)."""
+    return text_tokenizer(model) is not None
 
 
 def continue_texts(model: Any, prompts: Sequence[str], top_k: int = 5) -> list[dict[str, Any]]:

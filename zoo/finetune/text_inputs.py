@@ -18,10 +18,11 @@ from torch import nn
 from zoo.data.formats import TrainingData
 from zoo.errors import ArgumentError
 from zoo.finetune.inputs import Inputs
+from zoo.heads import text_tokenizer
 
 
 def text_inputs(model: nn.Module, data: TrainingData, options: Any) -> Inputs:
-    tokenizer = getattr(model, "tokenizer", None)
+    tokenizer = text_tokenizer(model)
     if tokenizer is None:
         raise ArgumentError(
             f"{model.zoo.name} has no tokenizer, so it cannot read text",
