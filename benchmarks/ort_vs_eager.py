@@ -35,7 +35,7 @@ def measure(args: argparse.Namespace) -> dict:
     model = load_model(args.model, args.random).eval()
     x = signature_of(model).sample(args.batch, 64, torch.Generator().manual_seed(0))
     if args.runtime == "onnx":
-        from zoo.exporters.onnx_format import OnnxRunner
+        from zoo.predict.onnx_runtime import OnnxRunner
 
         run = OnnxRunner(args.onnx, threads=args.threads)
         call = lambda: run(x)  # noqa: E731

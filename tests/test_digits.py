@@ -12,7 +12,7 @@ from PIL import Image
 
 import zoo
 from zoo.cli import cli
-from zoo.images import classify_images
+from zoo.predict.images import classify_images
 from zoo_cnn.digits import to_model_input
 
 from helpers import ROOT

@@ -52,7 +52,7 @@ def test_predict_on_the_runs_own_images_agrees_with_the_accuracy_it_reported(bas
     import torch
 
     from zoo.data.images import ImageTransform
-    from zoo.images import open_image
+    from zoo.data.image_files import open_image
 
     train = sorted((digits / "train").rglob("*.png"))
     model = zoo.load(str(tmp_path / "out")).eval()

@@ -66,7 +66,7 @@ def class_folders(root: Path) -> Path:
 
 @pytest.mark.parametrize("size", [(1, 60000), (60000, 1), (5, 3000)])
 def test_a_thin_strip_is_refused_by_its_header_before_decoding(tmp_path, size):
-    from zoo.images import open_image
+    from zoo.data.image_files import open_image
 
     path = strip(tmp_path / "strip.png", *size)
     assert path.stat().st_size < 2000  # tiny on disk, and under PIL's decompression-bomb limit
@@ -79,7 +79,7 @@ def test_a_thin_strip_is_refused_by_its_header_before_decoding(tmp_path, size):
 
 
 def test_an_image_over_the_pixel_limit_is_refused_before_decoding(tmp_path):
-    from zoo.images import MAX_PIXELS, open_image
+    from zoo.data.image_files import MAX_PIXELS, open_image
 
     path = tmp_path / "big.png"
     Image.new("1", (8000, 6000)).save(path)  # 48 megapixels in a few kilobytes, under PIL's own limit
@@ -89,7 +89,7 @@ def test_an_image_over_the_pixel_limit_is_refused_before_decoding(tmp_path):
 
 
 def test_a_large_jpeg_is_decoded_at_a_reduced_scale(tmp_path):
-    from zoo.images import MAX_PIXELS, open_image
+    from zoo.data.image_files import MAX_PIXELS, open_image
 
     path = tmp_path / "big.jpg"
     Image.new("RGB", (9000, 6000), (10, 120, 200)).save(path, quality=50)
@@ -172,7 +172,7 @@ def test_predict_runs_many_images_in_the_memory_of_one_batch(tmp_path):
 
 def test_predict_streams_json_batch_by_batch_with_the_results_of_one_batch(tmp_path):
     import zoo
-    from zoo.images import classify_images
+    from zoo.predict.images import classify_images
 
     paths = small_images(tmp_path / "few", 5)
     whole = classify_images(zoo.load(LITE0), paths, top_k=2, batch_size=5)
@@ -222,7 +222,7 @@ def test_text_classes_are_the_same_in_batches_of_one(tmp_path):
     import torch
 
     import zoo
-    from zoo.texts import classify_texts
+    from zoo.predict.texts import classify_texts
 
     torch.manual_seed(0)
     model = zoo.load("lstm-text", num_classes=3)

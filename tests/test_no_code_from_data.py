@@ -18,7 +18,7 @@ IMPORTS = {
     ("zoo/build.py", "builder"): "ArchSpec.build, registered by a plugin",
     ("zoo/export.py", "function"): "Exporter.export/load, registered by a plugin",
     ("zoo/data/formats.py", "function"): "DataFormat.detect/load, registered by a plugin",
-    ("zoo/images.py", "_own_transform"): "TransformSpec.build, looked up by a plain name a plugin registered",
+    ("zoo/data/image_files.py", "_own_transform"): "TransformSpec.build, looked up by a plain name a plugin registered",
     ("zoo/weights.py", "convert_checkpoint"): "a converter of a plugin's WeightSpec (registry files may not name one)",
 }
 # importlib.resources.files(package) imports the package: allowed where the package is a plugin's own.

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import zoo
 from zoo.heads import LanguageModel, TextModel, is_language_model, text_tokenizer
-from zoo.texts import is_text_model
+from zoo.predict.texts import is_text_model
 
 
 class Vocabulary:

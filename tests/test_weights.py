@@ -21,7 +21,7 @@ def top(model, image, k=3):
     """Top-k labels of a scikit-image photo, with the weights' own preprocessing."""
     from PIL import Image
 
-    from zoo.images import image_transform
+    from zoo.data.image_files import image_transform
 
     x = image_transform(model.zoo.preprocess)(Image.fromarray(image))[None]
     with torch.inference_mode():

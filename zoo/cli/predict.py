@@ -52,12 +52,12 @@ def predict_command(
     import zoo
 
     if runtime == "onnx":
-        from zoo.exporters.onnx_format import load_onnx_model
+        from zoo.predict.onnx_runtime import load_onnx_model
 
         loaded = load_onnx_model(model)
     else:
         loaded = zoo.load(model)
-    from zoo.texts import is_text_model
+    from zoo.predict.texts import is_text_model
 
     if is_text_model(loaded):
         _predict_texts(loaded, inputs, top_k, batch_size, generate, temperature, seed, json_)
@@ -75,7 +75,7 @@ def predict_command(
 def _predict_images(model: Any, inputs: tuple[str, ...], top_k: int, batch_size: int, json_: bool) -> None:
     """Print each batch's results as soon as it is done: a JSON array, or one table whose columns
     are sized up front from the input names and the labels."""
-    from zoo.images import classify_image_batches, image_inputs
+    from zoo.predict.images import classify_image_batches, image_inputs
 
     paths = image_inputs(inputs)
     batches = classify_image_batches(model, paths, top_k=top_k, batch_size=batch_size)
@@ -113,7 +113,7 @@ def _predict_texts(
     model, texts: tuple[str, ...], top_k: int, batch_size: int, generate: int | None, temperature: float, seed: int,
     json_: bool,
 ) -> None:
-    from zoo.texts import classify_texts, continue_texts, generate_texts, is_language_model
+    from zoo.predict.texts import classify_texts, continue_texts, generate_texts, is_language_model
 
     if generate is not None:
         results = generate_texts(model, texts, generate, temperature=temperature, seed=seed)

@@ -9,7 +9,7 @@ from typing import Any, Mapping
 from zoo.data.folders import Skip, holds_files, read_class_folders
 from zoo.data.formats import ReadOptions, TrainingData
 from zoo.errors import ArgumentError
-from zoo.images import IMAGE_SUFFIXES, ImageError, decode_image, open_image
+from zoo.data.image_files import IMAGE_SUFFIXES, ImageError, decode_image, open_image
 
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos", "box", "hamming")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -65,7 +65,7 @@ class ImageTransform:
     resized crops and flips drawn from the generator each sample is given."""
 
     def __init__(self, preprocess: Mapping[str, Any], augment: bool = False):
-        from zoo.images import image_transform
+        from zoo.data.image_files import image_transform
 
         self.preprocess = complete_preprocess(preprocess)
         self.channels = self.preprocess["input_size"][0]

@@ -63,7 +63,7 @@ def classify_texts(model: Any, texts: Sequence[str], top_k: int = 5, batch_size:
     """
     import torch
 
-    from zoo.images import ranked
+    from zoo.predict.images import ranked
 
     labels = getattr(getattr(model, "zoo", None), "labels", None)
     model = model.eval()
