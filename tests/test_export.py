@@ -45,6 +45,7 @@ class SignBranch(nn.Module):
         return y if bool(x.sum() > 0) else -y
 
 
+@pytest.mark.slow
 def test_onnx_export_writes_the_file_a_sidecar_and_passes_parity_at_new_batch_sizes(tmp_path):
     import onnxruntime as ort
 
@@ -98,6 +99,7 @@ def test_pt2_round_trip_keeps_the_batch_dynamic(tmp_path):
     assert result.record["fixed"] == {} and result.record["input"]["dims"] == ["batch", 12]
 
 
+@pytest.mark.slow
 def test_pt2_of_a_windowed_lstm_fixes_the_sequence_length_and_says_so(tmp_path):
     model = zoo.load("textgenrnn", pretrained=False)
     result = zoo.export(model, tmp_path / "t.pt2", format="pt2")
@@ -225,6 +227,7 @@ def test_cli_bad_arguments(tmp_path):
 
 
 # -- atomic writes ----------------------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["term", "kill"])
 def test_a_killed_export_leaves_no_partial_file(tmp_path, sig):
     out = tmp_path / "out"
@@ -279,6 +282,7 @@ def test_listing_exporters_imports_no_torch():
     assert run_zoo("plugins", "--json").returncode == 0
 
 
+@pytest.mark.slow
 def test_external_weights_travel_with_the_graph_and_a_failed_export_leaves_neither(tmp_path, monkeypatch):
     import onnx
 
@@ -307,6 +311,7 @@ class Noisy(nn.Module):
         return self.linear(x) + torch.rand_like(x[:, :2])
 
 
+@pytest.mark.slow
 def test_an_opset_the_exporter_cannot_write_is_an_error_and_nothing_is_written(tmp_path):
     # torch's dynamo exporter writes opset 18 at the lowest; asked for 7 it used to keep 18, log
     # tracebacks of the failed conversion and report success.
@@ -320,6 +325,7 @@ def test_an_opset_the_exporter_cannot_write_is_an_error_and_nothing_is_written(t
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_a_failing_legacy_export_prints_nothing_on_stdout(tmp_path):
     # The legacy (TorchScript) exporter prints its graph from C++ when it fails: it must go to stderr.
     done = run_zoo("export", "lstm-text", "-o", str(tmp_path / "l.onnx"), "--opset", "7", "-q")
@@ -329,6 +335,7 @@ def test_a_failing_legacy_export_prints_nothing_on_stdout(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("format_, suffix", [("onnx", ".onnx"), ("pt2", ".pt2"), ("torchscript", ".pt")])
 def test_check_only_on_a_damaged_file_names_the_file_and_the_format(tmp_path, format_, suffix):
     damaged = tmp_path / f"m{suffix}"

@@ -37,6 +37,7 @@ def weights_of(folder: Path) -> dict[str, torch.Tensor]:
 
 
 # -- the run and its outputs ---------------------------------------------------------------------
+@pytest.mark.slow
 def test_the_model_directory_holds_labels_metrics_and_plot_and_load_predict_info_take_it(digits, tmp_path):
     result = zoo.finetune("lenet5", digits, output=str(tmp_path / "out"), epochs=3, strategy="full", lr=3e-3)
     out = tmp_path / "out"
@@ -63,6 +64,7 @@ def test_the_model_directory_holds_labels_metrics_and_plot_and_load_predict_info
     assert json.loads(info.stdout)["labels"] == config["labels"]
 
 
+@pytest.mark.slow
 def test_cli_json_prints_only_the_summary_on_stdout(digits, tmp_path):
     result = run_zoo("finetune", "lenet5", "--data", str(digits), "--output", str(tmp_path / "o"), "--epochs", "1", "--json")
     assert result.returncode == 0, result.stderr
@@ -72,6 +74,7 @@ def test_cli_json_prints_only_the_summary_on_stdout(digits, tmp_path):
     assert summary["data"]["train_size"] == 320 and result.stderr == ""
 
 
+@pytest.mark.slow
 def test_cli_reports_skipped_files_and_one_line_errors(tmp_path):
     write_folder(tmp_path / "data", {"a": 6, "b": 6})
     (tmp_path / "data" / "a" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
@@ -173,6 +176,7 @@ def test_a_module_zoo_could_not_load_back_is_refused_before_training_and_left_un
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow
 def test_a_lone_last_sample_does_not_make_a_batch_of_one_for_batchnorm(tmp_path):
     # 5 training images in batches of 4: a last batch of one breaks BatchNorm at a 1x1 feature map.
     data = write_folder(tmp_path / "data", {"a": 4, "b": 3})
@@ -184,6 +188,7 @@ def test_a_lone_last_sample_does_not_make_a_batch_of_one_for_batchnorm(tmp_path)
 
 
 # -- cached features -----------------------------------------------------------------------------
+@pytest.mark.slow
 def test_cached_features_are_reused_and_keyed_by_data_and_preprocessing(digits, tmp_path):
     first = zoo.finetune("vgg-mini", digits, output=str(tmp_path / "a"), **DIGITS_ARGS)
     again = zoo.finetune("vgg-mini", digits, output=str(tmp_path / "b"), **DIGITS_ARGS)
@@ -196,6 +201,7 @@ def test_cached_features_are_reused_and_keyed_by_data_and_preprocessing(digits, 
     assert touched.features == "computed"
 
 
+@pytest.mark.slow
 def test_cached_and_naive_paths_train_the_same_head(digits, tmp_path):
     cached = zoo.finetune("vgg-mini", digits, output=str(tmp_path / "c"), **DIGITS_ARGS)
     naive = zoo.finetune("vgg-mini", digits, output=str(tmp_path / "n"), cache=False, **DIGITS_ARGS)
@@ -216,6 +222,7 @@ def changed_groups(before: dict, after: dict) -> set[str]:
     [("head", {"head"}), ("last-n:1", {"head", "fc2"}), ("last-n:2", {"head", "fc2", "fc1"}),
      ("full", {"head", "fc2", "fc1", "conv1", "conv2"})],
 )
+@pytest.mark.slow
 def test_strategies_train_exactly_their_freeze_groups(digits, tmp_path, strategy, trained):
     torch.manual_seed(0)
     model = zoo.load("lenet5")
@@ -234,6 +241,7 @@ def test_full_uses_lower_learning_rates_below_the_head():
     ]
 
 
+@pytest.mark.slow
 def test_frozen_batchnorm_keeps_its_running_statistics(digits, tmp_path):
     torch.manual_seed(0)
     model = zoo.load("vgg-mini", batch_norm=True)
@@ -247,6 +255,7 @@ def test_frozen_batchnorm_keeps_its_running_statistics(digits, tmp_path):
 
 
 # -- determinism and resume ----------------------------------------------------------------------
+@pytest.mark.slow
 def test_the_same_seed_gives_the_same_model_with_augmentation(digits, tmp_path):
     runs = [
         zoo.finetune("lenet5", digits, output=str(tmp_path / name), augment=True, strategy="full", seed=seed, epochs=1)
@@ -256,6 +265,7 @@ def test_the_same_seed_gives_the_same_model_with_augmentation(digits, tmp_path):
     assert runs[0].metrics["val_loss"] == runs[1].metrics["val_loss"] != runs[2].metrics["val_loss"]
 
 
+@pytest.mark.slow
 def test_resume_after_a_kill_reaches_the_uninterrupted_result(digits, tmp_path):
     args = ["finetune", "lenet5", "--data", str(digits), "--strategy", "full", "--epochs", "5", "--no-cache", "--quiet"]
     whole = run_zoo(*args, "--output", str(tmp_path / "whole"), "--json")

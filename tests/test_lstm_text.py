@@ -54,6 +54,7 @@ def test_lstm_text_loads_offline_from_its_bundled_file(model):
     assert "license: mit" in card and "Max Woolf" in card
 
 
+@pytest.mark.slow
 def test_calling_it_on_token_ids_gives_next_token_logits_and_padding_changes_nothing(model):
     ids, lengths = model.tokenizer.batch([PROMPT, "Thank yo"], bos=True)  # left-padded
     logits = model(ids)
@@ -73,6 +74,7 @@ def test_next_tokens_know_some_english(model):
         assert probabilities == sorted(probabilities, reverse=True) and sum(probabilities) <= 1.0
 
 
+@pytest.mark.slow
 def test_generation_is_english_and_deterministic_per_seed(model, hamlet):
     text = model.generate(PROMPT, max_new_tokens=120, temperature=0.5, seed=0)
     assert model.generate(PROMPT, max_new_tokens=40, temperature=0.5, seed=0) == text[:40]

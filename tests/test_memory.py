@@ -98,6 +98,7 @@ def test_a_large_jpeg_is_decoded_at_a_reduced_scale(tmp_path):
     assert image.getpixel((10, 10)) == pytest.approx((10, 120, 200), abs=3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size", [(1, 3000), (1, 60000)])
 def test_predict_on_a_thin_strip_is_a_one_line_error_in_bounded_memory(tmp_path, size):
     strip(tmp_path / "ok.png", 64, 64)
@@ -159,6 +160,7 @@ def small_images(folder: Path, count: int) -> list[Path]:
     return paths
 
 
+@pytest.mark.slow
 def test_predict_runs_many_images_in_the_memory_of_one_batch(tmp_path):
     paths = small_images(tmp_path / "many", 160)
     code, _, stderr, one_batch, _ = measured(ZOO, "predict", LITE0, *map(str, paths[:32]), "-k", "1", cwd=tmp_path)
@@ -249,6 +251,7 @@ def write_csv(path: Path, rows: int) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_a_large_csv_with_few_steps_takes_the_time_and_memory_of_a_small_one(tmp_path):
     write_csv(tmp_path / "small.csv", 2_000)
     large = write_csv(tmp_path / "large.csv", 600_000)

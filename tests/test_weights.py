@@ -42,6 +42,7 @@ def write_registry(tmp_path, monkeypatch, entries: str) -> None:
     monkeypatch.setenv("ZOO_REGISTRY", str(path))
 
 
+@pytest.mark.slow
 def test_lite0_through_the_local_hub_classifies_real_photos(hub):
     model = zoo.load(LITE0)
     assert model.zoo.source == "hf://timm/tf_efficientnet_lite0.in1k/model.safetensors"
@@ -98,6 +99,7 @@ def test_an_unreachable_hub_fails_fast_without_hf_hub_offline(monkeypatch):
     assert time.monotonic() - start < 10
 
 
+@pytest.mark.slow
 def test_a_pinned_revision_is_honoured(hub, tmp_path, monkeypatch):
     first, latest = hub.commits["timm/resnet18.a1_in1k"]
     write_registry(
