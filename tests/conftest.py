@@ -1,4 +1,5 @@
-"""Shared fixtures: an isolated zoo home and HF cache, and a fresh plugin manager per test."""
+"""Shared fixtures (an isolated zoo home and HF cache, a fresh plugin manager, the local hub) and the
+family markers; plain helpers shared by test files live in tests/helpers.py."""
 from __future__ import annotations
 
 import ast
@@ -10,8 +11,6 @@ import textwrap
 from typing import Callable
 
 import pytest
-
-from helpers import ROOT, run_zoo  # noqa: F401  (kept importable from conftest until every test file moves)
 
 
 def architecture_families() -> dict[str, str]:
