@@ -48,14 +48,49 @@ def weights_plugin(name: str, alias: str, arch: str = "mlp"):
     return Plugin()
 
 
-def test_plugin_alias_taken_by_registry_yaml_skips_only_the_plugins_entry(plugin_manager):
+@pytest.fixture
+def curated(tmp_path, monkeypatch):
+    """A registry file (ZOO_REGISTRY, read like registry.yaml) naming `mlp.curated`, alias `curated-mlp`."""
+    path = tmp_path / "curated.yaml"
+    path.write_text(
+        "version: 1\nweights:\n  - id: mlp.curated\n    arch: mlp\n    aliases: [curated-mlp]\n"
+        "    sources:\n      - {kind: hf, repo: someone/curated-mlp, filename: model.safetensors}\n"
+    )
+    monkeypatch.setenv("ZOO_REGISTRY", str(path))
+    return path
+
+
+def test_plugin_alias_taken_by_registry_yaml_skips_only_the_plugins_entry(plugin_manager, curated):
+    plugin_manager.add(weights_plugin("mine", "curated-mlp"), "clash")
+    with pytest.warns(PluginWarning, match=r"plugin 'clash': weights 'mlp.mine': 'curated-mlp' is already .*registry.yaml"):
+        registry = Registry.from_plugin_manager(plugin_manager)
+    assert registry.resolve("curated-mlp").weights.id == "mlp.curated"
+    assert "mlp.mine" not in registry.weights
+    record = plugin_manager.records["clash"]
+    assert record.error is None and "'curated-mlp'" in record.warnings[0]
+
+
+def test_plugin_alias_taken_by_a_builtin_plugins_weights_skips_only_the_plugins_entry(plugin_manager):
     plugin_manager.add(weights_plugin("mine", "mlp-digits"), "clash")
-    with pytest.warns(PluginWarning, match=r"plugin 'clash': weights 'mlp.mine': 'mlp-digits' is already .*registry.yaml"):
+    with pytest.warns(PluginWarning, match=r"plugin 'clash': weights 'mlp.mine': 'mlp-digits' is already an alias of the weights 'mlp.digits' \(zoo_mlp\)"):
         registry = Registry.from_plugin_manager(plugin_manager)
     assert registry.resolve("mlp-digits").weights.id == "mlp.digits"
     assert "mlp.mine" not in registry.weights
     record = plugin_manager.records["clash"]
     assert record.error is None and "'mlp-digits'" in record.warnings[0]
+
+
+def test_a_registry_file_name_wins_over_a_builtin_plugins_weights(plugin_manager, tmp_path, monkeypatch):
+    path = tmp_path / "mine.yaml"
+    path.write_text(
+        "version: 1\nweights:\n  - id: mlp.mine\n    arch: mlp\n    aliases: [mlp-digits]\n"
+        "    sources:\n      - {kind: hf, repo: me/mlp, filename: model.safetensors}\n"
+    )
+    monkeypatch.setenv("ZOO_REGISTRY", str(path))
+    with pytest.warns(PluginWarning, match=r"plugin 'zoo_mlp': weights 'mlp.digits': 'mlp-digits' is already .*registry.yaml"):
+        registry = Registry.from_plugin_manager(plugin_manager)
+    assert registry.resolve("mlp-digits").weights.id == "mlp.mine"
+    assert registry.resolve("lenet5-digits").weights.id == "lenet5.digits"  # the rest of the built-ins stays
 
 
 def test_alias_equal_to_an_architecture_name_never_hides_it(plugin_manager):
@@ -66,15 +101,29 @@ def test_alias_equal_to_an_architecture_name_never_hides_it(plugin_manager):
     assert resolved.arch.name == "perceptron" and resolved.weights is None
 
 
-def test_plugin_architecture_named_like_a_registry_alias_is_skipped(plugin_manager):
+def squatter(name: str):
+    """A plugin registering an architecture called `name`."""
+
     class Squatter:
         @zoo.hookimpl
         def register_architectures(self, register):
-            register(zoo.ArchSpec(name="lstm-text", family="mlp", build="zoo_mlp.model:mlp", tasks=("x",),
+            register(zoo.ArchSpec(name=name, family="mlp", build="zoo_mlp.model:mlp", tasks=("x",),
                                   input=zoo.InputSpec("features", (4,))))
 
-    plugin_manager.add(Squatter(), "squatter")
-    with pytest.warns(PluginWarning, match=r"plugin 'squatter': architecture 'lstm-text': 'lstm-text' is already .*registry.yaml"):
+    return Squatter()
+
+
+def test_plugin_architecture_named_like_a_registry_alias_is_skipped(plugin_manager, curated):
+    plugin_manager.add(squatter("curated-mlp"), "squatter")
+    with pytest.warns(PluginWarning, match=r"plugin 'squatter': architecture 'curated-mlp': 'curated-mlp' is already .*registry.yaml"):
+        registry = Registry.from_plugin_manager(plugin_manager)
+    assert "curated-mlp" not in registry.archs
+    assert registry.resolve("curated-mlp").weights.id == "mlp.curated"
+
+
+def test_plugin_architecture_named_like_a_builtin_plugins_alias_is_skipped(plugin_manager):
+    plugin_manager.add(squatter("lstm-text"), "squatter")
+    with pytest.warns(PluginWarning, match=r"plugin 'squatter': architecture 'lstm-text': 'lstm-text' is already an alias of the weights 'textgenrnn.reddit' \(zoo_rnn\)"):
         registry = Registry.from_plugin_manager(plugin_manager)
     assert "lstm-text" not in registry.archs
     assert registry.resolve("lstm-text").weights.id == "textgenrnn.reddit"

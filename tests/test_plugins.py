@@ -81,7 +81,8 @@ def test_builtin_plugins_register_their_architectures(plugin_manager):
     assert {"perceptron", "perceptron-logistic", "mlp"} <= set(registry.archs)
     assert registry.archs["mlp"].plugin == "zoo_mlp"
     assert plugin_manager.records["zoo_mlp"].registered["architectures"] == ["mlp"]
-    assert plugin_manager.records["zoo_mlp"].hooks == ["register_architectures"]
+    assert plugin_manager.records["zoo_mlp"].registered["weights"] == ["mlp.digits"]  # the weights it bundles
+    assert plugin_manager.records["zoo_mlp"].hooks == ["register_architectures", "register_weights"]
 
 
 def test_a_test_plugin_registers_architecture_weights_and_alias(pm_with_test_plugin):

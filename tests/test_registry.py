@@ -4,6 +4,7 @@ from __future__ import annotations
 import textwrap
 
 import pytest
+import zoo_mlp
 
 import zoo
 from zoo.errors import DuplicateNameError, NoWeightsError, RegistryError, UnknownModelError
@@ -28,12 +29,20 @@ weights:
 """
 
 
+class MlpArchitectures:
+    """zoo_mlp's architectures without the weights it bundles (mlp-digits)."""
+
+    register_architectures = staticmethod(zoo_mlp.register_architectures)
+
+
 @pytest.fixture
 def plugin_manager():
-    """Only the perceptron and MLP plugins, so that listings are exact."""
+    """Only the perceptron and MLP architectures, so that listings are exact."""
     from zoo.plugins import get_plugin_manager
 
-    return get_plugin_manager(("zoo_perceptron", "zoo_mlp"), entry_points=False)
+    pm = get_plugin_manager(("zoo_perceptron",), entry_points=False)
+    pm.add(MlpArchitectures(), "zoo_mlp", builtin=True)
+    return pm
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
-"""Built-in plugin: classic CNNs written in the project (LeNet-5, a small VGG). Metadata only here."""
+"""Built-in plugin: classic CNNs written in the project (LeNet-5, a small VGG), the digits transform and the
+weights it bundles (lenet5-digits). Metadata only here."""
 from __future__ import annotations
 
-from zoo import ArchSpec, InputSpec, hookimpl
+from zoo import ArchSpec, InputSpec, Source, WeightSpec, hookimpl
 from zoo.registry import TransformSpec
 
 
@@ -38,6 +39,33 @@ def register_architectures(register):
             choices={"batch_norm": (False, True)},
             num_params=288298,
             description="A small VGG: stages of 3×3 conv → ReLU pairs and a max pool, global average pooling, linear head",
+        )
+    )
+
+
+@hookimpl
+def register_weights(register):
+    register(
+        WeightSpec(
+            id="lenet5.digits",
+            arch="lenet5",
+            aliases=("lenet5-digits",),
+            description="LeNet-5 trained on scikit-learn's digits upsampled to 32×32, by scripts/train_digits.py",
+            sources=(
+                Source(
+                    "bundled",
+                    package="zoo_cnn",
+                    path="weights/lenet5-digits.safetensors",
+                    sha256="a10ced53c9cfd9d7827e4f69759f383236a1348ae68f4bdadcac3148b6b68271",
+                    size=247608,
+                ),
+            ),
+            num_classes=10,
+            labels=tuple(str(digit) for digit in range(10)),
+            preprocess={"input_size": [1, 32, 32], "transform": "digits"},
+            metrics={"dataset": "sklearn digits, 450 held out (stratified, random_state=0)", "accuracy": 0.9733},
+            license="MIT",
+            origin="trained by zoo's recipe: python scripts/train_digits.py lenet5-digits",
         )
     )
 

