@@ -41,7 +41,7 @@ def hand_loop(model_name: str, faces: Path, args: argparse.Namespace) -> tuple[f
     import zoo
     from zoo.data import ReadOptions, read_data
     from zoo.data.images import ImageSamples, ImageTransform
-    from zoo.finetune.inputs import image_preprocess
+    from zoo.finetuning.inputs import image_preprocess
 
     start = time.perf_counter()
     device = torch.device("cuda" if args.device == "cuda" else "cpu")
@@ -84,8 +84,8 @@ def gpu_throughput(model_name: str, folder: Path, args: argparse.Namespace) -> t
     import zoo
     from zoo.data import read_data
     from zoo.data.images import ImageSamples, ImageTransform
-    from zoo.finetune.features import compute_features, pre_logits
-    from zoo.finetune.inputs import image_preprocess
+    from zoo.finetuning.features import compute_features, pre_logits
+    from zoo.finetuning.inputs import image_preprocess
 
     device = torch.device("cuda")
     model = zoo.load(model_name).to(device).to(memory_format=torch.channels_last).eval()

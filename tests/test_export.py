@@ -17,7 +17,7 @@ from torch import nn
 import zoo
 from zoo.cli import cli
 from zoo.errors import ArgumentError, ParityError
-from zoo.export import Exporter, exporters, verify
+from zoo.exporting import Exporter, exporters, verify
 from zoo.heads import ModelInfo
 
 from helpers import run_zoo
@@ -276,7 +276,7 @@ def test_a_plugin_registers_an_exporter_that_zoo_export_uses(tmp_path):
 
 
 def test_listing_exporters_imports_no_torch():
-    code = "import sys; from zoo.export import exporters; print(sorted(exporters())); print('torch' in sys.modules)"
+    code = "import sys; from zoo.exporting import exporters; print(sorted(exporters())); print('torch' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split("\n")[:2] == ["['onnx', 'pt2', 'safetensors', 'torchscript']", "False"]
     assert run_zoo("plugins", "--json").returncode == 0

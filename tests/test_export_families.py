@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import zoo
-from zoo.export import EXAMPLE_BATCH, EXAMPLE_LENGTH
+from zoo.exporting import EXAMPLE_BATCH, EXAMPLE_LENGTH
 from zoo.parity import signature_of
 
 SMALL_RNN = {"vocab_size": 40, "embed_dim": 16, "hidden_size": 24, "num_layers": 2}
@@ -78,7 +78,7 @@ def test_lstm_text_passes_parity_although_not_even_eager_float32_reproduces_it_t
     import onnxruntime as ort
 
     from helpers import run_zoo
-    from zoo.export import verify
+    from zoo.exporting import verify
     from zoo.parity import FP32_SLACK
 
     done = run_zoo("export", "lstm-text", "--format", "onnx", "-o", str(tmp_path / "lm.onnx"))

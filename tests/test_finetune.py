@@ -233,7 +233,7 @@ def test_strategies_train_exactly_their_freeze_groups(digits, tmp_path, strategy
 
 
 def test_full_uses_lower_learning_rates_below_the_head():
-    from zoo.finetune.strategy import Strategy, apply_strategy
+    from zoo.finetuning.strategy import Strategy, apply_strategy
 
     groups = apply_strategy(zoo.load("lenet5"), Strategy.parse("full"), lr=1e-2, lr_decay=0.5)
     assert [(g["name"], g["lr"]) for g in groups] == [
@@ -301,7 +301,7 @@ def test_resume_after_a_kill_reaches_the_uninterrupted_result(digits, tmp_path):
 
 
 def test_resume_refuses_a_checkpoint_of_other_options(digits, tmp_path):
-    from zoo.finetune.loop import _save_checkpoint
+    from zoo.finetuning.loop import _save_checkpoint
 
     _save_checkpoint(tmp_path / ".o.partial" / "checkpoint.pt", {"key": "another run", "epoch": 1})
     with pytest.raises(ArgumentError, match="made with other options or data.*run without --resume"):

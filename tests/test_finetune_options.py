@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from zoo.cli import cli
 from zoo.cli.finetune import finetune_command
-from zoo.finetune import FinetuneOptions, FinetuneResult
+from zoo.finetuning import FinetuneOptions, FinetuneResult
 
 from helpers import ROOT
 
@@ -28,7 +28,7 @@ def calls(monkeypatch, tmp_path):
         seen.append({"model": model, "data": data, **options})
         return FinetuneResult(output=tmp_path / "out", metrics={"val_accuracy": 1.0})
 
-    monkeypatch.setattr(sys.modules["zoo.finetune"], "finetune", fake_finetune)
+    monkeypatch.setattr(sys.modules["zoo.finetuning"], "finetune", fake_finetune)
     return seen
 
 

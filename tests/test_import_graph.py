@@ -7,12 +7,7 @@ import importlib
 import pkgutil
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent / "zoo"
-# Cycles another part of issue 10 removes (the options move out of zoo/finetune/__init__.py);
-# `test_the_known_cycles_are_gone` fails as soon as one is, so that it is taken off this list.
-KNOWN_CYCLES = [frozenset({"zoo.finetune", "zoo.finetune.engine"})]
 
 
 def modules() -> dict[str, Path]:
@@ -85,13 +80,8 @@ def cycles(edges: dict[str, set[str]]) -> list[frozenset[str]]:
 
 
 def test_core_modules_import_each_other_one_way():
-    found = [sorted(c) for c in cycles(graph()) if c not in KNOWN_CYCLES]
+    found = [sorted(c) for c in cycles(graph())]
     assert found == [], f"import cycles in zoo/ (a shared piece belongs in a module below both): {found}"
-
-
-def test_the_known_cycles_are_gone_or_listed():
-    remaining = set(cycles(graph()))
-    assert [sorted(c) for c in KNOWN_CYCLES if c not in remaining] == [], "a known cycle is gone: take it off KNOWN_CYCLES"
 
 
 def test_a_cycle_added_by_hand_is_caught():
@@ -121,10 +111,5 @@ def _shadowed() -> list[str]:
     return shadowed
 
 
-@pytest.mark.xfail(strict=True, reason="zoo.export and zoo.finetune are functions named like their modules (issue 10: rename the modules)")
 def test_no_module_of_zoo_is_shadowed_by_a_function():
     assert _shadowed() == []
-
-
-def test_only_export_and_finetune_are_shadowed_still():
-    assert sorted(_shadowed()) == ["export", "finetune"]

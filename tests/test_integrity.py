@@ -155,7 +155,7 @@ def test_swapped_labels_in_the_feature_cache_are_noticed_and_the_features_comput
 KILLED_WRITERS = """
     import os, signal, sys
     from pathlib import Path
-    from zoo.export import STAGING_PREFIX
+    from zoo.exporting import STAGING_PREFIX
     from zoo.fsio import atomic_path, staging_dir, zoo_home
 
     with staging_dir(Path(sys.argv[1]), prefix=STAGING_PREFIX) as stage:

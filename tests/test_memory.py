@@ -102,7 +102,7 @@ def test_a_large_jpeg_is_decoded_at_a_reduced_scale(tmp_path):
 @pytest.mark.parametrize("size", [(1, 3000), (1, 60000)])
 def test_predict_on_a_thin_strip_is_a_one_line_error_in_bounded_memory(tmp_path, size):
     strip(tmp_path / "ok.png", 64, 64)
-    path = strip(tmp_path / "strip.png", *size)
+    strip(tmp_path / "strip.png", *size)
     code, _, _, baseline, _ = measured(ZOO, "predict", LITE0, "ok.png", cwd=tmp_path)
     assert code == 0
     code, stdout, stderr, peak, _ = measured(ZOO, "predict", LITE0, "strip.png", cwd=tmp_path)

@@ -16,7 +16,7 @@ IMPORTS = {
     ("zoo/plugins.py", "get_plugin_manager"): "the built-in plugin modules, a constant list",
     ("zoo/data/packaged.py", "_need"): "data set packages named in the code (scikit-learn, scikit-image)",
     ("zoo/build.py", "builder"): "ArchSpec.build, registered by a plugin",
-    ("zoo/export.py", "function"): "Exporter.export/load, registered by a plugin",
+    ("zoo/exporting.py", "function"): "Exporter.export/load, registered by a plugin",
     ("zoo/data/formats.py", "function"): "DataFormat.detect/load, registered by a plugin",
     ("zoo/data/image_files.py", "_own_transform"): "TransformSpec.build, looked up by a plain name a plugin registered",
     ("zoo/weights.py", "convert_checkpoint"): "a converter of a plugin's WeightSpec (registry files may not name one)",
@@ -24,7 +24,7 @@ IMPORTS = {
 # importlib.resources.files(package) imports the package: allowed where the package is a plugin's own.
 RESOURCES = {
     ("zoo/data/tokenizers.py", "_read"): "VocabSpec.package, looked up by a plain name a plugin registered",
-    ("zoo/registry.py", "label_names"): "WeightSpec labels 'package:path', from plugins only (registry files give lists)",
+    ("zoo/specs.py", "label_names"): "WeightSpec labels 'package:path', from plugins only (registry files give lists)",
     ("plugins/zoo_timm/__init__.py", "catalog"): "the plugin's own package (__name__)",
 }
 LOADERS = {

@@ -87,10 +87,10 @@ def test_cache_entries_and_their_records_have_the_umask_modes(mask, isolated_env
 def test_feature_files_and_checkpoints_have_the_umask_modes(mask, tmp_path):
     import torch
 
-    from zoo.finetune.features import features_dir, store_cached
+    from zoo.finetuning.features import features_dir, store_cached
 
-    features = store_cached("k" * 64, {"x": torch.zeros(2, 3)}, {"what": "test"})
-    loop = importlib.import_module("zoo.finetune.loop")
+    store_cached("k" * 64, {"x": torch.zeros(2, 3)}, {"what": "test"})
+    loop = importlib.import_module("zoo.finetuning.loop")
     checkpoint = tmp_path / ".out.partial" / "checkpoint.pt"
     loop._save_checkpoint(checkpoint, {"epoch": 1})
     assert modes(features_dir(), checkpoint) == expected(mask, features_dir(), checkpoint)

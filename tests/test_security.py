@@ -242,7 +242,7 @@ def test_a_bundled_source_in_a_registry_file_finds_its_package_without_importing
         f"    sources: [{{kind: bundled, package: {evil_module}, path: weights.safetensors}}]\n"
     )
     monkeypatch.setenv("ZOO_REGISTRY", str(registry))
-    assert_refused(zoo_cli("pull", "mlp.evil"), f"has no file weights.safetensors")
+    assert_refused(zoo_cli("pull", "mlp.evil"), "has no file weights.safetensors")
     assert not (tmp_path / "pwned").exists()
 
 

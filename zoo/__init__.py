@@ -22,12 +22,9 @@ from zoo.errors import (
     WeightsUnavailableError,
     ZooError,
 )
-# Eager on purpose (zoo.export imports no torch): bound first, the function keeps the name
-# `zoo.export` even once the submodule of the same name is imported.
-from zoo.export import export
-# Eager on purpose, like zoo.export: zoo/finetune/__init__.py imports no torch, and binding the
-# function here keeps `zoo.finetune` callable once the submodule of the same name is imported.
-from zoo.finetune import FinetuneResult, finetune
+# Eager on purpose: zoo.exporting and zoo.finetuning import no torch at the top.
+from zoo.exporting import export
+from zoo.finetuning import FinetuneResult, finetune
 from zoo.hookspecs import hookimpl
 from zoo.registry import ArchSpec, InputSpec, Registry, Source, WeightSpec
 

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from zoo.errors import ArgumentError
+from zoo.heads import model_info
 from zoo.plugins import import_reference
 from zoo.registry import ArchSpec
 
@@ -38,10 +39,12 @@ def arch_arguments(arch: ArchSpec, args: dict[str, Any]) -> dict[str, Any]:
 
 
 def build_model(arch: ArchSpec, *, device: str | torch.device | None = None, **args: Any) -> nn.Module:
-    """Build `arch` with random weights (on `device`; "meta" allocates nothing); `zoo.loading` adds `model.zoo`."""
+    """Build `arch` with random weights (on `device`; "meta" allocates nothing), with `model.zoo`."""
     merged = arch_arguments(arch, args)
     with torch.device(device) if device is not None else contextlib.nullcontext():
-        return builder(arch)(**merged)
+        model = builder(arch)(**merged)
+    model.zoo = model_info(arch.name, arch.name, arch_args=merged)
+    return model
 
 
 def example_input(

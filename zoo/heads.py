@@ -69,6 +69,13 @@ class ModelInfo:
     load_report: dict[str, list[str]] = field(default_factory=dict)
 
 
+def model_info(name: str, arch: str, **fields: Any) -> ModelInfo:
+    """The `.zoo` metadata of a model zoo built, loaded or exported: every ModelInfo is made here."""
+    fields["arch_args"] = dict(fields.get("arch_args") or {})
+    fields["preprocess"] = dict(fields.get("preprocess") or {})
+    return ModelInfo(name=name, arch=arch, **fields)
+
+
 class ZooModel(nn.Module):
     """Base of the zoo's own models: `forward = forward_head ∘ forward_features`.
 

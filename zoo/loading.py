@@ -4,7 +4,7 @@
 2. `zoo.weights` (a weight spec) or `zoo.modeldir` (a directory) gives the verified safetensors file.
 3. `zoo.statedict` builds the module on the meta device and assigns the file's tensors strictly
    (`zoo.build` imports the builder and checks the arguments).
-4. Here, `model_info` fills ``model.zoo``: the one place a `ModelInfo` is made.
+4. Here, ``model.zoo`` is filled by `zoo.heads.model_info`, the one constructor of a `ModelInfo`.
 """
 from __future__ import annotations
 
@@ -13,15 +13,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from zoo.errors import ArgumentError, NoWeightsError, WeightsIntegrityError
-from zoo.heads import ModelInfo
+from zoo.heads import model_info
 from zoo.registry import ArchSpec, ModelDirectory, Registry, Resolved, WeightSpec
-
-
-def model_info(name: str, arch: str, **fields: Any) -> ModelInfo:
-    """The `.zoo` metadata of a model zoo built, loaded or exported: every ModelInfo is made here."""
-    fields["arch_args"] = dict(fields.get("arch_args") or {})
-    fields["preprocess"] = dict(fields.get("preprocess") or {})
-    return ModelInfo(name=name, arch=arch, **fields)
 
 
 def load(

@@ -299,13 +299,15 @@ def _write(
 ) -> None:
     from zoo.cache import sha256_file
     from zoo.fsio import publish_dir, staging_dir
+    from zoo.heads import text_tokenizer
     from zoo.statedict import save_safetensors
 
     with staging_dir(target) as tmp:
         args = dict(info.arch_args)
         files: dict[str, Any] = {}
-        if getattr(model, "tokenizer", None) is not None:
-            model.tokenizer.save(tmp / VOCAB)
+        tokenizer = text_tokenizer(model)
+        if tokenizer is not None:
+            tokenizer.save(tmp / VOCAB)
             args["vocab"] = files["vocab"] = VOCAB
         save_safetensors(model.state_dict(), tmp / WEIGHTS, metadata={"format": "pt"})
         files["weights"] = {"path": WEIGHTS, "sha256": sha256_file(tmp / WEIGHTS), "size": (tmp / WEIGHTS).stat().st_size}

@@ -66,7 +66,7 @@ def named(table: Mapping[str, Any], name: Any, what: str) -> Any:
             f"use one of the registered names, or install the plugin that registers the {what}",
         )
     raise RegistryError(
-        f"unknown {what} {name!r} (registered: {known})", f"install the plugin that registers it, or use one of those"
+        f"unknown {what} {name!r} (registered: {known})", "install the plugin that registers it, or use one of those"
     )
 
 

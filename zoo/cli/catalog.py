@@ -181,7 +181,7 @@ def plugins_command(json_: bool) -> None:
     from zoo.plugins import default_plugin_manager, records
 
     from zoo.data import data_formats
-    from zoo.export import exporters
+    from zoo.exporting import exporters
     from zoo.registry import TransformSpec, VocabSpec, registered
     from zoo.resolvers import resolvers
 

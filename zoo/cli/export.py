@@ -57,7 +57,7 @@ def export_command(
       zoo export mlp --format pt2 -o mlp.pt2 --json
       zoo export mlp -o mlp.onnx --check-only
     """
-    from zoo.export import exporters
+    from zoo.exporting import exporters
 
     known = exporters()
     if format_ is not None and format_ not in known:
@@ -76,7 +76,7 @@ def export_command(
 def _export(model: str, output: str | None, format_: str, opset: int | None, static: bool, check: bool,
             atol: float, json_: bool) -> None:
     from zoo.errors import ParityError
-    from zoo.export import export
+    from zoo.exporting import export
 
     try:
         result = export(model, output, format_, opset=opset, static=static, check=check, atol=atol)
@@ -94,7 +94,7 @@ def _export(model: str, output: str | None, format_: str, opset: int | None, sta
 
 def _check_only(model: str, output: str, format_: str | None, atol: float, json_: bool) -> None:
     from zoo.errors import ParityError
-    from zoo.export import verify
+    from zoo.exporting import verify
 
     report = verify(model, output, format_, atol=atol)
     if json_:

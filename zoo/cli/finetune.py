@@ -10,7 +10,7 @@ import click
 from click.core import ParameterSource
 
 from zoo.cli.output import emit_json, json_option
-from zoo.finetune import DEVICES, FinetuneOptions
+from zoo.finetuning.options import DEVICES, FinetuneOptions
 
 
 class ProgressBars:
@@ -96,7 +96,7 @@ def finetune_command(model: str, data: str, quiet: bool, json_: bool, legacy_for
       zoo finetune lstm-text --data lines.csv --text-column text --label-column play --json
       zoo finetune lstm-text --data ./plays --data-format corpus --warmup 0.05 --max-grad-norm 0.5
     """
-    from zoo.finetune import finetune
+    from zoo.finetuning import finetune
 
     ctx = click.get_current_context()
     given = {name: value for name, value in options.items() if ctx.get_parameter_source(name) != ParameterSource.DEFAULT}

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from zoo.export import ExportRequest
+from zoo.exporting import ExportRequest
 
 
 def export_model_dir(request: ExportRequest) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from typing import Any, Iterator, Mapping
 import torch
 from torch import nn
 
-from zoo.export import ExportRequest
+from zoo.exporting import ExportRequest
 
 LEGACY_OPSET = 17
 # Above this the weights go to `<file>.data` next to the graph: a protobuf holds at most 2 GiB.

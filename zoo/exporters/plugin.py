@@ -1,7 +1,7 @@
 """Built-in plugin: the export formats zoo ships. Light: names and strings only."""
 from __future__ import annotations
 
-from zoo.export import Exporter
+from zoo.exporting import Exporter
 from zoo.hookspecs import hookimpl
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from zoo.errors import ExportError
-from zoo.export import STAGING_PREFIX, ExportRequest, unreadable
+from zoo.exporting import STAGING_PREFIX, ExportRequest, unreadable
 from zoo.exporters.onnx_format import quiet
 
 

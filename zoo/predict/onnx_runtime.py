@@ -62,8 +62,8 @@ def load_onnx_model(name: str | Path, threads: int | None = None) -> OnnxModel:
         ArgumentError: no such file, no exported model.onnx in the directory, or no sidecar.
     """
     from zoo.errors import ArgumentError
-    from zoo.export import check_files, read_sidecar, unreadable
-    from zoo.loading import model_info
+    from zoo.exporting import check_files, read_sidecar, unreadable
+    from zoo.heads import model_info
     from zoo.modeldir import is_model_dir, read_config
 
     path = Path(name)

@@ -10,7 +10,7 @@ from typing import Any
 from torch import nn
 
 from zoo.data.formats import TrainingData
-from zoo.finetune.loop import Evaluation
+from zoo.finetuning.loop import Evaluation
 
 
 def classification_metrics(result: Evaluation, data: TrainingData) -> dict[str, Any]:

@@ -8,9 +8,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, RandomSampler
 
-from zoo.finetune.features import pre_logits
-from zoo.finetune.loop import epoch_seed
-from zoo.finetune.strategy import Strategy, train_mode
+from zoo.finetuning.features import pre_logits
+from zoo.finetuning.loop import epoch_seed
+from zoo.finetuning.strategy import Strategy, train_mode
 
 
 def _generator(seed: int) -> torch.Generator:

@@ -15,14 +15,14 @@ from torch.utils.data import Subset
 
 from zoo.data.formats import ReadOptions, TrainingData, read_data
 from zoo.errors import ArgumentError
-from zoo.finetune import FinetuneOptions, FinetuneResult
-from zoo.finetune.features import cache_key, compute_features, load_cached, store_cached, tensor_digest
-from zoo.finetune.inputs import Inputs, image_inputs
-from zoo.finetune.text_inputs import text_inputs
-from zoo.finetune.jobs import HeadOnFeatures, ModelOnLoader, drawn_rows
-from zoo.finetune.loop import LoopOptions, evaluate, fit
-from zoo.finetune.report import classification_metrics, language_metrics, write_output
-from zoo.finetune.strategy import Strategy, apply_strategy, trains_batchnorm
+from zoo.finetuning.options import FinetuneOptions, FinetuneResult
+from zoo.finetuning.features import cache_key, compute_features, load_cached, store_cached, tensor_digest
+from zoo.finetuning.inputs import Inputs, image_inputs
+from zoo.finetuning.text_inputs import text_inputs
+from zoo.finetuning.jobs import HeadOnFeatures, ModelOnLoader, drawn_rows
+from zoo.finetuning.loop import LoopOptions, evaluate, fit
+from zoo.finetuning.report import classification_metrics, language_metrics, write_output
+from zoo.finetuning.strategy import Strategy, apply_strategy, trains_batchnorm
 from zoo.fsio import lock_path, locked
 from zoo.heads import ModelInfo
 

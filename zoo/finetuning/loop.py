@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from zoo.errors import ArgumentError
-from zoo.finetune.features import autocast, to_device
+from zoo.finetuning.features import autocast, to_device
 from zoo.training import EarlyStopping, clip_grad_norm, warmup_cosine
 
 Progress = Callable[[str, int, int, dict], None]

@@ -17,7 +17,7 @@ from torch import nn
 
 from zoo.data.formats import TrainingData
 from zoo.errors import ArgumentError
-from zoo.finetune.inputs import Inputs
+from zoo.finetuning.inputs import Inputs
 from zoo.heads import text_tokenizer
 
 
