@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from zoo.errors import (
@@ -91,12 +92,12 @@ def get_spec(name: str) -> ArchSpec | WeightSpec:
     return get_registry().get_spec(name)
 
 
-def load(name: str, pretrained: bool | None = None, num_classes: int | None = None, **arch_args: Any) -> Any:
+def load(name: str | os.PathLike[str], pretrained: bool | None = None, num_classes: int | None = None, **arch_args: Any) -> Any:
     """Build a model by name, with its pretrained weights when it has them.
 
     Args:
         name: an architecture (``"mlp"``), a weight id or alias (``"resnet18.a1_in1k"``, ``"lstm-text"``),
-            a model directory, ``"hf://org/repo[@revision]"``, or any reference a plugin's resolver
+            a model directory (a str or a path), ``"hf://org/repo[@revision]"``, or any reference a plugin's resolver
             claims (``"timm/<name>"``).
         pretrained: True requires weights, False builds a random initialisation, None (default)
             loads weights when the name has them.

@@ -18,7 +18,7 @@ from zoo.registry import ArchSpec, ModelDirectory, Registry, Resolved, WeightSpe
 
 
 def load(
-    name: str,
+    name: str | os.PathLike[str],
     *,
     pretrained: bool | None = None,
     num_classes: int | None = None,
@@ -28,6 +28,7 @@ def load(
     """See `zoo.load`."""
     from zoo.resolvers import resolve
 
+    name = os.fspath(name)
     found = resolve(name, registry=registry)
     if isinstance(found, ModelDirectory):
         if pretrained is False or arch_args:

@@ -56,11 +56,11 @@ def resolvers(pm: Any = None) -> dict[str, Resolver]:
     return {r.prefix: r for r in found.values()}
 
 
-def resolve(name: str, *, registry: Registry | None = None, pm: Any = None) -> Resolution:
+def resolve(name: str | os.PathLike[str], *, registry: Registry | None = None, pm: Any = None) -> Resolution:
     """What the model reference `name` means (see the module docstring for the order).
 
     Args:
-        name: a registry name or alias, a model directory, or any registered reference
+        name: a registry name or alias, a model directory (a str or a path), or any registered reference
             (``hf://org/repo@rev``, ``timm/resnet10t``, a plugin's own prefix).
         registry: the registry for plain names (default: the installed plugins' one).
         pm: the plugin manager whose resolvers answer (default: the process-wide one).
@@ -71,6 +71,7 @@ def resolve(name: str, *, registry: Registry | None = None, pm: Any = None) -> R
     """
     from zoo.modeldir import is_model_dir
 
+    name = os.fspath(name)
     table = resolvers(pm)
     if is_model_dir(name) and PATHS in table:
         return _checked(table[PATHS], name)

@@ -1,0 +1,55 @@
+"""Paths and remedies: the library takes str or os.PathLike, and each message a newcomer meets names
+the real problem and a remedy that works (issue 11, point 7)."""
+from __future__ import annotations
+
+from pathlib import Path, PurePath
+
+import pytest
+
+import zoo
+from finetune_data import subset
+
+
+class FolderPath:
+    """An os.PathLike that is not a pathlib.Path: what a library may hand zoo."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    """8 real handwritten digits per class."""
+    from zoo.data.packaged import write_dataset
+
+    root = tmp_path_factory.mktemp("digits")
+    write_dataset("digits", root / "all")
+    return subset(root / "all", root / "small", per_class=8)
+
+
+@pytest.fixture(scope="module")
+def tuned(digits, tmp_path_factory):
+    """A model directory that `zoo.finetune` wrote, given paths only."""
+    out = tmp_path_factory.mktemp("tuned") / "lenet5-digits"
+    return zoo.finetune("lenet5", digits, output=out, epochs=1).output
+
+
+def test_readme_python_example_load_takes_the_path_finetune_returns(tuned):
+    assert isinstance(tuned, PurePath)
+    model = zoo.load(tuned)  # README: zoo.load(result.output)
+    assert model.zoo.arch == "lenet5" and len(model.zoo.labels) == 10
+    assert zoo.load(FolderPath(tuned)).zoo.labels == model.zoo.labels
+
+
+def test_finetune_export_and_predict_take_any_path_like(tuned, digits, tmp_path):
+    from zoo.predict.images import classify_images, image_inputs
+
+    again = zoo.finetune(FolderPath(tuned), FolderPath(digits), output=FolderPath(tmp_path / "again"), epochs=1)
+    assert (again.output / "config.json").is_file()
+    result = zoo.export(FolderPath(tuned), FolderPath(tmp_path / "m.pt2"), format="pt2")
+    assert result.parity.passed and result.path == tmp_path / "m.pt2"
+    images = image_inputs([FolderPath(digits / "3")])
+    assert classify_images(zoo.load(tuned), images, top_k=1)[0]["predictions"][0]["label"] in {str(i) for i in range(10)}
