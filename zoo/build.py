@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from zoo.errors import ArgumentError
-from zoo.heads import model_info
+from zoo.heads import model_info, require_complete
 from zoo.plugins import import_reference
 from zoo.registry import ArchSpec
 
@@ -43,6 +43,7 @@ def build_model(arch: ArchSpec, *, device: str | torch.device | None = None, **a
     merged = arch_arguments(arch, args)
     with torch.device(device) if device is not None else contextlib.nullcontext():
         model = builder(arch)(**merged)
+    require_complete(model, f"architecture {arch.name!r} ({arch.plugin})")
     model.zoo = model_info(arch.name, arch.name, arch_args=merged)
     return model
 

@@ -7,7 +7,7 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from torch import nn
 
-from zoo.errors import ArgumentError
+from zoo.errors import ArgumentError, PluginError
 
 
 @runtime_checkable
@@ -79,8 +79,10 @@ def model_info(name: str, arch: str, **fields: Any) -> ModelInfo:
 class ZooModel(nn.Module):
     """Base of the zoo's own models: `forward = forward_head ∘ forward_features`.
 
-    Subclasses set `num_features` and `head` (the classifier, replaced by `reset_classifier`) and
-    list their modules stem → head in `group_names`, so freeze groups mean the same in every family.
+    Subclasses implement `forward_features` and `make_head`, set `num_features` and `head` (the
+    classifier, replaced by `reset_classifier`) in `__init__`, and list their modules stem → head in
+    `group_names`, so freeze groups mean the same in every family. `zoo.build.build_model` refuses
+    a model that leaves one of these out (`missing_parts`).
     """
 
     group_names: tuple[str, ...] = ()
@@ -88,7 +90,7 @@ class ZooModel(nn.Module):
     num_classes: int
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__qualname__} does not implement forward_features(x)")
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         return self.head(features)
@@ -101,7 +103,7 @@ class ZooModel(nn.Module):
 
     def make_head(self, num_classes: int) -> nn.Module:
         """A fresh classifier for `num_classes` outputs (0 gives nn.Identity, features only)."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__qualname__} does not implement make_head(num_classes)")
 
     def reset_classifier(self, num_classes: int) -> None:
         if not isinstance(num_classes, int) or num_classes < 0:
@@ -111,6 +113,28 @@ class ZooModel(nn.Module):
 
     def freeze_groups(self) -> list[tuple[str, list[nn.Parameter]]]:
         return [(name, list(getattr(self, name).parameters())) for name in self.group_names]
+
+    def missing_parts(self) -> list[str]:
+        """What this subclass left out of the head protocol (empty when it is complete)."""
+        cls = type(self)
+        missing = [f"{name}()" for name in ("forward_features", "make_head") if getattr(cls, name) is getattr(ZooModel, name)]
+        width = getattr(self, "num_features", None)
+        if isinstance(width, bool) or not isinstance(width, int):
+            missing.append("num_features (an int, set in __init__)")
+        if not isinstance(self._modules.get("head"), nn.Module):
+            missing.append("head (set self.head = self.make_head(num_classes) in __init__)")
+        return missing
+
+
+def require_complete(model: nn.Module, owner: str) -> None:
+    """Refuse a half-built ZooModel: name its class and every part of the head protocol it lacks."""
+    missing = model.missing_parts() if isinstance(model, ZooModel) else []
+    if missing:
+        cls = type(model)
+        raise PluginError(
+            f"{owner}: {cls.__module__}.{cls.__qualname__} is missing {', '.join(missing)}",
+            "implement them in the class (docs/writing_plugins.md shows a complete model)",
+        )
 
 
 def freeze_groups(model: nn.Module) -> list[tuple[str, list[nn.Parameter]]]:
