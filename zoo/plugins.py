@@ -236,7 +236,10 @@ def get_plugin_manager(
 def load_entry_points(pm: ZooPluginManager) -> None:
     """Import the plugins in the `zoo` entry-point group that ZOO_LOAD_PLUGINS allows."""
     allowed = allowed_plugins()
-    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+    found = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+    if allowed:
+        _warn_unknown_allowed(allowed, found)
+    for ep in found:
         dist = getattr(ep, "dist", None)
         dist_name = dist.metadata["Name"] if dist is not None else None
         if allowed is not None and ep.name not in allowed and dist_name not in allowed:
@@ -250,6 +253,20 @@ def load_entry_points(pm: ZooPluginManager) -> None:
             pm.fail(ep.name, f"import of {ep.value!r} failed: {_raised(exc)}")
             continue
         pm.add(plugin, ep.name, version=version)
+
+
+def _warn_unknown_allowed(allowed: set[str], found: Any) -> None:
+    """A name in ZOO_LOAD_PLUGINS that is no installed plugin (a typo loads nothing): say so, with the names there are."""
+    installed = sorted({ep.name for ep in found})
+    known = set(installed) | {ep.dist.metadata["Name"] for ep in found if getattr(ep, "dist", None) is not None}
+    unknown = sorted(allowed - known)
+    if unknown:
+        warnings.warn(
+            f"ZOO_LOAD_PLUGINS names {', '.join(map(repr, unknown))}, which is no installed plugin; "
+            f"installed plugins: {', '.join(installed) or 'none'}",
+            PluginWarning,
+            stacklevel=3,
+        )
 
 
 def _timed_import(ep: importlib.metadata.EntryPoint) -> tuple[Any, BaseException | None]:
