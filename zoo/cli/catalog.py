@@ -7,7 +7,12 @@ from typing import Any
 import click
 
 from zoo.cli.output import emit_json, emit_table, human_count, json_option
+from zoo.errors import ArgumentError
 from zoo.registry import ArchSpec, Registry, WeightSpec, default_registry
+from zoo.weights import availability
+
+# What `zoo list` shows for an architecture that loads without weights (none registered as its default).
+UNTRAINED = "untrained"
 
 
 def arch_record(registry: Registry, arch: ArchSpec) -> dict[str, Any]:
@@ -24,7 +29,14 @@ def arch_record(registry: Registry, arch: ArchSpec) -> dict[str, Any]:
         "description": arch.description,
         "weights": [w.id for w in registry.weights_for(arch.name)],
         "default_weights": registry.aliases.get(arch.name),
+        "availability": _arch_availability(registry, arch),
     }
+
+
+def _arch_availability(registry: Registry, arch: ArchSpec) -> str:
+    """What loading the architecture's name needs: its default weights' availability, or none."""
+    default = registry.aliases.get(arch.name)
+    return availability(registry.weights[default]) if default in registry.weights else UNTRAINED
 
 
 def weight_record(registry: Registry, spec: WeightSpec) -> dict[str, Any]:
@@ -48,6 +60,7 @@ def weight_record(registry: Registry, spec: WeightSpec) -> dict[str, Any]:
         "sources": [dict(dataclasses.asdict(s), description=s.describe()) for s in spec.sources],
         "plugin": spec.plugin,
         "description": spec.description,
+        "availability": availability(spec),
     }
 
 
@@ -56,14 +69,22 @@ def weight_record(registry: Registry, spec: WeightSpec) -> dict[str, Any]:
 @click.option("--family", help="Only this family (perceptron, mlp, cnn, rnn, ...).")
 @click.option("--task", help="Only architectures for this task (image-classification, ...).")
 @click.option("--pretrained", is_flag=True, help="Only pretrained weights.")
+@click.option("--available", is_flag=True, help="Only what loads now without the Hub (cached, installed, bundled, untrained).")
 @json_option
-def list_command(patterns: tuple[str, ...], family: str | None, task: str | None, pretrained: bool, json_: bool) -> None:
+def list_command(
+    patterns: tuple[str, ...], family: str | None, task: str | None, pretrained: bool, available: bool, json_: bool
+) -> None:
     """List architectures and pretrained weights, filtered by fnmatch PATTERNS.
+
+    AVAILABLE says what loading each name needs now: weights that are cached, in an installed
+    package or bundled with a plugin; "hub" (to be fetched); "untrained" (an architecture without
+    default weights). A pattern that matches nothing is an error.
 
     \b
     Examples:
       zoo list
       zoo list 'resnet*' --family cnn --pretrained
+      zoo list --available --family cnn
       zoo list --task language-modeling --json
     """
     registry = default_registry()
@@ -72,17 +93,42 @@ def list_command(patterns: tuple[str, ...], family: str | None, task: str | None
         weight_record(registry, registry.weights[n]) if n in registry.weights else arch_record(registry, registry.archs[n])
         for n in names
     ]
+    if available:
+        records = [r for r in records if r["availability"] != "hub"]
+    if patterns and not records:  # filters alone that match nothing are an empty listing, not an error
+        if json_:
+            emit_json(records)
+        filters = [f"--family {family}"] * bool(family) + [f"--task {task}"] * bool(task)
+        filters += ["--pretrained"] * pretrained + ["--available"] * available
+        raise _no_match(registry, patterns, filters)
     if json_:
         emit_json(records)
-        return
+    else:
+        _print_list(records)
+
+
+def _no_match(registry: Registry, patterns: tuple[str, ...], filters: list[str]) -> ArgumentError:
+    """The error of PATTERNS that matched nothing: the names they match without the filters, or close names."""
+    shown = ", ".join(repr(p) for p in patterns) + (f" with {' '.join(filters)}" if filters else "")
+    unfiltered = registry.list_models(*patterns)
+    if unfiltered:
+        listed = ", ".join(unfiltered[:3]) + (", ..." if len(unfiltered) > 3 else "")
+        return ArgumentError(f"no model matches {shown}", f"{listed} match without {' '.join(filters)}")
+    close = list(dict.fromkeys(s for p in patterns for s in registry.suggest(p.strip("*?[]"))))[:3]
+    remedy = f"did you mean {', '.join(repr(c) for c in close)}?" if close else "run `zoo list` to see every model"
+    return ArgumentError(f"no model matches {shown}", remedy)
+
+
+def _print_list(records: list[dict[str, Any]]) -> None:
     emit_table(
-        ("NAME", "FAMILY", "TASKS", "PARAMS", "ALIASES / WEIGHTS"),
+        ("NAME", "FAMILY", "TASKS", "PARAMS", "AVAILABLE", "ALIASES / WEIGHTS"),
         [
             (
                 r["name"],
                 r["family"],
                 ",".join(r["tasks"]),
                 human_count(r["num_params"]),
+                r["availability"],
                 ", ".join(r["aliases"]) if r["kind"] == "weights" else f"{len(r['weights'])} weight{'s' * (len(r['weights']) > 1)}" if r["weights"] else "-",
             )
             for r in records
@@ -122,6 +168,10 @@ def info_command(name: str, json_: bool) -> None:
         record["architecture"] = arch_record(registry, registry.archs[spec.arch])
     else:
         record = arch_record(registry, spec)
+        default = registry.aliases.get(spec.name)
+        if default in registry.weights:  # what `zoo.load(ARCH)` loads: its licence and sources matter here too
+            weights = weight_record(registry, registry.weights[default])
+            record["default"] = {k: weights[k] for k in ("name", "license", "origin", "metrics", "sources", "availability")}
     if record["num_params"] is None:
         from zoo.build import count_params  # imports torch: only for specs that do not declare their size
 
@@ -150,6 +200,7 @@ def _print_info(record: dict[str, Any]) -> None:
         lines += [("arguments", ", ".join(f"{k}={v!r}" for k, v in record["defaults"].items()))]
         lines += [(f"{k} choices", ", ".join(map(str, v))) for k, v in record["choices"].items()]
         lines += [("weights", ", ".join(record["weights"]) or "none registered")]
+        lines += _weights_lines(record["default"], default=True) if "default" in record else [("available", record["availability"])]
     else:
         lines += [
             ("architecture", record["arch"]),
@@ -157,15 +208,24 @@ def _print_info(record: dict[str, Any]) -> None:
             ("num_classes", record["num_classes"]),
             ("arguments", ", ".join(f"{k}={v!r}" for k, v in record["arch_args"].items())),
             ("preprocess", ", ".join(f"{k}={v!r}" for k, v in record["preprocess"].items())),
-            ("license", record["license"]),
-            ("origin", record["origin"]),
-            ("metrics", ", ".join(f"{k}={v}" for k, v in record["metrics"].items()) or "-"),
+            *_weights_lines(record),
         ]
-        lines += [(f"source {i + 1}", s["description"]) for i, s in enumerate(record["sources"])]
     width = max(len(k) for k, _ in lines)
     for key, value in lines:
         if value not in (None, ""):
             click.echo(f"{key.ljust(width)}  {value}")
+
+
+def _weights_lines(weights: dict[str, Any], *, default: bool = False) -> list[tuple[str, Any]]:
+    """Licence, origin, metrics, availability and sources of weights (an architecture's default ones)."""
+    lines = [("default weights", weights["name"])] if default else []
+    lines += [
+        ("license", weights["license"]),
+        ("origin", weights["origin"]),
+        ("metrics", ", ".join(f"{k}={v}" for k, v in weights["metrics"].items()) or "-"),
+        ("available", weights["availability"]),
+    ]
+    return lines + [(f"source {i + 1}", s["description"]) for i, s in enumerate(weights["sources"])]
 
 
 @click.command("plugins")
