@@ -53,3 +53,22 @@ def test_finetune_export_and_predict_take_any_path_like(tuned, digits, tmp_path)
     assert result.parity.passed and result.path == tmp_path / "m.pt2"
     images = image_inputs([FolderPath(digits / "3")])
     assert classify_images(zoo.load(tuned), images, top_k=1)[0]["predictions"][0]["label"] in {str(i) for i in range(10)}
+
+
+@pytest.fixture
+def faces(tmp_path):
+    """A small image folder, two classes."""
+    from finetune_data import write_folder
+
+    return write_folder(tmp_path / "faces", {"face": 4, "other": 4})
+
+
+def test_a_text_model_given_an_image_folder_says_it_reads_text(faces):
+    from zoo.errors import DataError
+
+    with pytest.raises(DataError) as caught:
+        zoo.finetune("lstm-text", faces, output=str(faces.parent / "out"), epochs=1)
+    message = str(caught.value)
+    assert "reads text, but" in message and "holds images" in message
+    assert "a text folder" in message and "CSV" in message and "zoo list --task image-classification" in message
+    assert "--image-size" not in message

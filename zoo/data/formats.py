@@ -112,6 +112,32 @@ class TrainingData:
         }
 
 
+# What a model reads (its InputSpec kind), in words, and the data a fine-tune may give it.
+_READS = {
+    "image": ("images", "an image folder, one sub-folder of images per class"),
+    "tokens": ("text", "a text folder (one sub-folder of .txt files per class) or a CSV file"),
+    "features": ("feature vectors", "feature vectors in Python (model.fit, or your own training loop)"),
+}
+
+
+def unsuited_data(model: str, reads: str, data: TrainingData) -> DataError:
+    """The error for data of one kind (images, text) given to a model that reads another.
+
+    Args:
+        model: the model as the user named it.
+        reads: the kind of input it takes (an InputSpec kind: image, tokens, features).
+        data: the data that was read.
+    """
+    holds = "images" if data.task == "image-classification" else "text"
+    what, feed = _READS.get(reads, (reads, "data of that kind"))
+    suited = "an image model" if holds == "images" else "a text model"
+    task = "image-classification" if holds == "images" else data.task
+    return DataError(
+        f"{model} reads {what}, but {str(data.root)!r} holds {holds}",
+        f"give {model} {feed}; or fine-tune {suited} on this data (`zoo list --task {task}`)",
+    )
+
+
 @functools.lru_cache(maxsize=1)
 def data_formats() -> dict[str, DataFormat]:
     """Every format the installed plugins register, in registration order."""

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from zoo.data.formats import TrainingData
+from zoo.data.formats import TrainingData, unsuited_data
 from zoo.data.images import ImageSamples, ImageTransform
 from zoo.errors import ArgumentError
 
@@ -37,7 +37,7 @@ class Inputs:
 
 
 def image_inputs(model: nn.Module, data: TrainingData, options: Any) -> Inputs:
-    transform = ImageTransform(image_preprocess(model, options.image_size))
+    transform = ImageTransform(image_preprocess(model, data, options.image_size))
     augmented = ImageTransform(transform.preprocess, augment=options.augment)
     return Inputs(
         train=ImageSamples(data.train, augmented, options.seed),
@@ -49,7 +49,7 @@ def image_inputs(model: nn.Module, data: TrainingData, options: Any) -> Inputs:
     )
 
 
-def image_preprocess(model: nn.Module, image_size: int | None) -> dict[str, Any]:
+def image_preprocess(model: nn.Module, data: TrainingData, image_size: int | None) -> dict[str, Any]:
     """The model's preprocessing: its weights' (model.zoo), else timm's config, else its architecture's input."""
     preprocess = dict(getattr(model.zoo, "preprocess", None) or {})
     if "input_size" not in preprocess:
@@ -57,17 +57,20 @@ def image_preprocess(model: nn.Module, image_size: int | None) -> dict[str, Any]
         keys = ("input_size", "mean", "std", "interpolation", "crop_pct")
         preprocess.update({k: config[k] for k in keys if k in config and k not in preprocess})
     if "input_size" not in preprocess:
-        preprocess["input_size"] = _arch_input_shape(model.zoo.arch)
+        preprocess["input_size"] = _arch_input_shape(model, data)
     if image_size is not None:
         preprocess["input_size"] = [preprocess["input_size"][0], image_size, image_size]
     return preprocess
 
 
-def _arch_input_shape(arch: str) -> list[int]:
+def _arch_input_shape(model: nn.Module, data: TrainingData) -> list[int]:
     from zoo.registry import default_registry
 
+    arch = model.zoo.arch
     spec = default_registry().archs.get(arch)
-    if spec is None or spec.input.kind != "image" or len(spec.input.shape) != 3:
+    if spec is not None and spec.input.kind != "image":  # a text model given images, say
+        raise unsuited_data(model.zoo.name, spec.input.kind, data)
+    if spec is None or len(spec.input.shape) != 3:
         raise ArgumentError(
             f"{arch} does not say what image size it takes", "pass image_size=... (--image-size), or a model with preprocessing"
         )
