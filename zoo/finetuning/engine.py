@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import time
@@ -22,7 +23,7 @@ from zoo.finetuning.text_inputs import text_inputs
 from zoo.finetuning.jobs import HeadOnFeatures, ModelOnLoader, drawn_rows
 from zoo.finetuning.loop import LoopOptions, evaluate, fit
 from zoo.finetuning.report import classification_metrics, language_metrics, write_output
-from zoo.finetuning.strategy import Strategy, apply_strategy, trains_batchnorm
+from zoo.finetuning.strategy import Strategy, apply_strategy, choose_strategy, trains_batchnorm
 from zoo.fsio import lock_path, locked
 from zoo.heads import ModelInfo
 
@@ -45,9 +46,12 @@ def run(model_or_name: Any, data_path: Path, options: FinetuneOptions, progress:
     data = read_data(data_path, options.data_format, read_options)
     if options.augment and data.task != "image-classification":
         raise ArgumentError(f"--augment applies to images, and {str(data_path)!r} holds text", "drop --augment")
-    # A language model keeps its head (it predicts tokens), so by default all of it adapts.
-    strategy = Strategy.parse(options.strategy or ("full" if data.task == "language-modeling" else "head"))
+    if options.strategy is not None:
+        Strategy.parse(options.strategy)  # a mistyped strategy is refused before the model is loaded
     model, weights_sha256 = load_model(model_or_name, data, options)
+    # A model zoo built from no weights at all has a random backbone (a directory or a module passed in does not).
+    random_backbone = not isinstance(model_or_name, nn.Module) and model.zoo.source is None
+    strategy = choose_strategy(options.strategy, data.task, model.zoo.name, pretrained=not random_backbone)
     output = output_path(options.output, model.zoo.name)
     check_output_apart(output, data_path)
     # One run per output, and every check on it before any training.
@@ -125,10 +129,10 @@ def _train_and_write(
 def load_model(model_or_name: Any, data: TrainingData, options: FinetuneOptions) -> tuple[nn.Module, str | None]:
     """The model with a fresh classifier for the data's classes, and its base weights' sha256."""
     torch.manual_seed(options.seed)  # a random initialisation (and the new head) depends on the seed only
-    if isinstance(model_or_name, (str, Path)):
+    if isinstance(model_or_name, (str, os.PathLike)):
         from zoo.loading import load
 
-        model = load(str(model_or_name), pretrained=options.pretrained)
+        model = load(os.fspath(model_or_name), pretrained=options.pretrained)
     elif isinstance(model_or_name, nn.Module):
         model = model_or_name
     else:

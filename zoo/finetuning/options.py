@@ -34,7 +34,7 @@ class FinetuneOptions:
     label_smoothing: float = _option(0.0, "Label smoothing of the cross-entropy loss.")
     patience: int = _option(3, "Epochs without a better val loss before stopping (0: never).")
     max_grad_norm: float = _option(1.0, "Gradients are clipped to this norm (0: not clipped).")
-    strategy: str | None = _option(None, "head (the default), last-n:K or full (the default for a language model).")
+    strategy: str | None = _option(None, "head (the default), last-n:K or full (the default for a language model and for a model without pretrained weights).")
     augment: bool = _option(False, "Random resized crops and flips (the backbone then runs every epoch).")
     cache: bool = _option(True, "Run the backbone every epoch even when its features could be cached.", "--no-cache")
     val_split: float = _option(0.2, "Held-out share of each class when there is no val/ folder.")

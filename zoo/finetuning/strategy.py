@@ -7,6 +7,7 @@ BatchNorm keeps its running statistics and a frozen dropout stays off.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,37 @@ from torch import nn
 
 from zoo.errors import ArgumentError
 from zoo.heads import freeze_groups
+
+
+class RandomBackboneWarning(UserWarning):
+    """A model without pretrained weights: the strategy trains more than a head, or only a head on random features."""
+
+
+def choose_strategy(given: str | None, task: str, model_name: str, pretrained: bool) -> Strategy:
+    """The strategy asked for, or the default: `full` for a language model adapting to a corpus and for a
+    model with no pretrained weights (a head on a random backbone learns next to nothing), else `head`.
+
+    Warns (`RandomBackboneWarning`) when the backbone is random: a note when the default becomes `full`,
+    a warning when `head` is asked for all the same.
+    """
+    if given is None:
+        if task == "language-modeling":
+            return Strategy("full")
+        if pretrained:
+            return Strategy("head")
+        warnings.warn(
+            f"{model_name} has no pretrained weights, so all of it trains (strategy full), not only a new head",
+            RandomBackboneWarning, stacklevel=4,
+        )
+        return Strategy("full")
+    strategy = Strategy.parse(given)
+    if strategy.frozen_backbone and not pretrained:
+        warnings.warn(
+            f"{model_name} has no pretrained weights: strategy head trains a new head on a random, frozen backbone, "
+            "which rarely beats the majority baseline (use strategy full)",
+            RandomBackboneWarning, stacklevel=4,
+        )
+    return strategy
 
 
 @dataclass(frozen=True)
@@ -63,6 +95,13 @@ def apply_strategy(model: nn.Module, strategy: Strategy, lr: float, lr_decay: fl
     groups = freeze_groups(model)
     if not groups:
         raise ArgumentError(f"{type(model).__name__} declares no freeze groups")
+    if strategy.name == "last-n" and strategy.n > len(groups) - 1:
+        names = ", ".join(name for name, _ in groups)
+        raise ArgumentError(
+            f"strategy {strategy} asks for more groups than {_label(model)} has: it has {len(groups)} freeze groups "
+            f"({names}), the head and {len(groups) - 1} below it",
+            f"use last-n:K with K from 1 to {len(groups) - 1}, or full" if len(groups) > 1 else "use head or full",
+        )
     trainable = strategy.trainable(len(groups))
     grouped = {id(p) for _, params in groups for p in params}
     # Parameters no group names belong with the stem: they train only under `full`.
@@ -79,6 +118,11 @@ def apply_strategy(model: nn.Module, strategy: Strategy, lr: float, lr_decay: fl
             rate = lr * lr_decay ** (len(groups) - 1 - index)
             param_groups.append({"params": params, "lr": rate, "name": name})
     return param_groups
+
+
+def _label(model: nn.Module) -> str:
+    info = getattr(model, "zoo", None)
+    return getattr(info, "name", None) or type(model).__name__
 
 
 def train_mode(model: nn.Module) -> None:
