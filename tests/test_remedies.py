@@ -72,3 +72,26 @@ def test_a_text_model_given_an_image_folder_says_it_reads_text(faces):
     assert "reads text, but" in message and "holds images" in message
     assert "a text folder" in message and "CSV" in message and "zoo list --task image-classification" in message
     assert "--image-size" not in message
+
+
+def zoo_cli(*args: str):
+    from click.testing import CliRunner
+
+    from zoo.cli import cli
+
+    return CliRunner().invoke(cli, list(args))
+
+
+def test_export_of_a_missing_folder_says_it_does_not_exist(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = zoo_cli("export", "./missing-dir")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: ./missing-dir does not exist: there is no such folder, and no model of that name")
+    assert "unknown model" not in result.stderr
+
+
+def test_predict_of_an_onnx_file_without_the_onnx_runtime_says_to_pass_it(tmp_path, faces):
+    exported = zoo.export("mlp", tmp_path / "faces.onnx", check=False).path
+    result = zoo_cli("predict", str(exported), str(faces / "face" / "000.png"))
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: {exported} is an ONNX export (pass --runtime onnx to run it in onnxruntime)\n"

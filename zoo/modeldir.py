@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
-from zoo.errors import ModelDirError, UnknownModelError
+from zoo.errors import ModelDirError
 from zoo.hookspecs import hookimpl
 from zoo.registry import ModelDirectory
 
@@ -37,10 +37,13 @@ def resolve_path(name: str) -> ModelDirectory:
     """The resolver of paths (the empty prefix): a folder on disk, read as a model directory.
 
     Raises:
-        UnknownModelError: nothing exists at `name`.
+        ModelDirError: nothing exists at `name`.
     """
     if not Path(name).exists():
-        raise UnknownModelError(name)
+        raise ModelDirError(
+            f"{name} does not exist: there is no such folder, and no model of that name",
+            "check the path, or run `zoo list` for model names",
+        )
     return ModelDirectory(Path(name))
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+from pathlib import Path
 from typing import Any
 
 import click
@@ -49,14 +50,7 @@ def predict_command(
       zoo predict lstm-text "I love recurrent neural"
       zoo predict lstm-text "I love recurrent neural" --generate 60 --seed 1
     """
-    import zoo
-
-    if runtime == "onnx":
-        from zoo.predict.onnx_runtime import load_onnx_model
-
-        loaded = load_onnx_model(model)
-    else:
-        loaded = zoo.load(model)
+    loaded = _load(model, runtime)
     from zoo.predict.texts import is_text_model
 
     if is_text_model(loaded):
@@ -70,6 +64,19 @@ def predict_command(
     if generate is not None:
         raise click.UsageError(f"--generate needs a language model; {model} is not one")
     _predict_images(loaded, inputs, top_k, batch_size, json_)
+
+
+def _load(model: str, runtime: str) -> Any:
+    """The model to run: in onnxruntime, or loaded by zoo (an .onnx file needs --runtime onnx)."""
+    if runtime == "onnx":
+        from zoo.predict.onnx_runtime import load_onnx_model
+
+        return load_onnx_model(model)
+    if Path(model).suffix.lower() == ".onnx" and Path(model).is_file():
+        raise ArgumentError(f"{model} is an ONNX export", "pass --runtime onnx to run it in onnxruntime")
+    import zoo
+
+    return zoo.load(model)
 
 
 def _predict_images(model: Any, inputs: tuple[str, ...], top_k: int, batch_size: int, json_: bool) -> None:
