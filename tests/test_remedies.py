@@ -95,3 +95,18 @@ def test_predict_of_an_onnx_file_without_the_onnx_runtime_says_to_pass_it(tmp_pa
     result = zoo_cli("predict", str(exported), str(faces / "face" / "000.png"))
     assert result.exit_code == 1
     assert result.stderr == f"Error: {exported} is an ONNX export (pass --runtime onnx to run it in onnxruntime)\n"
+
+
+def test_skipped_files_are_named_the_first_few_of_each_reason(tmp_path):
+    from finetune_data import write_folder
+    from zoo.data.formats import read_data
+
+    data = write_folder(tmp_path / "data", {"a": 4, "b": 4})
+    bad = [data / "a" / f"bad{i}.png" for i in range(5)]
+    for path in bad:
+        path.write_bytes(b"not a png")
+    read = read_data(data)
+    assert read.skipped_counts() == {"corrupt or truncated image": 5}
+    named = ", ".join(map(str, bad[:3]))
+    assert read.skip_report() == [f"skipped 5 file(s): corrupt or truncated image: {named} and 2 more"]
+    assert read.summary()["skip_report"] == read.skip_report()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import shlex
 import sys
 import typing
 from typing import Any, Callable
@@ -46,6 +47,21 @@ class ProgressBars:
             f"val_accuracy {info['val_accuracy']:.4f}  {info['seconds']:.1f}s  ETA {info['eta']:.0f}s",
             err=True,
         )
+
+
+def interrupted_line(stopped: Any) -> str:
+    """The one line a stopped run prints: what is kept and the exact command that continues it."""
+    if stopped.checkpoint is None:
+        return f"Interrupted: {stopped.message}; nothing to resume (run the same command again)"
+    return f"Interrupted: {stopped.message}; to continue: {resume_command()}"
+
+
+def resume_command() -> str:
+    """This command line with --resume: what the user typed, when zoo runs as its console script."""
+    args = sys.argv[1:]
+    if "finetune" not in args:  # called in-process (CliRunner): the typed line is not known
+        return "the same command with --resume"
+    return shlex.join(["zoo", *args, *([] if "--resume" in args else ["--resume"])])
 
 
 # How the CLI parses a field when its type alone does not say (names, defaults and help are the dataclass's).
@@ -105,10 +121,16 @@ def finetune_command(model: str, data: str, quiet: bool, json_: bool, legacy_for
             raise click.UsageError("--format is the old name of --data-format: give one of them")
         given["data_format"] = legacy_format
     show = not quiet and not json_ and sys.stderr.isatty()
-    result = finetune(model, data, progress=ProgressBars(show), **given)
+    from zoo.finetuning.loop import TrainingInterrupted
+
+    try:
+        result = finetune(model, data, progress=ProgressBars(show), **given)
+    except TrainingInterrupted as stopped:
+        click.echo(interrupted_line(stopped), err=True)
+        ctx.exit(128 + stopped.signum)
     if not quiet and not json_:
-        for reason, count in result.data.get("skipped", {}).items():
-            click.echo(f"Warning: skipped {count} file(s): {reason}", err=True)
+        for line in result.data.get("skip_report", []):
+            click.echo(f"Warning: {line}", err=True)
     if json_:
         emit_json(result.summary())
         return

@@ -96,6 +96,14 @@ class TrainingData:
         """How many inputs were skipped, by reason."""
         return {reason: len(items) for reason, items in self.skipped.items()}
 
+    def skip_report(self, named: int = 3) -> list[str]:
+        """One line per reason: how many inputs were skipped for it, and the first `named` of them."""
+        lines = []
+        for reason, items in self.skipped.items():
+            more = f" and {len(items) - named} more" if len(items) > named else ""
+            lines.append(f"skipped {len(items)} file(s): {reason}: {', '.join(items[:named])}{more}")
+        return lines
+
     def summary(self) -> dict[str, Any]:
         """Plain data for the training arguments and the `--json` summary."""
         return {
@@ -106,6 +114,7 @@ class TrainingData:
             "train_size": len(self.train),
             "val_size": len(self.val),
             "skipped": self.skipped_counts(),
+            "skip_report": self.skip_report(),
             "ignored_files": self.ignored,
             "fingerprint": self.fingerprint,
             **({"val_sampled_from": self.val_sampled_from} if self.val_sampled_from is not None else {}),
