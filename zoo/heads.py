@@ -90,7 +90,7 @@ class ZooModel(nn.Module):
     num_classes: int
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError(f"{type(self).__qualname__} does not implement forward_features(x)")
+        raise incomplete(self, _missing_methods(type(self)))
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         return self.head(features)
@@ -103,7 +103,7 @@ class ZooModel(nn.Module):
 
     def make_head(self, num_classes: int) -> nn.Module:
         """A fresh classifier for `num_classes` outputs (0 gives nn.Identity, features only)."""
-        raise NotImplementedError(f"{type(self).__qualname__} does not implement make_head(num_classes)")
+        raise incomplete(self, _missing_methods(type(self)))
 
     def reset_classifier(self, num_classes: int) -> None:
         if not isinstance(num_classes, int) or num_classes < 0:
@@ -116,8 +116,7 @@ class ZooModel(nn.Module):
 
     def missing_parts(self) -> list[str]:
         """What this subclass left out of the head protocol (empty when it is complete)."""
-        cls = type(self)
-        missing = [f"{name}()" for name in ("forward_features", "make_head") if getattr(cls, name) is getattr(ZooModel, name)]
+        missing = _missing_methods(type(self))
         width = getattr(self, "num_features", None)
         if isinstance(width, bool) or not isinstance(width, int):
             missing.append("num_features (an int, set in __init__)")
@@ -126,15 +125,25 @@ class ZooModel(nn.Module):
         return missing
 
 
+def _missing_methods(cls: type) -> list[str]:
+    return [f"{name}()" for name in ("forward_features", "make_head") if getattr(cls, name) is getattr(ZooModel, name)]
+
+
+def incomplete(model: nn.Module, missing: list[str], owner: str | None = None) -> PluginError:
+    """The error for a half-built ZooModel: its class and every part of the head protocol it lacks."""
+    cls = type(model)
+    where = f"{owner}: " if owner else ""
+    return PluginError(
+        f"{where}{cls.__module__}.{cls.__qualname__} is missing {', '.join(missing)}",
+        "implement them in the class (docs/writing_plugins.md shows a complete model)",
+    )
+
+
 def require_complete(model: nn.Module, owner: str) -> None:
-    """Refuse a half-built ZooModel: name its class and every part of the head protocol it lacks."""
+    """Refuse a half-built ZooModel (see `ZooModel.missing_parts`)."""
     missing = model.missing_parts() if isinstance(model, ZooModel) else []
     if missing:
-        cls = type(model)
-        raise PluginError(
-            f"{owner}: {cls.__module__}.{cls.__qualname__} is missing {', '.join(missing)}",
-            "implement them in the class (docs/writing_plugins.md shows a complete model)",
-        )
+        raise incomplete(model, missing, owner)
 
 
 def freeze_groups(model: nn.Module) -> list[tuple[str, list[nn.Parameter]]]:
