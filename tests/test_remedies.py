@@ -110,3 +110,18 @@ def test_skipped_files_are_named_the_first_few_of_each_reason(tmp_path):
     named = ", ".join(map(str, bad[:3]))
     assert read.skip_report() == [f"skipped 5 file(s): corrupt or truncated image: {named} and 2 more"]
     assert read.summary()["skip_report"] == read.skip_report()
+
+
+@pytest.mark.parametrize("name", ["perceptron", "perceptron-logistic"])
+def test_perceptron_fit_checks_the_feature_count_and_says_how_to_build_it(name):
+    import torch
+
+    from zoo.errors import DataError
+
+    model = zoo.load(name)  # built for the default 2 features
+    x, y = torch.randn(8, 4), torch.tensor([0, 1] * 4)
+    with pytest.raises(DataError) as caught:
+        model.fit(x, y)
+    assert caught.value.message == "x has 4 features per row, but this perceptron was built for 2"
+    assert caught.value.remedy == f"build it for your data: zoo.load({name!r}, in_features=4)"
+    assert zoo.load(name, in_features=4).fit(x, y, max_epochs=2).epochs >= 1

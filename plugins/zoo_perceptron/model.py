@@ -66,6 +66,12 @@ class Perceptron(ZooModel):
         y = torch.as_tensor(y, dtype=torch.long)
         if x.shape[0] != y.shape[0] or x.shape[0] == 0:
             raise DataError(f"x has {x.shape[0]} rows and y has {y.shape[0]}: they must match and not be empty")
+        if x.shape[1] != self.in_features:
+            name = "perceptron" if self.activation == "step" else "perceptron-logistic"
+            raise DataError(
+                f"x has {x.shape[1]} features per row, but this perceptron was built for {self.in_features}",
+                f"build it for your data: zoo.load({name!r}, in_features={x.shape[1]})",
+            )
         if int(y.min()) < 0 or int(y.max()) >= self.num_classes:
             raise DataError(f"labels must lie in 0..{self.num_classes - 1}, got {int(y.min())}..{int(y.max())}")
         fit = self._fit_rule if self.activation == "step" else self._fit_gradient
