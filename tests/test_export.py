@@ -132,7 +132,9 @@ def test_a_failing_parity_check_is_an_error_naming_the_worst_case_and_nothing_is
 
 def test_a_deliberately_mismatched_file_fails_verify_and_the_sidecar_records_it(tmp_path):
     zoo.export(mlp(seed=0), tmp_path / "a.onnx")
-    report = verify(mlp(seed=1), tmp_path / "a.onnx")
+    with pytest.raises(ParityError, match=f"{tmp_path / 'a.onnx'} does not match mlp: parity FAILED") as caught:
+        verify(mlp(seed=1), tmp_path / "a.onnx")
+    report = caught.value.report
     assert not report.passed and report.worst.max_abs_diff > 1e-4
     assert json.loads((tmp_path / "a.onnx.json").read_text())["parity"]["passed"] is False
     assert verify(mlp(seed=0), tmp_path / "a.onnx").passed
@@ -340,7 +342,7 @@ def test_a_failing_legacy_export_prints_nothing_on_stdout(tmp_path):
 def test_check_only_on_a_damaged_file_names_the_file_and_the_format(tmp_path, format_, suffix):
     damaged = tmp_path / f"m{suffix}"
     damaged.write_bytes(b"not a model")
-    done = run_zoo("export", "mlp", "-f", format_, "-o", str(damaged), "--check-only")
+    done = run_zoo("export", "mlp.digits", "-f", format_, "-o", str(damaged), "--check-only")
     assert done.returncode == 1 and done.stdout == ""
     *warned, line = done.stderr.strip().splitlines()
     assert [w for w in warned if "is TorchScript, which is code" not in w] == []  # TorchScript warns before loading
@@ -352,7 +354,7 @@ def test_check_only_with_a_damaged_sidecar_says_so(tmp_path):
     target = tmp_path / "m.pt"
     zoo.export(mlp(), target, format="torchscript")
     (tmp_path / "m.pt.json").write_text("{bad")
-    result = CliRunner().invoke(cli, ["export", "mlp", "-f", "torchscript", "-o", str(target), "--check-only"])
+    result = CliRunner().invoke(cli, ["export", "mlp.digits", "-f", "torchscript", "-o", str(target), "--check-only"])
     assert result.exit_code == 1
     assert result.stderr.startswith(f"Error: the sidecar {tmp_path / 'm.pt.json'} is not a JSON object: Expecting property name")
     assert result.stderr.endswith("(export the model again to rewrite it)\n")

@@ -125,3 +125,31 @@ def test_perceptron_fit_checks_the_feature_count_and_says_how_to_build_it(name):
     assert caught.value.message == "x has 4 features per row, but this perceptron was built for 2"
     assert caught.value.remedy == f"build it for your data: zoo.load({name!r}, in_features=4)"
     assert zoo.load(name, in_features=4).fit(x, y, max_epochs=2).epochs >= 1
+
+
+def test_check_only_against_a_name_without_weights_says_each_load_is_a_new_random_model(tmp_path):
+    target = tmp_path / "m.onnx"
+    assert zoo_cli("export", "mlp", "-o", str(target)).exit_code == 0
+    result = zoo_cli("export", "mlp", "-o", str(target), "--check-only")
+    assert result.exit_code == 1 and "parity FAILED" not in result.output
+    assert result.stderr == (
+        "Error: mlp has no pretrained weights: each load of it is a new random model, so no file can match it "
+        "(check the export against a model directory (`zoo export ./out -o FILE --check-only`) or a name with "
+        "weights (`zoo list --pretrained`))\n"
+    )
+    weighted = tmp_path / "digits.onnx"
+    assert zoo_cli("export", "mlp.digits", "-o", str(weighted)).exit_code == 0
+    assert zoo_cli("export", "mlp.digits", "-o", str(weighted), "--check-only").exit_code == 0
+
+
+def test_verify_raises_a_parity_error_with_the_report_as_export_does(tmp_path):
+    from zoo.errors import ParityError
+    from zoo.exporting import verify
+
+    target = zoo.export("mlp.digits", tmp_path / "m.onnx").path
+    assert verify("mlp.digits", target).passed
+    with pytest.raises(ParityError) as caught:
+        verify(zoo.load("mlp", in_features=64, num_classes=10), target)
+    assert not caught.value.report.passed
+    assert str(caught.value).startswith(f"{target} does not match mlp: parity FAILED: worst |Δ| ")
+    assert str(caught.value).endswith("(export it again from this model)")

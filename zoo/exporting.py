@@ -199,14 +199,25 @@ def verify(
         input_spec: what the model takes, for a model zoo did not build.
 
     Returns:
-        The ParityReport (`passed` False on a mismatch: this function does not raise for it).
+        The ParityReport, passed.
+
+    Raises:
+        ArgumentError: no file at `path`, or a name without weights (each load of it is a new random model).
+        ParityError: the file differs from the model beyond `atol` (the report is its ``report``); the
+            sidecar records the failure, as `export` does for a failed check.
     """
     target = Path(path)
     if not target.exists():
         raise ArgumentError(f"{target} does not exist", "export it first, or fix the path")
     exporter = get_exporter(format or format_of(target))
     _check_options(exporter, None, False, True, atol)
-    model, _ = _as_model(model_or_name)
+    model, source = _as_model(model_or_name)
+    if source is not None and getattr(model.zoo, "source", None) is None:
+        raise ArgumentError(
+            f"{source} has no pretrained weights: each load of it is a new random model, so no file can match it",
+            "check the export against a model directory (`zoo export ./out -o FILE --check-only`) or a name with "
+            "weights (`zoo list --pretrained`)",
+        )
     from zoo.parity import signature_of
 
     sidecar = sidecar_path(exporter, target)
@@ -214,6 +225,11 @@ def verify(
     with _eval_mode(model):
         report = _parity(exporter, model, target, signature_of(model, input_spec), record.get("fixed") or {}, atol)
     write_json(sidecar, {**record, "parity": report.to_dict()})
+    if not report.passed:
+        name = source or getattr(getattr(model, "zoo", None), "name", None) or type(model).__name__
+        error = ParityError(f"{target} does not match {name}: {report.summary()}", "export it again from this model")
+        error.report = report  # type: ignore[attr-defined]
+        raise error
     return report
 
 

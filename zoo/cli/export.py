@@ -96,13 +96,19 @@ def _check_only(model: str, output: str, format_: str | None, atol: float, json_
     from zoo.errors import ParityError
     from zoo.exporting import verify
 
-    report = verify(model, output, format_, atol=atol)
+    try:
+        report = verify(model, output, format_, atol=atol)
+    except ParityError as exc:
+        _show_check(exc.report, json_)  # type: ignore[attr-defined]
+        raise
+    _show_check(report, json_)
+
+
+def _show_check(report: Any, json_: bool) -> None:
     if json_:
         emit_json(report.to_dict())
     else:
         _print_report(report)
-    if not report.passed:
-        raise ParityError(f"{output} does not match {model}: {report.summary()}", "export it again from this model")
 
 
 def _print_report(report: Any) -> None:
