@@ -55,7 +55,7 @@ def export_command(
       zoo export lstm-text --format onnx -o lm.onnx
       zoo export ./out                      # writes ./out/model.onnx
       zoo export mlp --format pt2 -o mlp.pt2 --json
-      zoo export mlp -o mlp.onnx --check-only
+      zoo export mlp.digits -o digits.onnx --check-only   # a model with weights, or a directory
     """
     from zoo.exporting import exporters
 
