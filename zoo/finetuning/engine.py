@@ -21,7 +21,7 @@ from zoo.finetuning.features import cache_key, compute_features, load_cached, st
 from zoo.finetuning.inputs import Inputs, image_inputs
 from zoo.finetuning.text_inputs import text_inputs
 from zoo.finetuning.jobs import HeadOnFeatures, ModelOnLoader, drawn_rows
-from zoo.finetuning.loop import LoopOptions, evaluate, fit
+from zoo.finetuning.loop import LoopOptions, evaluate, fit, stop_on_signals
 from zoo.finetuning.report import classification_metrics, language_metrics, write_output
 from zoo.finetuning.strategy import Strategy, apply_strategy, choose_strategy, trains_batchnorm
 from zoo.fsio import lock_path, locked
@@ -57,6 +57,7 @@ def run(model_or_name: Any, data_path: Path, options: FinetuneOptions, progress:
     # One run per output, and every check on it before any training.
     with locked(lock_path(output), f"the output {str(output)!r}"):
         check_output_writable(output, options.overwrite)
+        check_no_checkpoint(partial_dir(output), options)
         return _train_and_write(model, weights_sha256, data, strategy, output, options, progress, started)
 
 
@@ -73,11 +74,25 @@ def check_output_writable(output: Path, overwrite: bool) -> None:
         raise ArgumentError(exc.message.replace("overwriting", "--overwrite"), exc.remedy) from None
 
 
+def partial_dir(output: Path) -> Path:
+    """Where a run on `output` keeps its checkpoint and stages the model directory."""
+    return output.with_name(f".{output.name}.partial")
+
+
+def check_no_checkpoint(work: Path, options: FinetuneOptions) -> None:
+    """An interrupted run's checkpoint is resumed (--resume) or discarded (--overwrite), never silently."""
+    checkpoint = work / "checkpoint.pt"
+    if checkpoint.is_file() and not options.resume and not options.overwrite:
+        raise ArgumentError(
+            f"an interrupted run left a checkpoint in {str(work)!r}", "pass --resume to continue it, or --overwrite to start over"
+        )
+
+
 def _train_and_write(
     model: nn.Module, weights_sha256: str | None, data: TrainingData, strategy: Strategy, output: Path,
     options: FinetuneOptions, progress: Progress | None, started: float,
 ) -> FinetuneResult:
-    work = output.with_name(f".{output.name}.partial")
+    work = partial_dir(output)
     if work.exists() and not options.resume:
         shutil.rmtree(work)
     device = pick_device(options.device)
@@ -99,7 +114,8 @@ def _train_and_write(
         max_grad_norm=options.max_grad_norm,
     )
     key = run_key(options, data, model.zoo, weights_sha256)
-    outcome = fit(job, loop_options, device, work / "checkpoint.pt", key, options.resume, progress)
+    with stop_on_signals() as stop:
+        outcome = fit(job, loop_options, device, work / "checkpoint.pt", key, options.resume, progress, stop)
     final = evaluate(job, device, collect=data.task != "language-modeling")
     if data.task == "language-modeling":
         metrics = language_metrics(final, before, inputs.tokens_per_char)

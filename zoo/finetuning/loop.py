@@ -6,16 +6,19 @@ uninterrupted run would have done.
 """
 from __future__ import annotations
 
+import contextlib
 import math
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Protocol
+from typing import Any, Callable, Iterable, Iterator, Protocol
 
 import torch
 from torch import nn
 
-from zoo.errors import ArgumentError
+from zoo.errors import ArgumentError, ZooError
 from zoo.finetuning.features import autocast, to_device
 from zoo.training import EarlyStopping, clip_grad_norm, warmup_cosine
 
@@ -65,6 +68,52 @@ class FitOutcome:
     resumed_from: int
 
 
+class TrainingInterrupted(ZooError):
+    """SIGINT or SIGTERM stopped a run after its current step; the checkpoint of its last finished epoch is kept."""
+
+    def __init__(self, signum: int, checkpoint: Path, epochs_done: int, epochs: int):
+        self.signum, self.epochs_done, self.epochs = signum, epochs_done, epochs
+        self.checkpoint = checkpoint if checkpoint.is_file() else None
+        name = signal.Signals(signum).name
+        if self.checkpoint is None:
+            super().__init__(f"{name} during epoch 1 of {epochs}, before its first checkpoint", "run it again to start over")
+        else:
+            super().__init__(
+                f"{name} after epoch {epochs_done} of {epochs}: the checkpoint {self.checkpoint} is kept",
+                "run it again with --resume (resume=True) to continue",
+            )
+
+
+class StopRequest:
+    """Set by the first SIGINT or SIGTERM while `stop_on_signals` is active: the loop stops after its step."""
+
+    signum: int | None = None
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[StopRequest]:
+    """While active, SIGINT and SIGTERM ask the loop to stop after its current step (a second one stops at once).
+
+    Outside the main thread, where Python delivers no signals, the request is never set.
+    """
+    request = StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield request
+        return
+
+    def ask(signum: int, frame: Any) -> None:
+        if request.signum is not None:
+            raise KeyboardInterrupt
+        request.signum = signum
+
+    previous = {signum: signal.signal(signum, ask) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield request
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 def epoch_seed(seed: int, epoch: int) -> int:
     """The seed of one epoch's shuffle, dropout and augmentation."""
     return seed * 1_000_003 + epoch
@@ -78,6 +127,7 @@ def fit(
     run_key: str,
     resume: bool,
     progress: Progress | None = None,
+    stop: StopRequest | None = None,
 ) -> FitOutcome:
     """Train `job.module` for up to `options.epochs`, keeping the epoch with the lowest validation loss.
 
@@ -89,10 +139,15 @@ def fit(
         run_key: identifies the run's options and data; a checkpoint with another key is refused.
         resume: continue from `checkpoint` when it exists.
         progress: called with ("train", step, steps, info) per batch and ("epoch", n, epochs, info).
+        stop: when set (`stop_on_signals`), training stops after the current step.
 
     Returns:
         The per-epoch history and the best epoch; `job.module` holds the best epoch's weights.
+
+    Raises:
+        TrainingInterrupted: `stop` was set; the checkpoint of the last finished epoch is kept.
     """
+    stop = stop or StopRequest()
     optimizer = torch.optim.AdamW(job.param_groups, weight_decay=options.weight_decay)
     total = options.epochs * job.steps_per_epoch
     scheduler = warmup_cosine(optimizer, round(options.warmup * total), total)
@@ -105,7 +160,7 @@ def fit(
         if state.get("key") != run_key:
             raise ArgumentError(
                 f"the checkpoint in {str(checkpoint.parent)!r} was made with other options or data",
-                "run without --resume to start over, or with the same options",
+                "run without --resume but with --overwrite to start over, or with the same options",
             )
         job.module.load_state_dict(state["module"])
         optimizer.load_state_dict(state["optimizer"])
@@ -121,7 +176,9 @@ def fit(
         torch.manual_seed(epoch_seed(options.seed, epoch))
         job.train_mode()
         tick = time.perf_counter()
-        train_loss = _train_epoch(job, optimizer, scheduler, loss_fn, params, options, device, epoch, progress)
+        train_loss = _train_epoch(job, optimizer, scheduler, loss_fn, params, options, device, epoch, progress, stop)
+        if stop.signum is not None:  # the unfinished epoch is dropped: a resume replays it whole
+            raise TrainingInterrupted(stop.signum, checkpoint, epoch, options.epochs)
         result = evaluate(job, device)
         if stopper.update(epoch, result.loss):
             best_state = _copy_state(job.module)
@@ -139,11 +196,13 @@ def fit(
             per_epoch = (time.perf_counter() - started) / (epoch + 1 - start)
             eta = 0.0 if stopper.should_stop else per_epoch * (options.epochs - epoch - 1)
             progress("epoch", epoch + 1, options.epochs, {**history[-1], "eta": eta})
+        if stop.signum is not None and epoch + 1 < options.epochs and not stopper.should_stop:
+            raise TrainingInterrupted(stop.signum, checkpoint, epoch + 1, options.epochs)
     job.module.load_state_dict(best_state)
     return FitOutcome(history, stopper.best_epoch + 1, stopper.should_stop and len(history) < options.epochs, start)
 
 
-def _train_epoch(job, optimizer, scheduler, loss_fn, params, options, device, epoch, progress) -> float:
+def _train_epoch(job, optimizer, scheduler, loss_fn, params, options, device, epoch, progress, stop) -> float:
     total_loss, count = 0.0, 0
     for step, (inputs, targets) in enumerate(job.train_batches(epoch)):
         inputs, targets = to_device(inputs, device), targets.to(device)
@@ -161,6 +220,8 @@ def _train_epoch(job, optimizer, scheduler, loss_fn, params, options, device, ep
         count += n
         if progress is not None:
             progress("train", step + 1, job.steps_per_epoch, {"epoch": epoch + 1, "loss": total_loss / max(1, count)})
+        if stop.signum is not None:
+            break
     return total_loss / max(1, count)
 
 
