@@ -1,0 +1,5 @@
+from zoo.testing import check_plugin
+
+
+def test_conformance():
+    check_plugin("zoo_plugin_example")
