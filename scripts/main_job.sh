@@ -13,4 +13,4 @@ export HF_HUB_OFFLINE=1   # no Hub on this machine: the weights come from the in
 
 [ -d "$work/faces" ] || "$zoo" data lfw-faces "$work/faces"
 "$zoo" finetune tf_efficientnet_lite0.in1k --data "$work/faces" --output "$work/lite0-faces" --epochs 5 --overwrite
-echo "model directory: $work/lite0-faces  (try: zoo predict $work/lite0-faces <image>, zoo export $work/lite0-faces --format onnx)" >&2
+echo "model directory: $work/lite0-faces  (try: $zoo predict $work/lite0-faces $work/faces/face/0000.png)" >&2

@@ -153,3 +153,27 @@ def test_verify_raises_a_parity_error_with_the_report_as_export_does(tmp_path):
     assert not caught.value.report.passed
     assert str(caught.value).startswith(f"{target} does not match mlp: parity FAILED: worst |Δ| ")
     assert str(caught.value).endswith("(export it again from this model)")
+
+
+def test_readme_says_how_to_reach_the_zoo_command_after_make_run():
+    from helpers import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    assert "`.venv/bin/zoo`" in readme and "`. .venv/bin/activate`" in readme
+
+
+@pytest.mark.slow
+def test_the_main_job_ends_with_a_command_that_works_as_printed(tmp_path):
+    import shlex
+    import subprocess
+
+    from helpers import ROOT
+
+    job = subprocess.run(["sh", str(ROOT / "scripts" / "main_job.sh"), str(tmp_path)], capture_output=True, text=True)
+    assert job.returncode == 0, job.stderr
+    last = job.stderr.strip().splitlines()[-1]
+    command = last.split("(try: ", 1)[1].rstrip(")")
+    assert shlex.split(command)[0] == str(ROOT / ".venv" / "bin" / "zoo")
+    tried = subprocess.run(shlex.split(command), capture_output=True, text=True, cwd="/")
+    assert tried.returncode == 0, tried.stderr
+    assert tried.stdout.splitlines()[1].split()[2] == "face"
