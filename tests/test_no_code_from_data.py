@@ -20,6 +20,7 @@ IMPORTS = {
     ("zoo/data/formats.py", "function"): "DataFormat.detect/load, registered by a plugin",
     ("zoo/data/image_files.py", "_own_transform"): "TransformSpec.build, looked up by a plain name a plugin registered",
     ("zoo/weights.py", "convert_checkpoint"): "a converter of a plugin's WeightSpec (registry files may not name one)",
+    ("zoo/testing.py", "_registry_with"): "the plugin module a plugin author's own test names, in code",
 }
 # importlib.resources.files(package) imports the package: allowed where the package is a plugin's own.
 RESOURCES = {
