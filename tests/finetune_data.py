@@ -32,3 +32,12 @@ def subset(source: Path, target: Path, per_class: int) -> Path:
         for file in sorted(folder.iterdir())[:per_class]:
             (target / folder.name / file.name).write_bytes(file.read_bytes())
     return target
+
+
+def real_digits(tmp_path_factory, per_class: int) -> Path:
+    """scikit-learn's real handwritten digits as `zoo data digits` writes them, `per_class` of each."""
+    from zoo.data.packaged import write_dataset
+
+    root = tmp_path_factory.mktemp("digits")
+    write_dataset("digits", root / "all")
+    return subset(root / "all", root / "small", per_class=per_class)

@@ -14,7 +14,7 @@ import torch
 
 import zoo
 from helpers import run_zoo
-from finetune_data import subset, write_folder
+from finetune_data import real_digits, write_folder
 from zoo.errors import ArgumentError, DataError
 
 DIGITS_ARGS = dict(epochs=2, batch_size=32, seed=0, strategy="head")  # vgg-mini has no weights: head is asked for
@@ -23,11 +23,7 @@ DIGITS_ARGS = dict(epochs=2, batch_size=32, seed=0, strategy="head")  # vgg-mini
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory):
     """40 real handwritten digits per class (400 images, 8×8 grey)."""
-    from zoo.data.packaged import write_dataset
-
-    root = tmp_path_factory.mktemp("digits")
-    write_dataset("digits", root / "all")
-    return subset(root / "all", root / "small", per_class=40)
+    return real_digits(tmp_path_factory, per_class=40)
 
 
 def weights_of(folder: Path) -> dict[str, torch.Tensor]:

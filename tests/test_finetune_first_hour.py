@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import zoo
-from finetune_data import subset
+from finetune_data import real_digits, subset
 from helpers import run_zoo
 from zoo.errors import ArgumentError
 from zoo.finetuning.strategy import RandomBackboneWarning
@@ -27,11 +27,7 @@ QUICK = dict(epochs=1, steps_per_epoch=2, batch_size=16)
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory):
     """20 real handwritten digits per class."""
-    from zoo.data.packaged import write_dataset
-
-    root = tmp_path_factory.mktemp("digits")
-    write_dataset("digits", root / "all")
-    return subset(root / "all", root / "small", per_class=20)
+    return real_digits(tmp_path_factory, per_class=20)
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 import zoo
 from helpers import run_zoo
-from finetune_data import subset
+from finetune_data import real_digits
 from zoo.cli import cli
 from zoo.errors import ArgumentError, BusyError, ModelDirError
 
@@ -29,11 +29,7 @@ FAST = dict(epochs=1, batch_size=32, seed=0)
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory):
     """20 real handwritten digits per class (200 images, 8×8 grey)."""
-    from zoo.data.packaged import write_dataset
-
-    root = tmp_path_factory.mktemp("digits")
-    write_dataset("digits", root / "all")
-    return subset(root / "all", root / "small", per_class=20)
+    return real_digits(tmp_path_factory, per_class=20)
 
 
 def tree(folder: Path) -> dict[str, bytes]:

@@ -7,7 +7,7 @@ from pathlib import Path, PurePath
 import pytest
 
 import zoo
-from finetune_data import subset
+from finetune_data import real_digits
 
 
 class FolderPath:
@@ -23,11 +23,7 @@ class FolderPath:
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory):
     """8 real handwritten digits per class."""
-    from zoo.data.packaged import write_dataset
-
-    root = tmp_path_factory.mktemp("digits")
-    write_dataset("digits", root / "all")
-    return subset(root / "all", root / "small", per_class=8)
+    return real_digits(tmp_path_factory, per_class=8)
 
 
 @pytest.fixture(scope="module")
