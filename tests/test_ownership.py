@@ -21,7 +21,7 @@ import zoo
 from helpers import run_zoo
 from finetune_data import real_digits
 from zoo.cli import cli
-from zoo.errors import ArgumentError, BusyError, ModelDirError
+from zoo.errors import ArgumentError, BusyError, ModelDirError, ZooError
 
 FAST = dict(epochs=1, batch_size=32, seed=0)
 
@@ -247,3 +247,17 @@ def test_a_finetune_output_is_0644_and_0755_under_umask_022(digits, tmp_path):
     assert stat.S_IMODE(out.stat().st_mode) == 0o755
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()}
     assert modes == {name: 0o644 for name in ("README.md", "config.json", "confusion_matrix.png", "model.safetensors")}
+
+
+def test_a_folder_named_like_a_swap_that_zoo_did_not_leave_is_never_touched(tmp_path):
+    from zoo.modeldir import save_model_dir
+
+    mine = tmp_path / ".out.previous"
+    (mine / "src").mkdir(parents=True)
+    (mine / "src" / "thesis.tex").write_text("mine")
+    out = tmp_path / "out"
+    save_model_dir(zoo.load("mlp-digits"), out)  # no output yet: the folder is not put in its place
+    with pytest.raises(ZooError, match=r"\.out\.previous beside it was not left by zoo"):
+        save_model_dir(zoo.load("mlp-digits"), out, overwrite=True)  # an output there: the folder is not deleted
+    assert (mine / "src" / "thesis.tex").read_text() == "mine"
+    assert json.loads((out / "config.json").read_text())["library"] == "zoo"

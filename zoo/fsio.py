@@ -156,6 +156,11 @@ def publish_dir(staging: Path, target: Path, *, replace: bool = False) -> None:
     if not replace:
         raise ZooError(f"{target} already exists", "choose another path, or ask to overwrite it")
     previous = previous_path(target)
+    if previous.exists() or previous.is_symlink():
+        raise ZooError(
+            f"{target} cannot be replaced: {previous.name} beside it was not left by zoo, and zoo parks the old folder there",
+            f"move {previous} away (nothing was changed)",
+        )
     with _journaled({"kind": "swap", "path": str(previous), "target": str(target)}):
         os.rename(target, previous)
         os.rename(staging, target)
@@ -165,6 +170,9 @@ def publish_dir(staging: Path, target: Path, *, replace: bool = False) -> None:
 def recover_swap(target: Path) -> str | None:
     """Finish a replacement of `target` that a crash interrupted.
 
+    Only a ``.previous`` folder that the journal says a dead zoo process left is touched: a folder
+    that merely has that name is the user's, and stays where it is.
+
     Returns:
         "restored" when the old folder was put back (the new one never arrived), "finished" when
         the new one had arrived and the old one was deleted, None when there was nothing to do.
@@ -172,12 +180,19 @@ def recover_swap(target: Path) -> str | None:
     previous = previous_path(target)
     if not previous.is_dir() or previous.is_symlink():
         return None
+    notes = [note for note, entry in _dead_notes() if entry.get("kind") == "swap" and Path(entry["path"]) == previous]
+    if not notes:
+        return None
     if target.exists() or target.is_symlink():
         shutil.rmtree(previous)
-        return "finished"
-    os.rename(previous, target)
-    warnings.warn(f"{target} was restored from {previous.name}, left by a replacement that was interrupted", stacklevel=2)
-    return "restored"
+        done = "finished"
+    else:
+        os.rename(previous, target)
+        warnings.warn(f"{target} was restored from {previous.name}, left by a replacement that was interrupted", stacklevel=2)
+        done = "restored"
+    for note in notes:
+        note.unlink(missing_ok=True)
+    return done
 
 
 # -- locks ---------------------------------------------------------------------------------------
@@ -259,15 +274,8 @@ def orphans() -> list[Orphan]:
         for path in sorted(home.rglob(".*.tmp")):
             if path.is_file() and not path.is_symlink() and _abandoned(path):
                 found.append(Orphan(path, "temporary file", path.stat().st_size))
-    folder = journal_dir()
-    for note in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        try:
-            entry = json.loads(note.read_text(encoding="utf-8"))
-            pid, host, path = int(entry["pid"]), str(entry["host"]), Path(entry["path"])
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-        if host != socket.gethostname() or _alive(pid):
-            continue
+    for note, entry in _dead_notes():
+        pid, path = int(entry["pid"]), Path(entry["path"])
         if entry.get("kind") == "swap":
             target = Path(str(entry.get("target")))
             if path != previous_path(target):  # a forged note must not name arbitrary folders
@@ -277,6 +285,22 @@ def orphans() -> list[Orphan]:
             found.append(Orphan(path, "staging folder", _size(path), note))
         else:
             found.append(Orphan(path, "journal entry", 0, note))  # its folder is gone: only the note is left
+    return found
+
+
+def _dead_notes() -> list[tuple[Path, dict]]:
+    """The journal's notes (file, entry) written on this host by processes that are gone."""
+    folder = journal_dir()
+    found = []
+    for note in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            entry = json.loads(note.read_text(encoding="utf-8"))
+            pid, host = int(entry["pid"]), str(entry["host"])
+            Path(entry["path"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if host == socket.gethostname() and not _alive(pid):
+            found.append((note, entry))
     return found
 
 
