@@ -66,7 +66,7 @@ def load_resolved(
         if num_classes is not None:
             arch_args["num_classes"] = num_classes
         model = build_model(resolved.arch, **arch_args)
-        model.zoo = model_info(arch_name, arch_name, arch_args={**resolved.arch.defaults, **arch_args})
+        model.zoo.name = model.zoo.arch = arch_name  # a resolver's name (timm/...) is how it is found again
         return model
     return load_pretrained(resolved.arch, resolved.weights, arch_name=arch_name, num_classes=num_classes, **arch_args)
 
