@@ -261,3 +261,12 @@ def test_a_folder_named_like_a_swap_that_zoo_did_not_leave_is_never_touched(tmp_
         save_model_dir(zoo.load("mlp-digits"), out, overwrite=True)  # an output there: the folder is not deleted
     assert (mine / "src" / "thesis.tex").read_text() == "mine"
     assert json.loads((out / "config.json").read_text())["library"] == "zoo"
+
+
+def test_a_partial_folder_holding_what_zoo_did_not_write_is_never_deleted(digits, tmp_path):
+    work = tmp_path / ".out.partial"
+    work.mkdir()
+    (work / "notes.txt").write_text("mine")
+    with pytest.raises(ArgumentError, match=r"holds what zoo did not write there \(notes\.txt\)"):
+        zoo.finetune("mlp-digits", digits, output=str(tmp_path / "out"), overwrite=True, **FAST)
+    assert (work / "notes.txt").read_text() == "mine" and not (tmp_path / "out").exists()

@@ -79,8 +79,19 @@ def partial_dir(output: Path) -> Path:
     return output.with_name(f".{output.name}.partial")
 
 
+# What a run keeps in its partial folder: the checkpoint, the staged model directory, their temporary files.
+_PARTIAL_NAMES = re.compile(r"checkpoint\.pt|model|\..+\.tmp")
+
+
 def check_no_checkpoint(work: Path, options: FinetuneOptions) -> None:
-    """An interrupted run's checkpoint is resumed (--resume) or discarded (--overwrite), never silently."""
+    """An interrupted run's checkpoint is resumed (--resume) or discarded (--overwrite), never silently;
+    a partial folder holding anything zoo does not write there is the user's, and is never deleted."""
+    foreign = sorted(p.name for p in work.iterdir() if not _PARTIAL_NAMES.fullmatch(p.name)) if work.is_dir() else []
+    if foreign or (work.is_symlink() or (work.exists() and not work.is_dir())):
+        raise ArgumentError(
+            f"{str(work)!r}, where a run keeps its checkpoint, holds what zoo did not write there ({', '.join(foreign) or work.name})",
+            "move it away (nothing was changed), or choose another --output",
+        )
     checkpoint = work / "checkpoint.pt"
     if checkpoint.is_file() and not options.resume and not options.overwrite:
         raise ArgumentError(
