@@ -72,7 +72,7 @@ def confusion_png(matrix: list[list[int]], classes: list[str], path: Path) -> No
             box = (label_width + j * cell, top + i * cell, label_width + (j + 1) * cell - 1, top + (i + 1) * cell - 1)
             draw.rectangle(box, fill=(shade, shade, 255), outline="gray")
             draw.text((box[0] + 4, box[1] + cell // 3), str(count), fill="black" if shade > 110 else "white", font=font)
-    image.save(path)
+    image.save(path, format="PNG")  # `path` may be a temporary name without .png (zoo.fsio.atomic_path)
 
 
 def write_output(
@@ -96,7 +96,7 @@ def write_output(
     staging = work / "model"
     if staging.exists():
         shutil.rmtree(staging)
-    save_model_dir(model, staging, metrics=_finite(metrics), training=_finite(training))
+    save_model_dir(model, staging, metrics=finite(metrics), training=finite(training))
     if classes:
         confusion_png(metrics["confusion_matrix"], classes, staging / "confusion_matrix.png")
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -104,12 +104,12 @@ def write_output(
     shutil.rmtree(work, ignore_errors=True)
 
 
-def _finite(value: Any) -> Any:
+def finite(value: Any) -> Any:
     """NaN and infinities as None, so the JSON files stay standard JSON."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: finite(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
+        return [finite(v) for v in value]
     return value
