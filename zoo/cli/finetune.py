@@ -68,11 +68,16 @@ def resume_command() -> str:
 CLICK_TYPES: dict[str, Any] = {"output": click.Path(file_okay=False), "device": click.Choice(DEVICES)}
 
 
+def flags_of(spec: dataclasses.Field) -> tuple[str, ...]:
+    """The CLI flags of a field of `FinetuneOptions`: its own, else `--<name>`."""
+    return spec.metadata["flags"] or ("--" + spec.name.replace("_", "-"),)
+
+
 def option_flags(command: Callable) -> Callable:
     """Add one click option per field of `FinetuneOptions`, with its flags, default and help."""
     hints = typing.get_type_hints(FinetuneOptions)
     for spec in reversed(dataclasses.fields(FinetuneOptions)):
-        flags = spec.metadata["flags"] or ("--" + spec.name.replace("_", "-"),)
+        flags = flags_of(spec)
         kind = next(t for t in typing.get_args(hints[spec.name]) or (hints[spec.name],) if t is not type(None))
         if kind is bool:
             # a bare flag sets True; a flag of its own (--no-cache, --random-init) sets False
@@ -85,6 +90,16 @@ def option_flags(command: Callable) -> Callable:
             )
         command = option(command)
     return command
+
+
+def rank_command(model: str, data: str, given: dict[str, Any], quiet: bool, json_: bool) -> list[str]:
+    """The command line (after `zoo`) that each rank of `--nproc` runs: the options given, without --nproc."""
+    fields = {spec.name: spec for spec in dataclasses.fields(FinetuneOptions)}
+    argv = ["finetune", model, "--data", data]
+    for name, value in given.items():
+        flag = flags_of(fields[name])[0]
+        argv += [flag] if isinstance(value, bool) else [flag, str(value)]
+    return argv + ["--quiet"] * quiet + ["--json"] * json_
 
 
 def data_format_alias(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -100,8 +115,14 @@ def data_format_alias(ctx: click.Context, param: click.Parameter, value: str | N
 @option_flags
 @click.option("--format", "legacy_format", hidden=True, callback=data_format_alias)
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
+@click.option(
+    "--nproc", type=click.IntRange(min=1), default=1, show_default=True,
+    help="Ranks (processes) training data-parallel on this machine, started through torch.distributed.run; see docs/scaling.md.",
+)
 @json_option
-def finetune_command(model: str, data: str, quiet: bool, json_: bool, legacy_format: str | None, **options: Any) -> None:
+def finetune_command(
+    model: str, data: str, quiet: bool, json_: bool, legacy_format: str | None, nproc: int, **options: Any
+) -> None:
     """Fine-tune MODEL on --data and write a model directory.
 
     \b
@@ -111,8 +132,10 @@ def finetune_command(model: str, data: str, quiet: bool, json_: bool, legacy_for
       zoo finetune resnet18 --data ./folder --strategy last-n:2 --augment
       zoo finetune lstm-text --data lines.csv --text-column text --label-column play --json
       zoo finetune lstm-text --data ./plays --data-format corpus --warmup 0.05 --max-grad-norm 0.5
+      zoo finetune lenet5.digits --data ./faces --strategy full --nproc 2
     """
     from zoo.finetuning import finetune
+    from zoo.finetuning.distributed import is_main_process, reported_by_launcher
 
     ctx = click.get_current_context()
     given = {name: value for name, value in options.items() if ctx.get_parameter_source(name) != ParameterSource.DEFAULT}
@@ -120,14 +143,23 @@ def finetune_command(model: str, data: str, quiet: bool, json_: bool, legacy_for
         if given.get("data_format", legacy_format) != legacy_format:
             raise click.UsageError("--format is the old name of --data-format: give one of them")
         given["data_format"] = legacy_format
-    show = not quiet and not json_ and sys.stderr.isatty()
+    if nproc > 1:
+        launch_ranks(model, data, given, quiet, json_, nproc)
+        return
+    show = not quiet and not json_ and sys.stderr.isatty() and is_main_process()
     from zoo.finetuning.loop import TrainingInterrupted
 
     try:
         result = finetune(model, data, progress=ProgressBars(show), **given)
-    except TrainingInterrupted as stopped:
-        click.echo(interrupted_line(stopped), err=True)
-        ctx.exit(128 + stopped.signum)
+    except Exception as exc:
+        if reported_by_launcher():  # a rank of --nproc: its launcher prints the one line naming the failed rank
+            ctx.exit(1)
+        if not isinstance(exc, TrainingInterrupted):
+            raise
+        click.echo(interrupted_line(exc), err=True)
+        ctx.exit(128 + exc.signum)
+    if not is_main_process():  # rank 0 reports for every rank
+        return
     if not quiet and not json_:
         for line in result.data.get("skip_report", []):
             click.echo(f"Warning: {line}", err=True)
@@ -141,6 +173,16 @@ def finetune_command(model: str, data: str, quiet: bool, json_: bool, legacy_for
     width = max(len(key) for key, _ in rows)
     for key, value in rows:
         click.echo(f"{key.ljust(width)}  {value}")
+
+
+def launch_ranks(model: str, data: str, given: dict[str, Any], quiet: bool, json_: bool, nproc: int) -> None:
+    """`--nproc N`: the options checked once here, then N ranks of this command through torch.distributed.run."""
+    from zoo.finetuning.distributed import launch
+    from zoo.finetuning.engine import output_path, partial_dir
+
+    FinetuneOptions(**given)  # a bad option is refused once, before any rank starts
+    checkpoint = partial_dir(output_path(given.get("output"), model)) / "checkpoint.pt"
+    launch(rank_command(model, data, given, quiet, json_), nproc, checkpoint)
 
 
 COMMANDS = [finetune_command]

@@ -6,8 +6,10 @@ from typing import Any, Callable, Iterable
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, RandomSampler
+from torch.utils.data import DataLoader, RandomSampler, Subset
 
+from zoo.errors import ArgumentError
+from zoo.finetuning.distributed import Ranks, Wrapped, shard
 from zoo.finetuning.features import pre_logits
 from zoo.finetuning.loop import epoch_seed
 from zoo.finetuning.strategy import Strategy, train_mode
@@ -24,6 +26,15 @@ def _samples_per_epoch(size: int, batch_size: int, steps: int | None) -> int:
     if batch_size > 1 and samples > 1 and samples % batch_size == 1:
         samples -= 1
     return samples
+
+
+def _rank_batches(order: torch.Tensor, batch_size: int, ranks: Ranks, least: int) -> list[list[int]]:
+    """This rank's part of each global batch of `order`: the batch split in `ranks.world` parts whose
+    sizes differ by one at most. A last batch too small to give every rank `least` samples is dropped."""
+    batches = list(order.split(batch_size))
+    if batches and len(batches[-1]) < ranks.world * least:
+        batches.pop()
+    return [batch.tensor_split(ranks.world)[ranks.rank].tolist() for batch in batches]
 
 
 def _epoch_order(size: int, seed: int, epoch: int) -> torch.Tensor:
@@ -64,6 +75,7 @@ class HeadOnFeatures:
         self.seed = seed
         self.samples = _samples_per_epoch(self.size, batch_size, steps_per_epoch)
         self.steps_per_epoch = math.ceil(self.samples / batch_size)
+        self.sharded = False  # every rank trains the head on all the features, identically
 
     def train_mode(self) -> None:
         self.module.train()
@@ -86,7 +98,11 @@ class HeadOnFeatures:
 
 
 class ModelOnLoader:
-    """The model run on every batch: what `last-n`, `full`, augmentation and language models need."""
+    """The model run on every batch: what `last-n`, `full`, augmentation and language models need.
+
+    With several ranks, each global batch of `batch_size` is split between them, training runs under
+    DistributedDataParallel (`wrap`), and each rank validates its shard of the validation set.
+    """
 
     def __init__(
         self,
@@ -103,6 +119,7 @@ class ModelOnLoader:
         pin_memory: bool = False,
         collate: Callable[[list], Any] | None = None,
         forward: Callable[[nn.Module, Any], torch.Tensor] | None = None,
+        ranks: Ranks | None = None,
     ):
         self.module = model
         self.strategy = strategy
@@ -114,6 +131,29 @@ class ModelOnLoader:
         self.forward = forward
         self.samples = _samples_per_epoch(len(train), batch_size, steps_per_epoch)
         self.steps_per_epoch = math.ceil(self.samples / batch_size)
+        self.ranks = ranks or Ranks()
+        self.sharded = self.ranks.active
+        self.wrapped: Wrapped | None = None
+        self.least = 1
+
+    def wrap(self, device: torch.device, batchnorm: bool) -> None:
+        """Train through DistributedDataParallel (the classifier alone when the backbone is frozen); with
+        BatchNorm layers training, each rank gets two samples of a batch at least (SyncBatchNorm on CUDA)."""
+        if batchnorm and device.type != "cuda":
+            self.least = 2  # on the CPU each rank normalises its own share of the batch
+        if len(_rank_batches(torch.arange(self.batch_size), self.batch_size, self.ranks, self.least)) == 0:
+            raise ArgumentError(
+                f"--batch-size {self.batch_size} over {self.ranks.world} ranks leaves a rank fewer than {self.least} "
+                "samples per batch", f"use --batch-size {self.ranks.world * self.least} or more (the global batch)"
+            )
+        self.wrapped = Wrapped(self.module, self._logits, device, sync_batchnorm=batchnorm)
+        self.steps_per_epoch = len(_rank_batches(torch.arange(self.samples), self.batch_size, self.ranks, self.least))
+
+    def unwrap(self) -> None:
+        """The module as it was before `wrap` (its original BatchNorm layers), holding what it learned."""
+        if self.wrapped is not None:
+            self.wrapped.unwrap()
+            self.wrapped = None
 
     def train_mode(self) -> None:
         if self.strategy.frozen_backbone:
@@ -124,16 +164,25 @@ class ModelOnLoader:
             train_mode(self.module)
 
     def logits(self, inputs: Any) -> torch.Tensor:
+        if self.wrapped is not None and torch.is_grad_enabled():  # a training step, through DDP
+            return self.wrapped.ddp(inputs)
+        return self._logits(self.module, inputs)  # evaluation: the module itself, on this rank's shard
+
+    def _logits(self, model: nn.Module, inputs: Any) -> torch.Tensor:
         if self.forward is not None:
-            return self.forward(self.module, inputs)
+            return self.forward(model, inputs)
         if self.strategy.frozen_backbone:
-            return self.module.get_classifier()(pre_logits(self.module, inputs))
-        return self.module(inputs)
+            return model.get_classifier()(pre_logits(model, inputs))
+        return model(inputs)
 
     def train_batches(self, epoch: int) -> Iterable[tuple[Any, torch.Tensor]]:
         if hasattr(self.train, "set_epoch"):
             self.train.set_epoch(epoch)
         seed = epoch_seed(self.seed, epoch)
+        if self.sharded:  # the one-process order, each global batch split between the ranks
+            order = _epoch_order(len(self.train), self.seed, epoch)[: self.samples]
+            batches = _rank_batches(order, self.batch_size, self.ranks, self.least)
+            return DataLoader(self.train, batch_sampler=batches, generator=_generator(seed + 1), **self.loader_args)
         sampler = RandomSampler(self.train, num_samples=self.samples, generator=_generator(seed))
         # The loader's own generator seeds its workers, so no draw from the global RNG happens here.
         return DataLoader(
@@ -141,4 +190,5 @@ class ModelOnLoader:
         )
 
     def val_batches(self) -> Iterable[tuple[Any, torch.Tensor]]:
-        return DataLoader(self.val, batch_size=self.batch_size, shuffle=False, **self.loader_args)
+        val = Subset(self.val, list(shard(len(self.val), self.ranks))) if self.sharded else self.val
+        return DataLoader(val, batch_size=self.batch_size, shuffle=False, **self.loader_args)

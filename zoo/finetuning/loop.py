@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from zoo.errors import ArgumentError, ZooError
+from zoo.finetuning.distributed import Ranks, agree, gather_rows, sum_over_ranks
 from zoo.finetuning.features import autocast, to_device
 from zoo.training import EarlyStopping, clip_grad_norm, warmup_cosine
 
@@ -31,6 +32,7 @@ class Job(Protocol):
     module: nn.Module  # whose state is checkpointed and restored to its best epoch
     param_groups: list[dict[str, Any]]
     steps_per_epoch: int
+    sharded: bool  # each rank runs its part of every batch: losses and counts are summed over the ranks
 
     def train_mode(self) -> None: ...
 
@@ -128,6 +130,7 @@ def fit(
     resume: bool,
     progress: Progress | None = None,
     stop: StopRequest | None = None,
+    ranks: Ranks | None = None,
 ) -> FitOutcome:
     """Train `job.module` for up to `options.epochs`, keeping the epoch with the lowest validation loss.
 
@@ -140,6 +143,7 @@ def fit(
         resume: continue from `checkpoint` when it exists.
         progress: called with ("train", step, steps, info) per batch and ("epoch", n, epochs, info).
         stop: when set (`stop_on_signals`), training stops after the current step.
+        ranks: this process's rank; rank 0 alone writes the checkpoint, which every rank resumes from.
 
     Returns:
         The per-epoch history and the best epoch; `job.module` holds the best epoch's weights.
@@ -148,6 +152,7 @@ def fit(
         TrainingInterrupted: `stop` was set; the checkpoint of the last finished epoch is kept.
     """
     stop = stop or StopRequest()
+    ranks = ranks or Ranks()
     optimizer = torch.optim.AdamW(job.param_groups, weight_decay=options.weight_decay)
     total = options.epochs * job.steps_per_epoch
     scheduler = warmup_cosine(optimizer, round(options.warmup * total), total)
@@ -167,6 +172,8 @@ def fit(
         scheduler.load_state_dict(state["scheduler"])
         stopper.load_state_dict(state["stopper"])
         best_state, history, start = state["best"], state["history"], state["epoch"]
+    if ranks.active:
+        agree(start, f"the epoch to resume from (the checkpoint {checkpoint})")
     params = [p for group in job.param_groups for p in group["params"]]
     loss_fn = nn.CrossEntropyLoss(label_smoothing=options.label_smoothing, ignore_index=-100)
     started = time.perf_counter()
@@ -187,11 +194,12 @@ def fit(
             {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": result.loss,
              "val_accuracy": result.accuracy, "seconds": seconds}
         )
-        _save_checkpoint(
-            checkpoint,
-            {"key": run_key, "epoch": epoch + 1, "module": _copy_state(job.module), "optimizer": optimizer.state_dict(),
-             "scheduler": scheduler.state_dict(), "stopper": stopper.state_dict(), "best": best_state, "history": history},
-        )
+        if ranks.main:  # nothing in it is rank-specific: any number of ranks resumes from it
+            _save_checkpoint(
+                checkpoint,
+                {"key": run_key, "epoch": epoch + 1, "module": _copy_state(job.module), "optimizer": optimizer.state_dict(),
+                 "scheduler": scheduler.state_dict(), "stopper": stopper.state_dict(), "best": best_state, "history": history},
+            )
         if progress is not None:
             per_epoch = (time.perf_counter() - started) / (epoch + 1 - start)
             eta = 0.0 if stopper.should_stop else per_epoch * (options.epochs - epoch - 1)
@@ -208,15 +216,19 @@ def _train_epoch(job, optimizer, scheduler, loss_fn, params, options, device, ep
         inputs, targets = to_device(inputs, device), targets.to(device)
         with autocast(device):
             logits = job.logits(inputs)
-        loss = loss_fn(logits.float().flatten(0, -2), targets.flatten())
+        if job.sharded:
+            loss, n, batch_loss = _global_loss(logits, targets, options, stop)
+        else:
+            loss = loss_fn(logits.float().flatten(0, -2), targets.flatten())
+            n = int((targets != -100).sum())
+            batch_loss = float(loss.detach())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if options.max_grad_norm > 0:
             clip_grad_norm(params, options.max_grad_norm)
         optimizer.step()
         scheduler.step()
-        n = int((targets != -100).sum())
-        total_loss += float(loss.detach()) * n
+        total_loss += batch_loss * n
         count += n
         if progress is not None:
             progress("train", step + 1, job.steps_per_epoch, {"epoch": epoch + 1, "loss": total_loss / max(1, count)})
@@ -225,8 +237,24 @@ def _train_epoch(job, optimizer, scheduler, loss_fn, params, options, device, ep
     return total_loss / max(1, count)
 
 
+def _global_loss(logits: torch.Tensor, targets: torch.Tensor, options: LoopOptions, stop: StopRequest) -> tuple[torch.Tensor, int, float]:
+    """This rank's share of the global batch's mean loss, scaled so that DDP's average of the ranks' gradients
+    is the gradient of that mean however the batch was split; the global target count and mean loss.
+    A stop request on any rank stops every rank after this step."""
+    summed = nn.functional.cross_entropy(
+        logits.float().flatten(0, -2), targets.flatten(), label_smoothing=options.label_smoothing,
+        ignore_index=-100, reduction="sum",
+    )
+    count, total, stops = sum_over_ranks([float((targets != -100).sum()), float(summed.detach()), float(stop.signum is not None)])
+    if stops and stop.signum is None:
+        stop.signum = signal.SIGTERM  # another rank was asked to stop
+    world = torch.distributed.get_world_size()
+    return summed * world / max(1.0, count), int(count), total / max(1.0, count)
+
+
 def evaluate(job: Job, device: torch.device, collect: bool = False) -> Evaluation:
-    """Validation loss (nats per target) and accuracy, in eval mode; predictions when `collect`."""
+    """Validation loss (nats per target) and accuracy, in eval mode; predictions when `collect`.
+    A sharded job's ranks each run their shard of the validation set and share the sums."""
     job.module.eval()
     loss_fn = nn.CrossEntropyLoss(reduction="sum", ignore_index=-100)
     total, correct, count = 0.0, 0, 0
@@ -245,6 +273,11 @@ def evaluate(job: Job, device: torch.device, collect: bool = False) -> Evaluatio
             if collect:
                 predictions += predicted[mask].tolist()
                 targets_seen += targets[mask].tolist()
+    if job.sharded:
+        total, correct, count = sum_over_ranks([total, float(correct), float(count)])
+        if collect:  # in sample order: the shards are contiguous
+            predictions = gather_rows(torch.tensor(predictions, dtype=torch.int64)).tolist()
+            targets_seen = gather_rows(torch.tensor(targets_seen, dtype=torch.int64)).tolist()
     if count == 0:
         return Evaluation(math.nan, math.nan)
     return Evaluation(total / count, correct / count, predictions, targets_seen)

@@ -1,0 +1,305 @@
+"""Data-parallel fine-tuning on torch.distributed: the ranks of a run, its shards, and the `--nproc` launcher.
+
+torchrun (`python -m torch.distributed.run`) starts one process per rank and tells each its rank, the
+world size and where to meet (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT); `zoo finetune
+--nproc N` starts the same workers through torchrun's own `main` with a standalone rendezvous. A rank
+joins the process group once (`process_group`: nccl on CUDA, gloo on the CPU) and leaves it at the end.
+The feature pass is sharded (`shard`: contiguous, each sample on exactly one rank) and gathered back in
+sample order (`gather_rows`); the model trains under DistributedDataParallel (`wrap`); rank 0 alone
+writes.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from zoo.errors import ArgumentError, ZooError
+
+# Set by `launch` for its workers: the launcher prints the one line that names a failed rank.
+LAUNCHED_ENV = "ZOO_NPROC_LAUNCHER"
+
+
+class RankFailed(ZooError):
+    """A rank of a distributed run failed (an error, or killed); the run stopped on every rank."""
+
+
+@dataclass(frozen=True)
+class Ranks:
+    """Where this process stands in the run: its rank, the world size, its rank on this machine."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        """Rank 0: the one that writes checkpoints, the model directory, the summary and progress."""
+        return self.rank == 0
+
+    @property
+    def active(self) -> bool:
+        """More than one rank: collectives are needed."""
+        return self.world > 1
+
+
+def launched() -> bool:
+    """Whether torchrun (or `--nproc`) started this process as a rank (its environment says so)."""
+    return "RANK" in os.environ and "WORLD_SIZE" in os.environ
+
+
+def is_main_process() -> bool:
+    """Rank 0 of a distributed run, or a plain process (read from the environment)."""
+    return os.environ.get("RANK", "0") == "0" or not launched()
+
+
+def reported_by_launcher() -> bool:
+    """A worker of `zoo finetune --nproc`: its launcher prints the failure line, the worker stays quiet."""
+    return launched() and os.environ.get(LAUNCHED_ENV) == "1"
+
+
+@contextlib.contextmanager
+def process_group(device: str) -> Iterator[Ranks]:
+    """This process's place in the run for the block; joins torchrun's process group when started by it.
+
+    The backend is nccl when the run trains on CUDA (`device` auto or cuda, a GPU present), else gloo.
+    A group the caller initialised already is used as it is and left open. An exception leaving the
+    block is written to torchrun's error file (TORCHELASTIC_ERROR_FILE), which names it in the report.
+
+    Args:
+        device: the run's --device (auto, cpu or cuda).
+
+    Returns:
+        The ranks (rank 0 of 1 when not started by torchrun).
+    """
+    if not launched():
+        yield Ranks()
+        return
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    created = not dist.is_initialized()
+    if created:
+        cuda = device != "cpu" and torch.cuda.is_available()
+        if cuda:
+            torch.cuda.set_device(local_rank)
+        dist.init_process_group("nccl" if cuda else "gloo")
+    try:
+        yield Ranks(dist.get_rank(), dist.get_world_size(), local_rank)
+    except BaseException as exc:
+        _record(exc)
+        raise  # the group is not destroyed: a collective with a dead peer could hang, and the process ends
+    if created:
+        dist.destroy_process_group()
+
+
+def _record(exc: BaseException) -> None:
+    """torchrun's error file for this rank, read by the agent that reports the failure."""
+    if os.environ.get("TORCHELASTIC_ERROR_FILE"):
+        from torch.distributed.elastic.multiprocessing.errors import ErrorHandler
+
+        ErrorHandler().record_exception(exc)
+
+
+def rank_device(device: torch.device, ranks: Ranks) -> torch.device:
+    """The device of this rank: its own GPU (LOCAL_RANK) when the run trains on CUDA."""
+    if device.type == "cuda" and ranks.active:
+        return torch.device("cuda", ranks.local_rank)
+    return device
+
+
+def shard(size: int, ranks: Ranks) -> range:
+    """This rank's contiguous share of `size` samples: every sample on exactly one rank, no padding.
+
+    Shares differ by one sample at most; a rank gets none when there are fewer samples than ranks.
+    """
+    return range(size * ranks.rank // ranks.world, size * (ranks.rank + 1) // ranks.world)
+
+
+def _comm_device() -> torch.device:
+    """Where tensors meet: the rank's GPU for nccl, the CPU for gloo."""
+    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+
+
+_DTYPES = ("float32", "int64", "float16", "bfloat16", "float64", "int32")
+_MAX_DIMS = 6
+
+
+def _header(tensor: torch.Tensor | None) -> torch.Tensor:
+    """[rows, dtype code, ndim, shape...] of a tensor (rows -1 for none), padded to a fixed length."""
+    if tensor is None:
+        return torch.full((3 + _MAX_DIMS,), -1, dtype=torch.int64)
+    if tensor.dim() > _MAX_DIMS or str(tensor.dtype).removeprefix("torch.") not in _DTYPES:
+        raise ZooError(f"cannot exchange a {tensor.dtype} tensor of {tensor.dim()} dimensions between ranks")
+    shape = list(tensor.shape) + [0] * (_MAX_DIMS - tensor.dim())
+    code = _DTYPES.index(str(tensor.dtype).removeprefix("torch."))
+    return torch.tensor([len(tensor), code, tensor.dim(), *shape], dtype=torch.int64)
+
+
+def gather_rows(local: torch.Tensor | None) -> torch.Tensor:
+    """Every rank's rows, concatenated in rank order (with contiguous `shard`s: in sample order).
+
+    Args:
+        local: this rank's rows (None when its share is empty); the same dtype and row shape on every rank.
+
+    Returns:
+        The concatenation, on the CPU, on every rank.
+    """
+    where = _comm_device()
+    world = dist.get_world_size()
+    headers = [torch.empty(3 + _MAX_DIMS, dtype=torch.int64, device=where) for _ in range(world)]
+    dist.all_gather(headers, _header(local).to(where))
+    headers = [h.cpu() for h in headers]
+    model = next((h for h in headers if h[0] >= 0), None)
+    if model is None:
+        raise ZooError("no rank holds any rows to gather")
+    dtype = getattr(torch, _DTYPES[int(model[1])])
+    row_shape = [int(n) for n in model[4 : 3 + int(model[2])]]
+    most = max(int(h[0]) for h in headers)
+    padded = torch.zeros([most, *row_shape], dtype=dtype, device=where)
+    if local is not None:
+        padded[: len(local)] = local.to(where)
+    parts = [torch.empty_like(padded) for _ in range(world)]
+    dist.all_gather(parts, padded)
+    return torch.cat([part[: max(0, int(h[0]))].cpu() for part, h in zip(parts, headers)])
+
+
+def broadcast_tensor(tensor: torch.Tensor | None) -> torch.Tensor:
+    """Rank 0's tensor on every rank (the others pass None), on the CPU."""
+    where = _comm_device()
+    header = _header(tensor).to(where)
+    dist.broadcast(header, 0)
+    header = header.cpu()
+    shape = [int(n) for n in header[3 : 3 + int(header[2])]]
+    buffer = tensor.to(where) if tensor is not None else torch.empty(shape, dtype=getattr(torch, _DTYPES[int(header[1])]), device=where)
+    dist.broadcast(buffer, 0)
+    return buffer.cpu()
+
+
+def sum_over_ranks(values: list[float]) -> list[float]:
+    """Each value summed over the ranks (float64)."""
+    total = torch.tensor(values, dtype=torch.float64, device=_comm_device())
+    dist.all_reduce(total)
+    return total.tolist()
+
+
+def agree(value: int, what: str) -> None:
+    """Every rank holds the same `value`, or a `ZooError` says what differs (`what`, with the remedy)."""
+    low = torch.tensor([value, -value], dtype=torch.int64, device=_comm_device())
+    dist.all_reduce(low, op=dist.ReduceOp.MIN)
+    if int(low[0]) != -int(low[1]):
+        raise ArgumentError(
+            f"the ranks disagree on {what} ({int(low[0])} to {-int(low[1])})",
+            "put --output on a file system every machine of the run shares",
+        )
+
+
+class _Call(nn.Module):
+    """`call(module, inputs)` as a module's forward, so that DDP sees every training step whatever runs it
+    (the classifier on pre-logits, a language model's next-token logits)."""
+
+    def __init__(self, module: nn.Module, call: Callable[[nn.Module, Any], torch.Tensor]):
+        super().__init__()
+        self.inner, self.call = module, call
+
+    def forward(self, inputs: Any) -> torch.Tensor:
+        return self.call(self.inner, inputs)
+
+
+class Wrapped:
+    """`call(module, inputs)` under DistributedDataParallel, which averages the gradients of the parameters
+    that train (SyncBatchNorm on CUDA when BatchNorm layers train); `unwrap` puts the original BatchNorm
+    layers back, which share the parameters and statistics the run trained."""
+
+    def __init__(self, module: nn.Module, call: Callable[[nn.Module, Any], torch.Tensor], device: torch.device,
+                 sync_batchnorm: bool):
+        from torch.nn.parallel import DistributedDataParallel
+
+        self.replaced: list[tuple[nn.Module, str, nn.Module]] = []
+        if sync_batchnorm and device.type == "cuda":  # torch's SyncBatchNorm runs on GPUs only
+            self._sync_batchnorm(module)
+        ids = [device.index] if device.type == "cuda" else None
+        self.ddp = DistributedDataParallel(_Call(module, call), device_ids=ids, output_device=device.index if ids else None)
+
+    def _sync_batchnorm(self, root: nn.Module) -> None:
+        for parent in list(root.modules()):
+            for name, child in list(parent.named_children()):
+                if isinstance(child, nn.modules.batchnorm._BatchNorm) and not isinstance(child, nn.SyncBatchNorm):
+                    synced = nn.SyncBatchNorm.convert_sync_batchnorm(child)  # shares the parameters and buffers
+                    setattr(parent, name, synced)
+                    self.replaced.append((parent, name, child))
+
+    def unwrap(self) -> None:
+        """The original BatchNorm layers back in place (DDP holds no state of its own worth keeping)."""
+        for parent, name, original in reversed(self.replaced):
+            setattr(parent, name, original)
+        self.replaced.clear()
+
+
+def launch(argv: list[str], nproc: int, checkpoint: Path | None = None) -> None:
+    """Run `python -m zoo <argv>` as `nproc` ranks on this machine through torch.distributed.run.
+
+    Args:
+        argv: the worker's command line after `zoo` (without --nproc).
+        nproc: the number of ranks.
+        checkpoint: where the run keeps its checkpoint, named when a failed run leaves one.
+
+    Raises:
+        RankFailed: a rank failed; its rank and error in one line.
+    """
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import main
+
+    if launched():
+        raise ArgumentError("--nproc in a process torchrun started", "drop --nproc: torchrun's --nproc-per-node says how many ranks")
+
+    # torchrun's agent logs each step (and a failure as a banner): the one line below says what matters.
+    logging.getLogger("torch.distributed").setLevel(logging.CRITICAL)
+    previous = os.environ.get(LAUNCHED_ENV)
+    os.environ[LAUNCHED_ENV] = "1"
+    try:
+        main(["--standalone", f"--nproc-per-node={nproc}", "--module", "zoo", *argv])
+    except ChildFailedError as exc:
+        rank, message = root_failure(exc.failures)
+        kept = checkpoint is not None and checkpoint.is_file()
+        raise RankFailed(
+            f"rank {rank} of {nproc} failed: {message}",
+            f"the checkpoint {checkpoint} of the last finished epoch is kept: run the same command with --resume to continue"
+            if kept else "fix the cause and run the command again",
+        ) from None
+    finally:
+        if previous is None:
+            os.environ.pop(LAUNCHED_ENV, None)
+        else:
+            os.environ[LAUNCHED_ENV] = previous
+
+
+# What a rank reports when a peer went away first: the consequence, not the cause.
+_AFTERMATH = ("Connection closed by peer", "Connection reset by peer", "DistBackendError", "Broken pipe", "SIGTERM")
+
+
+def root_failure(failures: dict[int, Any]) -> tuple[int, str]:
+    """The rank that failed first and why, from torchrun's `ProcessFailure`s: a rank torchrun stopped
+    (SIGTERM) or that lost its peer counts after one that failed on its own; then the earliest, the lowest rank."""
+
+    def message(failure: Any) -> str:
+        text = failure.message.get("message", "") if isinstance(failure.message, dict) else str(failure.message or "")
+        if failure.exitcode < 0:
+            return f"killed by {failure.signal_name()}"
+        if not text or text.startswith("To enable traceback"):
+            return f"exit code {failure.exitcode}"
+        return " ".join(text.split())
+
+    def order(item: tuple[int, Any]) -> tuple[bool, int, int]:
+        rank, failure = item
+        aftermath = failure.exitcode == -signal.SIGTERM or any(s in message(failure) for s in _AFTERMATH)
+        return aftermath, failure.timestamp, rank
+
+    rank, failure = min(failures.items(), key=order)
+    return rank, message(failure)
