@@ -54,9 +54,20 @@ class ArchSpec:
     num_params: int | None = None
     description: str = ""
     plugin: str | None = None
+    # Another library that loads this architecture's model directories too: its name as the Hub
+    # knows it (the card's library_name, "timm"), and the plugin's "module:function" that gives the
+    # keys that library reads at the top level of config.json (`(model) -> dict`, imported on save).
+    library: str | None = None
+    library_config: str | None = None
 
     def __post_init__(self) -> None:
         _check_name(self.name, "architecture")
+        if self.library is not None:
+            _check_plain(self.library, "library")
+        if self.library_config is not None and (not self.library or ":" not in self.library_config):
+            raise RegistryError(
+                f"architecture {self.name!r}: library_config must be 'module:function' and needs library set"
+            )
         if not self.family or not isinstance(self.family, str):
             raise RegistryError(f"architecture {self.name!r}: family must be a non-empty string")
         if ":" not in self.build:
