@@ -10,7 +10,7 @@ import torch
 
 import zoo
 from zoo.errors import ArgumentError, ModelDirError, WeightsIntegrityError, WeightsUnavailableError
-from zoo.modeldir import read_front_matter, save_model_dir
+from zoo.modeldir import read_config, read_front_matter, save_model_dir
 
 from helpers import run_zoo
 
@@ -32,20 +32,25 @@ def test_a_model_directory_round_trips(mlp_dir):
         assert torch.equal(loaded(x), model.eval()(x))
     assert loaded.zoo.labels == model.zoo.labels
     assert loaded.zoo.arch_args["activation"] == "gelu" and list(loaded.zoo.arch_args["hidden"]) == [16]
-    config = json.loads((folder / "config.json").read_text())
-    assert config["format_version"] == 1 and config["architecture"] == "mlp" and config["training"] == {"epochs": 3}
+    document = json.loads((folder / "config.json").read_text())
+    assert list(document) == ["zoo"]  # no other library reads an mlp: zoo's fields alone, under "zoo"
+    config = read_config(folder)
+    assert config == document["zoo"]
+    assert config["format_version"] == 2 and config["architecture"] == "mlp" and config["training"] == {"epochs": 3}
     card = read_front_matter(folder / "README.md")
-    assert card["library_name"] == "zoo" and card["metrics"] == ["accuracy"]
+    assert card["library_name"] == "zoo" and card["pipeline_tag"] == "tabular-classification"
+    assert "- accuracy: 0.9" in (folder / "README.md").read_text()
 
 
 def test_a_fine_tuned_head_keeps_its_base_weights_in_config_and_card(tmp_path):
     model = zoo.load("tf_efficientnet_lite0.in1k", num_classes=3)
     model.zoo.labels = ["a", "b", "c"]
     folder = save_model_dir(model, tmp_path / "lite")
-    config = json.loads((folder / "config.json").read_text())
+    config = read_config(folder)
     assert config["base_weights"]["id"] == "tf_efficientnet_lite0.in1k" and config["num_classes"] == 3
     card = read_front_matter(folder / "README.md")
     assert card["base_model"] == "timm/tf_efficientnet_lite0.in1k" and card["license"] == "apache-2.0"
+    assert card["library_name"] == "timm" and card["pipeline_tag"] == "image-classification"
     loaded = zoo.load(str(folder))
     assert loaded.get_classifier().out_features == 3 and loaded.zoo.preprocess["mean"] == [0.5, 0.5, 0.5]
     assert torch.equal(loaded.classifier.weight, model.classifier.weight)
@@ -60,9 +65,10 @@ def test_an_existing_directory_is_not_overwritten_unless_asked(mlp_dir):
 
 
 def edit_config(folder, **changes):
+    """Change zoo's fields of config.json (under "zoo"): `files__weights__path=...` sets files.weights.path."""
     config = json.loads((folder / "config.json").read_text())
     for key, value in changes.items():
-        target = config
+        target = config["zoo"]
         *path, last = key.split("__")
         for part in path:
             target = target[part]

@@ -1,13 +1,16 @@
 """The model directory: zoo's one on-disk format, loadable from a path or from the Hub as is.
 
-    config.json         format version, architecture and arguments, labels, preprocessing,
-                        base weights (id + sha256), training summary, files (+ sha256)
+    config.json         zoo's fields under "zoo": format version, architecture and arguments,
+                        labels, preprocessing, base weights (id + sha256), training summary, files
+                        (+ sha256); at the top level, the keys of another library that loads the
+                        directory too (timm's, for a timm architecture: see `ArchSpec.library_config`)
     model.safetensors   the weights
-    README.md           a model card with YAML front matter (library_name, license, base_model, ...)
+    README.md           a model card in the Hub's conventions (`zoo.card`)
     vocab.json          text models only
 
-Reading a directory never follows a name or a symlink out of it, and refuses unknown format
-versions. Nothing here imports torch at module level: `zoo info DIR` stays light.
+Format version 1 had zoo's fields at the top level; `read_config` reads both versions and returns
+zoo's fields alike. Reading a directory never follows a name or a symlink out of it, and refuses
+unknown format versions. Nothing here imports torch at module level: `zoo info DIR` stays light.
 """
 from __future__ import annotations
 
@@ -20,7 +23,8 @@ from zoo.errors import ModelDirError
 from zoo.hookspecs import hookimpl
 from zoo.registry import ModelDirectory
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+ZOO_KEY = "zoo"  # version 2: zoo's fields under this key of config.json
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
 CARD = "README.md"
@@ -87,12 +91,7 @@ def read_config(folder: str | Path, root: Path | None = None) -> dict[str, Any]:
         raise ModelDirError(f"{folder} is not a model directory: it has no {CONFIG}", "pass a directory written by zoo") from None
     except (OSError, ValueError) as exc:
         raise ModelDirError(f"{path} cannot be read as JSON: {exc}") from None
-    version = config.get("format_version") if isinstance(config, dict) else None
-    if version != FORMAT_VERSION:
-        raise ModelDirError(
-            f"{path}: format_version {version!r} is not one this zoo reads (it reads {FORMAT_VERSION})",
-            "upgrade zoo (`pip install -U zoo`) or re-save the model with this version",
-        )
+    config = zoo_fields(config, path)
     for key, kind in (("architecture", str), ("arch_args", dict), ("files", dict)):
         if key not in config:
             raise ModelDirError(f"{path}: field {key!r} is missing", _REWRITE)
@@ -102,6 +101,76 @@ def read_config(folder: str | Path, root: Path | None = None) -> dict[str, Any]:
         if not isinstance(file_name(entry), str):
             raise ModelDirError(f"{path}: files.{role} must be a file name or an object with a \"path\"", _REWRITE)
     return config
+
+
+def zoo_fields(document: Any, path: Path) -> dict[str, Any]:
+    """zoo's fields of a parsed config.json: the whole file in version 1, its "zoo" object in version
+    2, where the top-level keys another library reads (timm's) must agree with zoo's.
+
+    Raises:
+        ModelDirError: no format version zoo reads, "zoo" missing or not an object, or a
+            top-level key that contradicts zoo's fields.
+    """
+    if not isinstance(document, dict):
+        raise ModelDirError(f"{path}: the file must hold a JSON object", _REWRITE)
+    if "format_version" in document:  # version 1: zoo's fields at the top level
+        _check_version(document["format_version"], 1, path)
+        return document
+    if ZOO_KEY not in document:
+        raise ModelDirError(
+            f"{path} has no \"{ZOO_KEY}\" object: it is not a zoo model directory (a timm repo, perhaps)",
+            "load a timm repo with timm.create_model(\"local-dir:DIR\", pretrained=True), or with zoo as "
+            "timm/<architecture> plus its weights; a zoo model directory is written by `zoo finetune`",
+        )
+    config = document[ZOO_KEY]
+    if not isinstance(config, dict):
+        raise ModelDirError(f"{path}: field {ZOO_KEY!r} must be a JSON object", _REWRITE)
+    _check_version(config.get("format_version"), FORMAT_VERSION, path)
+    _check_library_keys(document, config, path)
+    return config
+
+
+def _check_version(version: Any, expected: int, path: Path) -> None:
+    if version != expected or isinstance(version, bool):
+        raise ModelDirError(
+            f"{path}: format_version {version!r} is not one this zoo reads (it reads 1 at the top "
+            f"level, {FORMAT_VERSION} under \"{ZOO_KEY}\")",
+            "upgrade zoo (`pip install -U zoo`) or re-save the model with this version",
+        )
+
+
+# Preprocessing both timm's pretrained_cfg and zoo's preprocess record.
+_SHARED_PREPROCESS = ("input_size", "mean", "std", "interpolation", "crop_pct", "crop_mode")
+
+
+def _check_library_keys(document: dict[str, Any], config: dict[str, Any], path: Path) -> None:
+    """The facts the top-level (timm) keys and zoo's fields both state must be the same: the
+    architecture (zoo may prefix it, ``timm/resnet10t``), the class count and names, the preprocessing."""
+    if "architecture" not in document:
+        return
+    cfg = document.get("pretrained_cfg", {})
+    if not isinstance(cfg, dict):
+        raise ModelDirError(f"{path}: field 'pretrained_cfg' must be a JSON object", _REWRITE)
+    ours, theirs = config.get("architecture"), document["architecture"]
+    if not (isinstance(ours, str) and isinstance(theirs, str) and ours.rsplit("/", 1)[-1] == theirs):
+        _disagree(path, "architecture", theirs, ours)
+    preprocess = config.get("preprocess") if isinstance(config.get("preprocess"), dict) else {}
+    facts = [
+        ("num_classes", document.get("num_classes"), config.get("num_classes")),
+        ("label_names", document.get("label_names", cfg.get("label_names")), config.get("labels")),
+        *[(f"pretrained_cfg.{k}", cfg.get(k), preprocess.get(k)) for k in _SHARED_PREPROCESS],
+    ]
+    for name, theirs, ours in facts:
+        if theirs is not None and ours is not None and theirs != ours:
+            _disagree(path, name, theirs, ours)
+
+
+def _disagree(path: Path, name: str, theirs: Any, ours: Any) -> None:
+    raise ModelDirError(
+        f"{path}: the top-level {name} {theirs!r} disagrees with zoo's {ours!r} (under \"{ZOO_KEY}\")",
+        "timm and zoo would build different models from it: the file was edited or damaged; save or "
+        "download the directory again",
+    )
 
 
 def file_name(entry: Any) -> Any:
@@ -285,7 +354,8 @@ _NOT_OURS = "nothing was changed; choose another output, or move that folder awa
 
 
 def _is_zoo_output(folder: Path) -> bool:
-    """A folder whose config.json carries the zoo's format marker."""
+    """A folder whose config.json carries the zoo's format marker: at the top level (version 1) or
+    under "zoo" (version 2)."""
     config = folder / CONFIG
     if config.is_symlink() or not config.is_file():
         return False
@@ -293,7 +363,8 @@ def _is_zoo_output(folder: Path) -> bool:
         data = json.loads(config.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return isinstance(data, dict) and data.get("library") == "zoo" and isinstance(data.get("format_version"), int)
+    fields = data.get(ZOO_KEY, data) if isinstance(data, dict) else None
+    return isinstance(fields, dict) and fields.get("library") == "zoo" and isinstance(fields.get("format_version"), int)
 
 
 def _write(
@@ -301,6 +372,7 @@ def _write(
     overwrite: bool,
 ) -> None:
     from zoo.cache import sha256_file
+    from zoo.card import card_text, pipeline_tag
     from zoo.fsio import publish_dir, staging_dir
     from zoo.heads import text_tokenizer
     from zoo.statedict import save_safetensors
@@ -315,8 +387,19 @@ def _write(
         save_safetensors(model.state_dict(), tmp / WEIGHTS, metadata={"format": "pt"})
         files["weights"] = {"path": WEIGHTS, "sha256": sha256_file(tmp / WEIGHTS), "size": (tmp / WEIGHTS).stat().st_size}
         config = _config(info, args, files, training, metrics)
-        (tmp / CONFIG).write_text(json.dumps(config, indent=2, default=_plain) + "\n", encoding="utf-8")
-        (tmp / CARD).write_text(_card(config, license, description), encoding="utf-8")
+        spec = _arch_spec(info.arch)
+        library = _library_keys(model, spec)
+        document = {**library, ZOO_KEY: config}
+        (tmp / CONFIG).write_text(json.dumps(document, indent=2, default=_plain) + "\n", encoding="utf-8")
+        card = card_text(
+            json.loads(json.dumps(config, default=_plain)),
+            task=pipeline_tag(model),
+            library=spec.library if library else None,
+            library_architecture=library.get("architecture"),
+            license=license,
+            description=description,
+        )
+        (tmp / CARD).write_text(card, encoding="utf-8")
         publish_dir(tmp, target, replace=overwrite)
 
 
@@ -344,31 +427,35 @@ def _config(info: Any, args: dict[str, Any], files: dict[str, Any], training: An
     }
 
 
-def _card(config: dict[str, Any], license: str | None, description: str | None) -> str:
-    import yaml
-
-    base = _base_weights(config)
-    front: dict[str, Any] = {"library_name": "zoo", "tags": ["zoo", config["architecture"]]}
-    if license or (base and base.license):
-        front["license"] = (license or base.license).lower()  # type: ignore[union-attr]
-    repos = [s.repo for s in base.sources if s.kind == "hf"] if base else []
-    if repos:
-        front["base_model"] = repos[0]
-    if config["metrics"]:
-        front["metrics"] = sorted(config["metrics"])
-    body = [f"# {config['name']}", "", description or f"A `{config['architecture']}` model saved by zoo.", ""]
-    if config["base_weights"]:
-        body += [f"Base weights: `{config['base_weights']['id']}`.", ""]
-    if config["metrics"]:
-        body += ["## Results", "", *[f"- {k}: {v}" for k, v in config["metrics"].items()], ""]
-    body += ["## Use", "", "```python", "import zoo", "model = zoo.load(\"path/or/hf://org/repo\")", "```", ""]
-    return "---\n" + yaml.safe_dump(front, sort_keys=False) + "---\n\n" + "\n".join(body)
-
-
-def _base_weights(config: dict[str, Any]) -> Any:
-    base = config.get("base_weights") or {}
-    if not base.get("id"):
-        return None
+def _arch_spec(arch: str) -> Any:
+    """The registered ArchSpec of a model's architecture (None: a name only a resolver knows, such
+    as ``timm/resnet10t``: `zoo.resolvers` sits above this module, so such a directory keeps zoo's
+    fields alone)."""
     from zoo.registry import default_registry
 
-    return default_registry().weights.get(base["id"])
+    return default_registry().archs.get(arch)
+
+
+def _library_keys(model: Any, spec: Any) -> dict[str, Any]:
+    """The top-level config.json keys of the other library that loads this architecture (its
+    plugin's `library_config`), or {} when zoo alone does.
+
+    Raises:
+        PluginError: the plugin's function fails or gives something that is not a JSON object
+            without a "zoo" key.
+    """
+    if spec is None or spec.library_config is None:
+        return {}
+    from zoo.errors import PluginError
+    from zoo.plugins import import_reference
+
+    owner = f"the {spec.library} config of {spec.name} ({spec.plugin})"
+    make = import_reference(spec.library_config, owner)
+    try:
+        keys = make(model)
+        json.dumps(keys)
+    except Exception as exc:  # plugin code: any failure is the plugin's
+        raise PluginError(f"{owner} failed: {exc}", "report it to the plugin's authors (`zoo plugins` shows its version)") from None
+    if not isinstance(keys, dict) or ZOO_KEY in keys:
+        raise PluginError(f"{owner} gave {type(keys).__name__}, not a JSON object without {ZOO_KEY!r}", "report it to the plugin's authors")
+    return keys

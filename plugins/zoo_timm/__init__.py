@@ -14,6 +14,9 @@ from typing import Any
 
 from zoo import ArchSpec, InputSpec, Source, WeightSpec, hookimpl
 
+# A model directory of a timm architecture is also a timm repo: its config.json carries timm's keys.
+LIBRARY_CONFIG = "zoo_timm.hubconfig:timm_config"
+
 
 @functools.lru_cache(maxsize=1)
 def catalog() -> dict[str, Any]:
@@ -34,6 +37,8 @@ def register_architectures(register):
                 defaults={"num_classes": 1000, "in_chans": 3},
                 num_params=arch["num_params"],
                 description=arch["description"],
+                library="timm",
+                library_config=LIBRARY_CONFIG,
             )
         )
 

@@ -1,0 +1,34 @@
+"""The keys timm reads from a model directory's config.json, so that a directory zoo writes for a
+timm architecture is also a timm model repo: ``timm.create_model("local-dir:DIR" | "hf-hub:org/repo",
+pretrained=True)`` builds it with zoo's weights, labels and preprocessing.
+
+timm's own writer (the one ``timm.models.push_to_hf_hub`` uses) makes them, so the layout follows the
+installed timm: ``architecture``, ``num_classes``, ``num_features``, ``label_names``, ``model_args``
+and ``pretrained_cfg`` (input_size, mean, std, interpolation, crop_pct, crop_mode, ...).
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def timm_config(model: Any) -> dict[str, Any]:
+    """timm's config.json keys for a timm model zoo built or loaded.
+
+    Args:
+        model: a timm model with ``model.zoo`` (its labels and preprocessing go into the config).
+
+    Returns:
+        The keys, as timm's ``save_config_for_hf`` writes them.
+    """
+    from timm.models._hub import save_config_for_hf
+
+    info = model.zoo
+    extra = {"label_names": list(info.labels)} if info.labels else {}
+    preprocess = {k: tuple(v) if isinstance(v, list) else v for k, v in info.preprocess.items()}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "config.json"
+        save_config_for_hf(model, str(path), model_config=extra, data_config=preprocess or None)
+        return json.loads(path.read_text(encoding="utf-8"))
