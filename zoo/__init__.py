@@ -27,6 +27,7 @@ from zoo.errors import (
 from zoo.exporting import export
 from zoo.finetuning import FinetuneResult, finetune
 from zoo.hookspecs import hookimpl
+from zoo.hub_upload import push
 from zoo.registry import ArchSpec, InputSpec, Registry, Source, WeightSpec
 
 from zoo.version import __version__
@@ -37,6 +38,7 @@ __all__ = [
     "finetune",
     "FinetuneResult",
     "export",
+    "push",
     "list_models",
     "get_spec",
     "get_registry",

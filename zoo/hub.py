@@ -49,11 +49,11 @@ def hub_download(repo: str, filename: str, revision: str | None = None) -> Path:
 
     where = f"{repo}@{revision or 'main'}/{filename}"
     offline = hub_offline()
-    if not offline and not _reachable(_endpoint()):
+    if not offline and not reachable(hub_endpoint()):
         try:  # a file already in the Hugging Face cache still serves
             return Path(hf_hub_download(repo, filename, revision=revision, cache_dir=hub_cache_dir(), local_files_only=True))
         except LocalEntryNotFoundError:
-            raise SourceUnavailable(f"the Hub at {_endpoint()} cannot be reached, and it is not cached") from None
+            raise SourceUnavailable(f"the Hub at {hub_endpoint()} cannot be reached, and it is not cached") from None
     try:
         path = hf_hub_download(
             repo,
@@ -73,20 +73,21 @@ def hub_download(repo: str, filename: str, revision: str | None = None) -> Path:
             raise SourceUnavailable(
                 "not in the Hugging Face cache, and huggingface_hub was imported with HF_HUB_OFFLINE set"
             ) from None
-        raise SourceUnavailable(f"the Hub at {_endpoint()} cannot be reached, and it is not cached") from None
+        raise SourceUnavailable(f"the Hub at {hub_endpoint()} cannot be reached, and it is not cached") from None
     except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError):
         # A mirror answers 401 for a missing file where the Hub answers 404: both mean "not found".
-        raise SourceUnavailable(f"{where} was not found on {_endpoint()} (or needs HF_TOKEN)") from None
+        raise SourceUnavailable(f"{where} was not found on {hub_endpoint()} (or needs HF_TOKEN)") from None
     except (OSError, ValueError) as exc:
         raise SourceUnavailable(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
     return Path(path)
 
 
-def _endpoint() -> str:
+def hub_endpoint() -> str:
+    """HF_ENDPOINT as it is now, else the Hugging Face Hub."""
     return os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
 
 
-def _reachable(endpoint: str) -> bool:
+def reachable(endpoint: str) -> bool:
     """Whether a TCP connection to the endpoint opens within the timeout.
 
     huggingface_hub retries an unreachable Hub for about 23 s; one probe keeps the offline error
