@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import random
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -112,7 +111,7 @@ def evaluate(
     model = _load(model_or_name, runtime)
     name = _model_name(model_or_name, model)
     task = model_task(model)
-    training = _training_summary(model_or_name, model, name) if split == "val" else {}
+    training = _training_summary(model_or_name, model, name, required=split == "val")
     if max_windows is not None and task != LANGUAGE_MODELING:
         raise ArgumentError("max_windows applies to language models", f"drop it: {name} is a classifier")
     samples = _read(Path(data), task, split, training, data_format, text_column, label_column, workers)
@@ -180,13 +179,16 @@ def _model_name(model_or_name: Any, model: Any) -> str:
     return os.fspath(model_or_name) if isinstance(model_or_name, (str, os.PathLike)) else model.zoo.name
 
 
-def _training_summary(model_or_name: Any, model: Any, name: str) -> dict[str, Any]:
-    """The `training` record of the model's directory (the given path, or where a loaded model came from)."""
+def _training_summary(model_or_name: Any, model: Any, name: str, required: bool) -> dict[str, Any]:
+    """The `training` record of the model's directory (the given path, or where a loaded model came from);
+    {} when it has none and none is `required`."""
     from zoo.modeldir import is_model_dir, read_config
 
     folder = model_or_name if isinstance(model_or_name, (str, os.PathLike)) else model.zoo.source
     training = read_config(folder).get("training") if folder and is_model_dir(folder) else None
     if not isinstance(training, dict) or not isinstance(training.get("args"), dict):
+        if not required:
+            return {}
         raise ArgumentError(
             f"{name} has no training summary: --split val needs a model directory written by zoo finetune",
             "evaluate on all of the data (--split all), or give the directory zoo finetune wrote",
@@ -211,8 +213,7 @@ def _read(
         text_column=text_column or args.get("text_column", "text"), label_column=label_column or args.get("label_column", "label"),
         workers=workers, max_val=steps * args["batch_size"] if split == "val" and steps else None,
     )
-    default_format = "corpus" if task == LANGUAGE_MODELING else None
-    data = read_data(path, data_format or args.get("data_format") or default_format, options)
+    data = read_data(path, data_format or args.get("data_format"), options)
     if split == "val":
         recorded = training.get("data", {}).get("fingerprint")
         if recorded and recorded != data.fingerprint:
@@ -258,23 +259,27 @@ def _labels(model: Any, name: str) -> list[str]:
 
 @dataclass(frozen=True)
 class _Feed:
-    """The options fine-tuning's input builders read: no augmentation, the model's own sizes."""
+    """The options fine-tuning's input builders read: no augmentation, the model's own sizes; a language
+    model's held-out windows all, or a seeded sample of `val_windows`."""
 
     batch_size: int
     workers: int
     max_length: int
+    val_windows: int = 0
+    seed: int = 0
+    steps_per_epoch: int | None = None
     image_size: int | None = None
     augment: bool = False
-    seed: int = 0
 
 
-def _inputs(model: Any, data: Any, batch_size: int, workers: int) -> Any:
+def _inputs(model: Any, data: Any, batch_size: int, workers: int, max_windows: int | None, seed: int) -> Any:
     """Fine-tuning's inputs for `data` (its validation side is what is evaluated)."""
     from zoo.finetuning.inputs import image_inputs
     from zoo.finetuning.text_inputs import text_inputs
 
     preprocess = model.zoo.preprocess or {}
-    feed = _Feed(batch_size, workers, int(preprocess.get("context") or preprocess.get("max_length") or 256))
+    context = int(preprocess.get("context") or preprocess.get("max_length") or 256)
+    feed = _Feed(batch_size, workers, context, val_windows=max_windows or 0, seed=seed)
     if data.task == "image-classification":
         return image_inputs(model, data, feed)
     return text_inputs(model, data, feed)
@@ -290,13 +295,9 @@ def _run(
     from zoo.finetuning.engine import pick_device
 
     device = pick_device(device_name)
-    inputs = _inputs(model, data, batch_size, workers)
+    inputs = _inputs(model, data, batch_size, workers, max_windows, seed)
     inputs.pin_memory = device.type == "cuda"
-    dataset, total_windows = inputs.val, len(inputs.val)
-    if max_windows is not None and total_windows > max_windows:
-        from torch.utils.data import Subset
-
-        dataset = Subset(dataset, sorted(random.Random(f"{seed}:windows").sample(range(total_windows), max_windows)))
+    dataset = inputs.val
     if len(dataset) == 0:
         raise DataError(f"{str(data.root)!r} holds nothing to evaluate", "give data with examples in it")
     labels = None if to_model is None else _labels(model, name)
@@ -321,7 +322,7 @@ def _run(
         report.nats_per_char = tally.mean_loss * inputs.tokens_per_char
         report.bits_per_char = report.nats_per_char / math.log(2)
         report.perplexity = math.exp(tally.mean_loss)
-        report.windows, report.windows_total = len(dataset), total_windows
+        report.windows, report.windows_total = len(dataset), len(getattr(dataset, "corpus", dataset))
     else:
         classification_report(report, tally, labels or [])
     return report
