@@ -23,7 +23,8 @@ from zoo.errors import (
     WeightsUnavailableError,
     ZooError,
 )
-# Eager on purpose: zoo.exporting and zoo.finetuning import no torch at the top.
+# Eager on purpose: zoo.evaluation, zoo.exporting and zoo.finetuning import no torch at the top.
+from zoo.evaluation import EvaluationReport, evaluate
 from zoo.exporting import export
 from zoo.finetuning import FinetuneResult, finetune
 from zoo.hookspecs import hookimpl
@@ -37,6 +38,8 @@ __all__ = [
     "load",
     "finetune",
     "FinetuneResult",
+    "evaluate",
+    "EvaluationReport",
     "export",
     "push",
     "list_models",
