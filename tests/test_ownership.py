@@ -22,6 +22,7 @@ from helpers import run_zoo
 from finetune_data import real_digits
 from zoo.cli import cli
 from zoo.errors import ArgumentError, BusyError, ModelDirError, ZooError
+from zoo.modeldir import read_config
 
 FAST = dict(epochs=1, batch_size=32, seed=0)
 
@@ -136,7 +137,7 @@ def test_a_swap_killed_after_the_new_model_arrived_is_finished_by_zoo_cache_clea
 
     save_model_dir(zoo.load("mlp-digits"), out)
     replace_and_kill(out, at_rename=2)
-    assert json.loads((out / "config.json").read_text())["name"] == "second"
+    assert read_config(out)["name"] == "second"
     assert (tmp_path / ".out.previous").is_dir()
     cleaned = CliRunner().invoke(cli, ["cache", "clean", "--json"])
     assert cleaned.exit_code == 0, cleaned.output
@@ -260,7 +261,7 @@ def test_a_folder_named_like_a_swap_that_zoo_did_not_leave_is_never_touched(tmp_
     with pytest.raises(ZooError, match=r"\.out\.previous beside it was not left by zoo"):
         save_model_dir(zoo.load("mlp-digits"), out, overwrite=True)  # an output there: the folder is not deleted
     assert (mine / "src" / "thesis.tex").read_text() == "mine"
-    assert json.loads((out / "config.json").read_text())["library"] == "zoo"
+    assert read_config(out)["library"] == "zoo"
 
 
 def test_a_partial_folder_holding_what_zoo_did_not_write_is_never_deleted(digits, tmp_path):

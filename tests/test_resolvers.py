@@ -10,6 +10,7 @@ from click.testing import CliRunner
 import zoo
 from zoo.cli import cli
 from zoo.errors import ModelDirError, UnknownModelError, WeightsIntegrityError
+from zoo.modeldir import read_config
 from zoo.registry import ModelDirectory
 
 from finetune_data import write_folder
@@ -82,7 +83,7 @@ def test_zoo_finetune_of_a_plugin_reference(demo, tmp_path):
     out = tmp_path / "out"
     result = invoke("finetune", "demo://x", "--data", str(data), "--output", str(out), "--epochs", "1", "--json")
     assert result.exit_code == 0, result.output
-    config = json.loads((out / "config.json").read_text())
+    config = read_config(out)
     assert config["architecture"] == "lenet5" and config["labels"] == ["cat", "dog"]
     assert zoo.load(str(out)).zoo.labels == ["cat", "dog"]
 
@@ -112,7 +113,7 @@ def test_a_resolved_directory_is_verified_like_any_model_directory(demo):
         zoo.load("demo://x")
     config = demo.root / "x" / "config.json"
     record = json.loads(config.read_text())
-    record["files"]["weights"]["path"] = "../../outside.safetensors"
+    record["zoo"]["files"]["weights"]["path"] = "../../outside.safetensors"
     config.write_text(json.dumps(record))
     with pytest.raises(ModelDirError, match="leads outside the model directory"):
         zoo.load("demo://x")

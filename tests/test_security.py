@@ -18,6 +18,7 @@ from PIL import Image
 import zoo
 from zoo.cli import cli
 from zoo.errors import ModelDirError, RegistryError
+from zoo.modeldir import read_config
 
 # subprocess.run(preprocess) runs the preprocess dict's keys as a command: `touch <marker> ...`.
 SHELL_TRANSFORM = "subprocess:run"
@@ -80,8 +81,9 @@ def digits_dir(folder: Path, preprocess: dict | None = None) -> Path:
 
 
 def edit_config(folder: Path, change) -> None:
+    """`change(fields)` on zoo's fields of config.json (under "zoo"), written back."""
     config = json.loads((folder / "config.json").read_text())
-    change(config)
+    change(config["zoo"])
     (folder / "config.json").write_text(json.dumps(config))
 
 
@@ -95,7 +97,7 @@ def test_a_model_directory_naming_code_as_its_transform_is_refused_not_run(tmp_p
 
 def test_a_registered_transform_is_chosen_by_its_plain_name(tmp_path, digit_png):
     good = digits_dir(tmp_path / "good")
-    assert json.loads((good / "config.json").read_text())["preprocess"]["transform"] == "digits"
+    assert read_config(good)["preprocess"]["transform"] == "digits"
     result = zoo_cli("predict", str(good), str(digit_png), "--json")
     assert result.exit_code == 0, result.output
     unknown = digits_dir(tmp_path / "unknown", {"input_size": [1, 8, 8], "transform": "sharpen"})
@@ -153,7 +155,7 @@ def test_finetuning_a_directory_that_names_code_does_not_carry_it_into_the_outpu
     data = write_folder(tmp_path / "data", {"a": 6, "b": 6})
     trained = zoo_cli("finetune", str(evil), "--data", str(data), "-o", str(tmp_path / "mine"), "--epochs", "1", "-q")
     assert trained.exit_code == 0, trained.output
-    recorded = json.loads((tmp_path / "mine" / "config.json").read_text())["preprocess"]
+    recorded = read_config(tmp_path / "mine")["preprocess"]
     assert "transform" not in recorded and str(marker) not in recorded
     assert zoo_cli("predict", str(tmp_path / "mine"), str(digit_png)).exit_code == 0
     assert not marker.exists()

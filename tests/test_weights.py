@@ -155,7 +155,7 @@ def test_a_file_missing_a_key_fails_the_strict_load_naming_it(tmp_path):
     del tensors["head.bias"]
     save_file(tensors, folder / "model.safetensors")
     data = json.loads((folder / "config.json").read_text())
-    data["files"]["weights"]["sha256"] = sha256_file(folder / "model.safetensors")
+    data["zoo"]["files"]["weights"]["sha256"] = sha256_file(folder / "model.safetensors")
     (folder / "config.json").write_text(json.dumps(data))
     with pytest.raises(StrictLoadError, match=r"missing keys head\.bias"):
         zoo.load(str(folder))

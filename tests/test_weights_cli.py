@@ -8,6 +8,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from zoo.cli import cli
+from zoo.modeldir import read_config
 
 LITE0 = "tf_efficientnet_lite0.in1k"
 
@@ -82,7 +83,7 @@ def test_pull_of_a_hub_model_directory_makes_it_loadable_offline(hub, monkeypatc
     [row] = json.loads(pulled.stdout)
     folder = Path(row["path"])
     assert row["name"] == "hf://zoo-tests/mlp-digits" and (folder / "config.json").is_file()
-    config = json.loads((folder / "config.json").read_text())
+    config = read_config(folder)
     listed = {"config.json", *(e["path"] if isinstance(e, dict) else e for e in config["files"].values())}
     assert row["size"] == sum((folder / name).stat().st_size for name in listed)
     assert row["sha256"] == config["files"]["weights"]["sha256"]
