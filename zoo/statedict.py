@@ -96,8 +96,30 @@ def _bad(path: Path, why: str) -> None:
     )
 
 
+def converted_metadata(path: str | Path) -> dict[str, Any]:
+    """The metadata a weights converter returned, kept in its converted file (``zoo.<key>`` entries).
+
+    Raises:
+        WeightsIntegrityError: the header is not valid safetensors, or an entry is not JSON.
+    """
+    path = Path(path)
+    header, _ = _read_header(path, path.stat().st_size)
+    found = {}
+    for key, text in (header.get("__metadata__") or {}).items():
+        if key.startswith("zoo."):
+            try:
+                found[key[len("zoo."):]] = json.loads(text)
+            except (TypeError, ValueError):
+                _bad(path, f"its metadata entry {key!r} is not JSON")
+    return found
+
+
 def save_safetensors(tensors: Mapping[str, torch.Tensor], path: str | Path, metadata: dict[str, str] | None = None) -> None:
-    """Write tensors to `path` atomically (temporary file in the same folder, then a rename)."""
+    """Write tensors to `path` atomically (temporary file in the same folder, then a rename).
+
+    The same tensors and metadata always give the same bytes: safetensors writes the metadata in
+    hash-map order, which differs from process to process, so the header is rewritten sorted.
+    """
     from safetensors.torch import save_file
 
     path = Path(path)
@@ -120,6 +142,22 @@ def save_safetensors(tensors: Mapping[str, torch.Tensor], path: str | Path, meta
             if error is None:
                 raise
             raise error from exc
+        if metadata and len(metadata) > 1:
+            _sort_metadata(tmp)
+
+
+def _sort_metadata(path: Path) -> None:
+    """Rewrite the header of a file safetensors just wrote with its metadata keys sorted, in place:
+    the same entries in another order serialise to the same length."""
+    with open(path, "r+b") as f:
+        length = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(length))
+        header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+        text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        if len(text) > length:  # safetensors escaped something json does not: keep its own header
+            return
+        f.seek(8)
+        f.write(text.ljust(length))
 
 
 def _write_error(exc: Exception, path: Path, tensors: Mapping[str, torch.Tensor]) -> StorageError | None:

@@ -36,6 +36,22 @@ class Fetched:
     def path(self) -> Path:
         return Path(self.record.path)
 
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """What the source's converter returned beside the state dict (``{"labels": [...]}``), kept
+        in the converted file; empty for a file used as it came."""
+        if self.record.source_sha256 is None:
+            return {}
+        from zoo.statedict import converted_metadata
+
+        return converted_metadata(self.path)
+
+    @property
+    def labels(self) -> list[str] | None:
+        """The class names the converter gave, if it gave any."""
+        labels = self.metadata.get("labels")
+        return list(labels) if labels else None
+
 
 # -- the sources -----------------------------------------------------------------------------------
 def _fetch_hf(spec: WeightSpec, source: Source, shapes: Shapes) -> Fetched:
@@ -103,39 +119,139 @@ def _adopt(
         read_safetensors(path)  # the header must be sound before the file is recorded
         return Fetched(write_record(spec.id, description, path, actual, owned=owned), source)
     out = weights_dir(spec.id) / f"{actual[:16]}.safetensors"
-    convert_checkpoint(path, out, source.converter, shapes, is_safetensors=is_safetensors)
+    convert_checkpoint(
+        path, out, source.converter, shapes, is_safetensors=is_safetensors,
+        state_dict_key=source.state_dict_key, map_location=source.map_location,
+    )
     return Fetched(write_record(spec.id, description, out, sha256_file(out), owned=True, source_sha256=actual), source)
 
 
-def convert_checkpoint(path: Path, out: Path, converter: str | None, shapes: Shapes, *, is_safetensors: bool = False) -> None:
+def convert_checkpoint(
+    path: Path,
+    out: Path,
+    converter: str | None,
+    shapes: Shapes,
+    *,
+    is_safetensors: bool = False,
+    state_dict_key: str | None = None,
+    map_location: str = "cpu",
+) -> dict[str, Any]:
     """Read a checkpoint once (pickles with weights_only=True), map its keys, write safetensors.
+
+    The same file converted twice gives the same bytes (`zoo.statedict.save_safetensors`), so
+    the converted file's sha256 is stable.
 
     Args:
         path: a .pth/.bin/.pt pickle or a .safetensors file.
         out: the safetensors file to write (atomically).
         converter: ``"module:function"`` taking (state_dict, target shapes) and returning the mapped
-            state dict; None keeps the keys.
+            state dict, or ``(state_dict, metadata)`` with metadata such as ``{"labels": [...]}``,
+            which the converted file keeps (`Fetched.metadata`); None keeps the keys.
         shapes: returns the target model's state-dict shapes, in module order.
         is_safetensors: the file is safetensors whatever its name (a Hub blob has no suffix).
+        state_dict_key: the key (dotted for nested ones) under which a pickle wraps its state dict;
+            None takes a top-level ``state_dict`` entry when there is one, else the whole pickle.
+        map_location: where torch.load puts the tensors before they are written out.
+
+    Returns:
+        The metadata the converter returned (empty without one).
+
+    Raises:
+        WeightsIntegrityError: the file cannot be read, the key is not in it, or what would be
+            written is not a flat mapping of names to tensors.
     """
     import torch
 
     from zoo.statedict import read_safetensors, save_safetensors
 
     if is_safetensors or path.suffix == ".safetensors":
-        state = read_safetensors(path)
+        state: Any = read_safetensors(path)
     else:
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = torch.load(path, map_location=map_location, weights_only=True)
         except Exception as exc:  # pickle errors come in many types; weights_only refusals included
             raise WeightsIntegrityError(f"{path} cannot be read as a weights-only checkpoint: {exc}") from None
-        if isinstance(state, Mapping) and isinstance(state.get("state_dict"), Mapping):
-            state = state["state_dict"]
+        state = unwrap_state_dict(state, state_dict_key, path)
+    metadata: dict[str, Any] = {}
     if converter:  # only a plugin's WeightSpec names one: registry files may not (registry_file.py)
         from zoo.plugins import import_reference
 
-        state = import_reference(converter, "weights converter")(dict(state), shapes())
-    save_safetensors(state, out, metadata={"format": "pt", "converted_from": path.name})
+        converted = import_reference(converter, "weights converter")(dict(state), shapes())
+        state, metadata = _split_converted(converted, converter)
+    save_safetensors(_tensors_only(state, path), out, metadata={"format": "pt", "converted_from": path.name, **_encode(metadata, converter)})
+    return metadata
+
+
+def unwrap_state_dict(checkpoint: Any, key: str | None, path: Path) -> Any:
+    """The state dict inside a checkpoint: under `key` ("a.b" for nested), else under ``state_dict``
+    when there is such an entry, else the checkpoint itself."""
+    if key is None:
+        inner = checkpoint.get("state_dict") if isinstance(checkpoint, Mapping) else None
+        return inner if isinstance(inner, Mapping) else checkpoint
+    found = checkpoint
+    for part in key.split("."):
+        if not isinstance(found, Mapping) or part not in found:
+            keys = sorted(str(k) for k in found) if isinstance(found, Mapping) else []
+            raise WeightsIntegrityError(
+                f"{path} has no entry {key!r} (at {part!r}: the keys there are {', '.join(keys[:12]) or 'none'})",
+                "set the source's state_dict_key to the key that holds the state dict",
+            )
+        found = found[part]
+    return found
+
+
+def _split_converted(converted: Any, converter: str) -> tuple[Any, dict[str, Any]]:
+    """A converter's result: a state dict, or (state dict, metadata)."""
+    if isinstance(converted, tuple):
+        if len(converted) != 2 or not isinstance(converted[1], Mapping):
+            from zoo.errors import PluginError
+
+            raise PluginError(
+                f"weights converter {converter} returned a tuple of {len(converted)} items",
+                "return the state dict, or (state dict, metadata dict)",
+            )
+        return converted[0], dict(converted[1])
+    return converted, {}
+
+
+def _tensors_only(state: Any, path: Path) -> Mapping[str, Any]:
+    """`state` when it maps names to tensors; otherwise the error says which entries are not."""
+    import torch
+
+    if not isinstance(state, Mapping):
+        raise WeightsIntegrityError(f"{path} holds a {type(state).__name__}, not a state dict", _WRAPPED_REMEDY)
+    others = [f"{k!r} ({type(v).__name__})" for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    if others:
+        nested = [repr(k) for k, v in state.items() if isinstance(v, Mapping)]
+        hint = f"; the state dict may be under {', '.join(nested)}" if nested else ""
+        raise WeightsIntegrityError(
+            f"{path} is not a flat state dict: {', '.join(others[:8])}{' and more' if len(others) > 8 else ''} "
+            f"are not tensors{hint}",
+            _WRAPPED_REMEDY,
+        )
+    return state
+
+
+_WRAPPED_REMEDY = "set the source's state_dict_key to the entry that holds the state dict (Source(state_dict_key=...))"
+
+
+def _encode(metadata: Mapping[str, Any], converter: str | None) -> dict[str, str]:
+    """Converter metadata as safetensors metadata: JSON text under ``zoo.<key>``."""
+    import json
+
+    labels = metadata.get("labels")
+    if labels is not None and not (isinstance(labels, (list, tuple)) and all(isinstance(x, str) for x in labels)):
+        from zoo.errors import PluginError
+
+        raise PluginError(f"weights converter {converter} returned labels that are not a list of strings",
+                          "return {'labels': ['name', ...]}")
+    try:
+        return {f"zoo.{key}": json.dumps(value, ensure_ascii=False) for key, value in metadata.items()}
+    except TypeError as exc:
+        from zoo.errors import PluginError
+
+        raise PluginError(f"weights converter {converter} returned metadata that is not JSON: {exc}",
+                          "return lists, strings and numbers only") from None
 
 
 # -- resolving -------------------------------------------------------------------------------------
