@@ -253,6 +253,7 @@ def launch(argv: list[str], nproc: int, checkpoint: Path | None = None) -> None:
     Raises:
         RankFailed: a rank failed; its rank and error in one line.
     """
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import main
 
@@ -261,23 +262,30 @@ def launch(argv: list[str], nproc: int, checkpoint: Path | None = None) -> None:
 
     # torchrun's agent logs each step (and a failure as a banner): the one line below says what matters.
     logging.getLogger("torch.distributed").setLevel(logging.CRITICAL)
-    previous = os.environ.get(LAUNCHED_ENV)
-    os.environ[LAUNCHED_ENV] = "1"
+    # The cores shared between the ranks (torchrun would give each one thread, and warn that it did).
+    threads = os.environ.get("OMP_NUM_THREADS") or str(max(1, (os.cpu_count() or 1) // nproc))
+    previous = {name: os.environ.get(name) for name in (LAUNCHED_ENV, "OMP_NUM_THREADS")}
+    os.environ.update({LAUNCHED_ENV: "1", "OMP_NUM_THREADS": threads})
     try:
         main(["--standalone", f"--nproc-per-node={nproc}", "--module", "zoo", *argv])
     except ChildFailedError as exc:
         rank, message = root_failure(exc.failures)
-        kept = checkpoint is not None and checkpoint.is_file()
-        raise RankFailed(
-            f"rank {rank} of {nproc} failed: {message}",
-            f"the checkpoint {checkpoint} of the last finished epoch is kept: run the same command with --resume to continue"
-            if kept else "fix the cause and run the command again",
-        ) from None
+        raise RankFailed(f"rank {rank} of {nproc} failed: {message}", _remedy(checkpoint, "fix the cause and run it again")) from None
+    except SignalException as exc:  # Ctrl-C or SIGTERM to the launcher: torchrun stopped the ranks
+        name = signal.Signals(exc.sigval).name
+        raise RankFailed(f"{name} stopped the {nproc} ranks", _remedy(checkpoint, "run it again to start over")) from None
     finally:
-        if previous is None:
-            os.environ.pop(LAUNCHED_ENV, None)
-        else:
-            os.environ[LAUNCHED_ENV] = previous
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _remedy(checkpoint: Path | None, otherwise: str) -> str:
+    if checkpoint is not None and checkpoint.is_file():
+        return f"the checkpoint {checkpoint} of the last finished epoch is kept: run the same command with --resume to continue"
+    return otherwise
 
 
 # What a rank reports when a peer went away first: the consequence, not the cause.

@@ -1,0 +1,199 @@
+"""Data-parallel fine-tuning with 2 gloo ranks on this CPU: `zoo finetune --nproc 2` and torchrun itself give
+what one process gives, the feature pass is split between the ranks, and a killed rank fails the run in one
+line, keeps the checkpoint, and `--resume` in one process finishes it."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import zoo
+from helpers import run_zoo
+from zoo.finetuning.distributed import Ranks, root_failure, shard
+from zoo.finetuning.jobs import _rank_batches
+from zoo.modeldir import read_config
+
+LITE0 = "tf_efficientnet_lite0.in1k"
+
+
+@pytest.fixture(scope="module")
+def faces(tmp_path_factory):
+    """scikit-image's 200 LFW faces / non-faces, written by `zoo data lfw-faces`."""
+    from zoo.data.packaged import write_dataset
+
+    folder = tmp_path_factory.mktemp("lfw") / "faces"
+    write_dataset("lfw-faces", folder)
+    return folder
+
+
+def feature_files(home: Path) -> list[Path]:
+    return sorted((home / "zoo" / "features").glob("*.safetensors"))
+
+
+@pytest.mark.parametrize("size", [0, 1, 5, 40, 41, 160])
+@pytest.mark.parametrize("world", [1, 2, 3, 8])
+def test_shards_hold_every_sample_exactly_once_in_order(size, world):
+    shares = [list(shard(size, Ranks(rank, world))) for rank in range(world)]
+    assert [i for share in shares for i in share] == list(range(size))
+    assert max(map(len, shares)) - min(map(len, shares)) <= 1
+
+
+def test_each_global_batch_is_split_between_the_ranks_and_a_tail_too_small_is_dropped():
+    order = torch.arange(70)
+    parts = [_rank_batches(order, 32, Ranks(rank, 3), least=2) for rank in range(3)]
+    # 32 = 11 + 11 + 10; the last 6 samples give each rank 2: kept
+    assert [len(b) for b in parts[0]] == [11, 11, 2] and [len(b) for b in parts[2]] == [10, 10, 2]
+    assert sorted(i for rank in parts for batch in rank for i in batch) == list(range(70))
+    short = [_rank_batches(torch.arange(69), 32, Ranks(rank, 3), least=2) for rank in range(3)]
+    assert [len(rank) for rank in short] == [2, 2, 2]  # 5 samples cannot give three ranks two each
+
+
+def test_the_rank_that_failed_first_is_named_not_the_ones_that_lost_it(tmp_path, monkeypatch):
+    from torch.distributed.elastic.multiprocessing.errors import ErrorHandler, ProcessFailure
+
+    from zoo.errors import ArgumentError
+
+    def recorded(name: str, exc: Exception) -> str:
+        path = tmp_path / name
+        monkeypatch.setenv("TORCHELASTIC_ERROR_FILE", str(path))
+        try:
+            raise exc
+        except Exception as raised:
+            ErrorHandler().record_exception(raised)
+        return str(path)
+
+    lost = recorded("lost.json", RuntimeError("[gloo/transport/tcp/pair.cc:534] Connection closed by peer [127.0.0.1]:1"))
+    cause = recorded("cause.json", ArgumentError("the output '/x' already exists", "pass --overwrite"))
+    failures = {0: ProcessFailure(0, 11, 1, lost), 1: ProcessFailure(1, 12, 1, cause), 2: ProcessFailure(2, 13, -15, "none")}
+    assert root_failure(failures) == (1, "ArgumentError: the output '/x' already exists (pass --overwrite)")
+    killed = {0: ProcessFailure(0, 11, 1, lost), 1: ProcessFailure(1, 12, -9, "none")}
+    assert root_failure(killed) == (1, "killed by SIGKILL")
+
+
+def test_each_rank_runs_the_command_line_it_was_given():
+    from zoo.cli.finetune import finetune_command, rank_command
+
+    given = {"epochs": 3, "lr": 0.0005, "cache": False, "pretrained": False, "strategy": "last-n:2", "output": "out dir"}
+    argv = rank_command("lenet5", "./faces", given, quiet=True, json_=True)
+    ctx = finetune_command.make_context("finetune", argv[1:])
+    assert {name: ctx.params[name] for name in given} == given
+    assert (ctx.params["model"], ctx.params["data"], ctx.params["quiet"], ctx.params["json_"], ctx.params["nproc"]) == (
+        "lenet5", "./faces", True, True, 1
+    )
+
+
+@pytest.mark.slow
+def test_nproc_is_refused_inside_a_torchrun_rank_and_bad_options_before_any_rank_starts(faces, tmp_path):
+    inside = run_zoo("finetune", "lenet5", "--data", str(faces), "--nproc", "2", env={"RANK": "0", "WORLD_SIZE": "2"})
+    assert inside.returncode == 1
+    assert inside.stderr.strip() == (
+        "Error: --nproc in a process torchrun started (drop --nproc: torchrun's --nproc-per-node says how many ranks)"
+    )
+    bad = run_zoo("finetune", "lenet5", "--data", str(faces), "--nproc", "2", "--epochs", "0", "-o", str(tmp_path / "o"))
+    assert (bad.returncode, bad.stderr.strip()) == (1, "Error: epochs must be a positive integer, got 0")
+    zero = run_zoo("finetune", "lenet5", "--data", str(faces), "--nproc", "0")
+    assert zero.returncode == 2 and "--nproc" in zero.stderr
+
+
+@pytest.mark.slow
+def test_head_on_two_ranks_matches_one_process_and_each_rank_computes_half_the_features(faces, tmp_path, isolated_env):
+    one = zoo.finetune(LITE0, faces, output=str(tmp_path / "one"), image_size=64, epochs=3, runtime="eager")
+    single_features = load_file(feature_files(isolated_env)[0])
+    feature_files(isolated_env)[0].unlink()  # the ranks compute them again, not read them
+    two = run_zoo(
+        "finetune", LITE0, "--data", str(faces), "-o", str(tmp_path / "two"), "--image-size", "64", "--epochs", "3",
+        "--runtime", "eager", "--nproc", "2", "--json",
+    )
+    assert two.returncode == 0, two.stderr
+    summary = json.loads(two.stdout)  # one summary: rank 0 alone prints
+    assert abs(summary["val_accuracy"] - one.val_accuracy) <= 0.01 and one.val_accuracy >= 0.9
+    assert summary["val_loss"] == pytest.approx(one.metrics["val_loss"], abs=1e-4)
+    assert (summary["features"], summary["feature_pass"]["ranks"], summary["feature_pass"]["per_rank"]) == ("computed", 2, [100, 100])
+    training = read_config(tmp_path / "two")["training"]
+    assert training["feature_pass"]["per_rank"] == [100, 100] and training["ranks"] == 2
+    # Stored once, by rank 0: every sample's features once, in the one-process order.
+    [stored] = feature_files(isolated_env)
+    gathered = load_file(stored)
+    for name in ("train_x", "val_x"):
+        torch.testing.assert_close(gathered[name], single_features[name], atol=1e-4, rtol=1e-4)
+    for name in ("train_y", "val_y"):
+        assert torch.equal(gathered[name], single_features[name])
+    # A second 2-rank run reads the cache (rank 0 sends it), and trains the same head.
+    again = run_zoo(
+        "finetune", LITE0, "--data", str(faces), "-o", str(tmp_path / "again"), "--image-size", "64", "--epochs", "3",
+        "--runtime", "eager", "--nproc", "2", "--json",
+    )
+    assert again.returncode == 0, again.stderr
+    cached = json.loads(again.stdout)
+    assert (cached["features"], cached["feature_pass"], cached["val_loss"]) == ("cached", None, summary["val_loss"])
+
+
+@pytest.mark.slow
+def test_full_on_two_ranks_started_by_torchrun_matches_one_process(faces, tmp_path):
+    one = zoo.finetune("lenet5.digits", faces, output=str(tmp_path / "one"), strategy="full", epochs=3)
+    torchrun = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "zoo",
+         "finetune", "lenet5.digits", "--data", str(faces), "--strategy", "full", "--epochs", "3",
+         "-o", str(tmp_path / "two"), "--json"],
+        capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert torchrun.returncode == 0, torchrun.stderr
+    summary = json.loads(torchrun.stdout)
+    assert abs(summary["val_accuracy"] - one.val_accuracy) <= 0.01 and one.val_accuracy > one.metrics["majority_baseline"]
+    # The global batch means what it means in one process: the same losses, epoch by epoch.
+    for mine, theirs in zip(summary["history"], one.history):
+        assert mine["train_loss"] == pytest.approx(theirs["train_loss"], abs=1e-4)
+        assert mine["val_loss"] == pytest.approx(theirs["val_loss"], abs=1e-4)
+    assert read_config(tmp_path / "two")["training"]["ranks"] == 2
+
+
+def rank_pid(launcher: subprocess.Popen, rank: int) -> int:
+    """The pid of the worker torchrun started for `rank` (a child of the launcher; RANK in its environment)."""
+    for child in Path(f"/proc/{launcher.pid}/task/{launcher.pid}/children").read_text().split():
+        environ = Path(f"/proc/{child}/environ").read_bytes().split(b"\0")
+        if f"RANK={rank}".encode() in environ:
+            return int(child)
+    raise AssertionError(f"no worker of rank {rank} under {launcher.pid}")
+
+
+@pytest.mark.slow
+def test_a_killed_rank_fails_the_run_in_one_line_and_resume_in_one_process_finishes_it(faces, tmp_path):
+    output = tmp_path / "out"
+    checkpoint = tmp_path / ".out.partial" / "checkpoint.pt"
+    command = ["finetune", "lenet5.digits", "--data", str(faces), "--strategy", "full", "--epochs", "20",
+               "--patience", "0", "-o", str(output)]
+    launcher = subprocess.Popen(
+        [str(Path(sys.executable).parent / "zoo"), *command, "--nproc", "2"], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 300
+    while not checkpoint.is_file():
+        assert launcher.poll() is None and time.monotonic() < deadline, launcher.communicate()
+        time.sleep(0.05)
+    os.kill(rank_pid(launcher, 1), signal.SIGKILL)
+    stdout, stderr = launcher.communicate(timeout=300)
+    assert launcher.returncode == 1 and stdout == ""
+    errors = [line for line in stderr.splitlines() if line.startswith("Error:")]
+    assert errors == [stderr.strip().splitlines()[-1]]
+    assert re.fullmatch(
+        rf"Error: rank 1 of 2 failed: killed by SIGKILL \(the checkpoint {re.escape(str(checkpoint))} of the last finished "
+        r"epoch is kept: run the same command with --resume to continue\)", errors[0]
+    )
+    assert not output.exists() and checkpoint.is_file()
+    kept = torch.load(checkpoint, map_location="cpu", weights_only=True)["epoch"]
+    assert 1 <= kept < 20
+    resumed = run_zoo(*command, "--resume", "--json", env={"OMP_NUM_THREADS": "1"})
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["epochs_run"] == 20
+    training = read_config(output)["training"]
+    assert (training["resumed_from_epoch"], training["ranks"]) == (kept, 1)
+    assert not checkpoint.parent.exists()
