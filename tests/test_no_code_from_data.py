@@ -16,6 +16,7 @@ IMPORTS = {
     ("zoo/plugins.py", "get_plugin_manager"): "the built-in plugin modules, a constant list",
     ("zoo/data/packaged.py", "_need"): "data set packages named in the code (scikit-learn, scikit-image)",
     ("zoo/build.py", "builder"): "ArchSpec.build, registered by a plugin",
+    ("zoo/modeldir.py", "_library_keys"): "ArchSpec.library_config, registered by a plugin (used on save, never read from a directory)",
     ("zoo/exporting.py", "function"): "Exporter.export/load, registered by a plugin",
     ("zoo/data/formats.py", "function"): "DataFormat.detect/load, registered by a plugin",
     ("zoo/data/image_files.py", "_own_transform"): "TransformSpec.build, looked up by a plain name a plugin registered",
