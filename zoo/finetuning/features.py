@@ -45,6 +45,7 @@ def compute_features(
     device: torch.device,
     total: int,
     progress: Callable[[int, int], None] | None = None,
+    forward: Callable[[Any], torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Run `pre_logits` over every batch in eval mode: (features as float32 on the CPU, targets).
 
@@ -54,13 +55,15 @@ def compute_features(
         device: where the model runs.
         total: the number of samples, for progress.
         progress: called with (samples done, total) after each batch.
+        forward: what computes `pre_logits` of a batch (default: the eager model; see
+            zoo.finetuning.feature_runtime for ONNX Runtime).
     """
     model.eval()
     chunks, targets, done = [], [], 0
     with torch.inference_mode(), autocast(device):
         for inputs, target in batches:
             inputs = to_device(inputs, device)
-            chunks.append(pre_logits(model, inputs).float().cpu())
+            chunks.append((forward(inputs) if forward is not None else pre_logits(model, inputs)).float().cpu())
             targets.append(torch.as_tensor(target))
             done += len(targets[-1])
             if progress is not None:

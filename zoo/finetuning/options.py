@@ -9,6 +9,7 @@ from typing import Any
 from zoo.errors import ArgumentError
 
 DEVICES = ("auto", "cpu", "cuda")
+RUNTIMES = ("auto", "eager", "onnx")  # zoo.finetuning.feature_runtime runs them
 
 
 def _option(default: Any, help: str, *flags: str) -> Any:
@@ -41,6 +42,10 @@ class FinetuneOptions:
     seed: int = _option(0, "Seed of the split, the initialisation and the batches.")
     device: str = _option("auto", "Where to train.")
     workers: int = _option(0, "Data-loading processes.")
+    runtime: str = _option(
+        "auto", "What runs the frozen backbone in the cached feature pass: eager (PyTorch), onnx (exported once, run in "
+        "ONNX Runtime on the CPU) or auto (onnx on a CPU when the export pays for itself; see docs/finetune.md)."
+    )
     image_size: int | None = _option(None, "Train at this size instead of the model's input size.")
     max_length: int = _option(256, "Tokens kept per text.")
     steps_per_epoch: int | None = _option(None, "Batches per epoch, drawn at random (default: the whole training set).")
@@ -80,10 +85,12 @@ class FinetuneOptions:
                 raise ArgumentError(f"{name} must be {what}, got {getattr(self, name)!r}")
         if self.device not in DEVICES:
             raise ArgumentError(f"unknown device {self.device!r}", f"use one of: {', '.join(DEVICES)}")
+        if self.runtime not in RUNTIMES:
+            raise ArgumentError(f"unknown runtime {self.runtime!r}", f"use one of: {', '.join(RUNTIMES)}")
 
     def training_args(self) -> dict[str, Any]:
         """The options that shape the result, as the model directory records them."""
-        skip = {"output", "resume", "overwrite", "device", "workers"}
+        skip = {"output", "resume", "overwrite", "device", "workers", "runtime"}
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
 
 
