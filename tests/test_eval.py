@@ -245,3 +245,43 @@ def test_eval_of_the_main_job_reproduces_its_val_accuracy_and_class_counts(tmp_p
     assert report["labels"] == ["face", "non-face"] and report["confusion_matrix"] == result.metrics["confusion_matrix"]
     assert {c: m["support"] for c, m in report["per_class"].items()} == {"face": 20, "non-face": 20}
     assert "top_k" not in report and report["loss"] == pytest.approx(result.metrics["val_loss"], rel=1e-4)
+
+
+def test_an_onnx_export_evaluates_like_the_eager_model(tmp_path, digits, tuned):
+    folder = tmp_path / "m"
+    shutil.copytree(tuned["mlp-digits"][0], folder)
+    zoo.export(str(folder))
+    eager = zoo.evaluate(folder, digits, split="val")
+    exported = zoo.evaluate(folder, digits, split="val", runtime="onnx")
+    assert exported.accuracy == eager.accuracy and exported.confusion_matrix == eager.confusion_matrix
+    assert exported.loss == pytest.approx(eager.loss, rel=1e-4)
+
+
+def test_a_loaded_model_finds_its_directory_and_bad_options_are_named(digits, tuned):
+    folder, result = tuned["mlp-digits"]
+    model = zoo.load(str(folder))
+    assert zoo.evaluate(model, digits, split="val").accuracy == result.val_accuracy
+    assert next(model.parameters()).device.type == "cpu" and model.zoo.preprocess == zoo.load(str(folder)).zoo.preprocess
+    with pytest.raises(ArgumentError, match="max_windows applies to language models"):
+        zoo.evaluate(model, digits, max_windows=10)
+    with pytest.raises(ArgumentError, match="unknown split 'test'.*use one of: all, val"):
+        zoo.evaluate(model, digits, split="test")
+    with pytest.raises(ArgumentError, match="batch_size must be an integer of at least 1, got 0"):
+        zoo.evaluate(model, digits, batch_size=0)
+
+
+@pytest.mark.slow
+def test_a_language_model_split_val_reproduces_the_finetune_nats_per_char(tmp_path):
+    from zoo.data.packaged import play_files
+
+    plays = play_files()
+    (tmp_path / "plays").mkdir()
+    for name in ("hamlet", "othello", "macbeth"):
+        (tmp_path / "plays" / f"{name}.md").write_text(plays[name].read_text(encoding="utf-8")[:3000])
+    result = zoo.finetune(
+        "lstm-text", tmp_path / "plays", output=str(tmp_path / "o"), epochs=1, steps_per_epoch=4, batch_size=16, val_windows=300
+    )
+    report = zoo.evaluate(tmp_path / "o", tmp_path / "plays", split="val", batch_size=16)
+    assert report.windows == 300 and report.windows_total > 2900
+    assert report.nats_per_char == pytest.approx(result.metrics["val_nats_per_char"], rel=1e-5)
+    assert report.accuracy == result.metrics["val_accuracy"]

@@ -114,6 +114,8 @@ def evaluate(
     training = _training_summary(model_or_name, model, name, required=split == "val")
     if max_windows is not None and task != LANGUAGE_MODELING:
         raise ArgumentError("max_windows applies to language models", f"drop it: {name} is a classifier")
+    if split == "val" and task == LANGUAGE_MODELING and max_windows is None:  # the windows the fine-tune scored
+        max_windows, seed = training["args"].get("val_windows") or None, training["args"].get("seed", seed)
     samples = _read(Path(data), task, split, training, data_format, text_column, label_column, workers)
     _check_task(name, task, samples)
     to_model = None if task == LANGUAGE_MODELING else match_labels(samples.classes, _labels(model, name), name)
