@@ -218,3 +218,86 @@ def test_overwrite_refuses_a_timm_repo_that_is_not_zoo_s(resnet_dir, tmp_path):
     with pytest.raises(ModelDirError, match="is not a zoo model directory"):
         save_model_dir(zoo.load(str(folder)), timm_only, overwrite=True)
     assert [p.name for p in timm_only.iterdir()] == ["config.json"]
+
+
+def plain_config(model):
+    """A library's keys as a plugin's `library_config` gives them."""
+    return {"architecture": "mlp-lib", "num_classes": model.num_classes, "label_names": model.zoo.labels}
+
+
+def failing_config(model):
+    raise RuntimeError("the library cannot describe this model")
+
+
+def not_an_object(model):
+    return ["mlp-lib"]
+
+
+def config_with_zoo_key(model):
+    return {"architecture": "mlp-lib", "zoo": {}}
+
+
+class LibraryPlugin:
+    """Registers `mlp-lib`, zoo's MLP declared as also loaded by the library `otherlib`."""
+
+    def __init__(self, library_config: str):
+        self.library_config = library_config
+
+    @zoo.hookimpl
+    def register_architectures(self, register):
+        from dataclasses import replace
+
+        from zoo.plugins import get_plugin_manager
+        from zoo.registry import Registry
+
+        mlp = Registry.from_plugin_manager(get_plugin_manager(entry_points=False)).archs["mlp"]
+        register(replace(mlp, name="mlp-lib", library="otherlib", library_config=self.library_config))
+
+
+@pytest.fixture
+def library_plugin():
+    from zoo.plugins import default_plugin_manager
+    from zoo.registry import default_registry
+
+    def install(function: str):
+        plugin = LibraryPlugin(f"test_timm_compat:{function}")
+        default_plugin_manager().add(plugin, "library-plugin")
+        default_registry.cache_clear()
+
+    yield install
+    default_plugin_manager().unregister(name="library-plugin")
+    default_registry.cache_clear()
+
+
+def test_a_plugin_s_library_config_goes_to_the_top_level_and_its_name_to_the_card(library_plugin, tmp_path):
+    library_plugin("plain_config")
+    model = zoo.load("mlp-lib", pretrained=False, num_classes=3)
+    model.zoo.labels = ["a", "b", "c"]
+    folder = save_model_dir(model, tmp_path / "lib")
+    document = json.loads((folder / "config.json").read_text())
+    assert {k: v for k, v in document.items() if k != "zoo"} == {"architecture": "mlp-lib", "num_classes": 3, "label_names": ["a", "b", "c"]}
+    assert read_config(folder)["architecture"] == "mlp-lib"
+    from zoo.modeldir import read_front_matter
+
+    assert read_front_matter(folder / "README.md")["library_name"] == "otherlib"
+    x = torch.randn(2, 64)
+    with torch.no_grad():
+        assert torch.equal(zoo.load(str(folder))(x), model.eval()(x))
+
+
+@pytest.mark.parametrize(
+    "function, message",
+    [
+        ("not_an_object", "the otherlib config of mlp-lib (library-plugin) gave a list, not a JSON object"),
+        ("failing_config", "the otherlib config of mlp-lib (library-plugin) failed: the library cannot describe this model"),
+        ("config_with_zoo_key", "the otherlib config of mlp-lib (library-plugin) gave a 'zoo' key, which holds zoo's own fields"),
+    ],
+)
+def test_a_failing_library_config_is_the_plugin_s_error_and_writes_nothing(library_plugin, tmp_path, function, message):
+    from zoo.errors import PluginError
+
+    library_plugin(function)
+    model = zoo.load("mlp-lib", pretrained=False)
+    with pytest.raises(PluginError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        save_model_dir(model, tmp_path / "lib")
+    assert list(tmp_path.iterdir()) == []

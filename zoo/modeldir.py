@@ -456,6 +456,8 @@ def _library_keys(model: Any, spec: Any) -> dict[str, Any]:
         json.dumps(keys)
     except Exception as exc:  # plugin code: any failure is the plugin's
         raise PluginError(f"{owner} failed: {exc}", "report it to the plugin's authors (`zoo plugins` shows its version)") from None
-    if not isinstance(keys, dict) or ZOO_KEY in keys:
-        raise PluginError(f"{owner} gave {type(keys).__name__}, not a JSON object without {ZOO_KEY!r}", "report it to the plugin's authors")
+    if not isinstance(keys, dict):
+        raise PluginError(f"{owner} gave a {type(keys).__name__}, not a JSON object", "report it to the plugin's authors")
+    if ZOO_KEY in keys:
+        raise PluginError(f"{owner} gave a {ZOO_KEY!r} key, which holds zoo's own fields", "report it to the plugin's authors")
     return keys
