@@ -178,6 +178,22 @@ def test_timm_and_zoo_read_the_same_facts_from_a_small_resnet(resnet_dir):
     assert config["input_size"] == (3, 64, 64) and config["std"] == [0.25] * 3 and config["interpolation"] == "bilinear"
 
 
+def test_timm_crops_as_zoo_does_whatever_the_base_tag_says(tmp_path):
+    """zoo's preprocessing without a crop_mode crops at the centre; the base weights' tag may squash."""
+    import timm
+    from timm.data import resolve_data_config
+
+    model = zoo.load("resnet18", pretrained=False, num_classes=2)
+    model.pretrained_cfg = {**model.pretrained_cfg, "crop_mode": "squash"}
+    model.zoo.preprocess = {"input_size": [3, 64, 64], "mean": [0.5] * 3, "std": [0.5] * 3, "interpolation": "bicubic", "crop_pct": 1.0}
+    folder = save_model_dir(model, tmp_path / "centre")
+    assert resolve_data_config({}, model=timm.create_model(f"local-dir:{folder}", pretrained=True))["crop_mode"] == "center"
+    model.zoo.preprocess["crop_mode"] = "squash"
+    folder = save_model_dir(model, tmp_path / "squash")
+    assert resolve_data_config({}, model=timm.create_model(f"local-dir:{folder}", pretrained=True))["crop_mode"] == "squash"
+    assert zoo.load(str(folder)).zoo.preprocess["crop_mode"] == "squash"
+
+
 REWRITE = "(the directory is damaged or was not written by zoo: save or download it again)"
 DISAGREE = "(timm and zoo would build different models from it: the file was edited or damaged; save or download the directory again)"
 
@@ -193,10 +209,11 @@ DISAGREE = "(timm and zoo would build different models from it: the file was edi
         (lambda d: d.update(architecture="resnet50"), "the top-level architecture 'resnet50' disagrees with zoo's 'resnet18'"),
         (lambda d: d.update(label_names=["dog", "cat"]), "the top-level label_names ['dog', 'cat'] disagrees with zoo's ['cat', 'dog']"),
         (lambda d: d["pretrained_cfg"].update(mean=[0.4] * 3), "the top-level pretrained_cfg.mean [0.4, 0.4, 0.4] disagrees with zoo's [0.5, 0.5, 0.5]"),
+        (lambda d: d["pretrained_cfg"].update(crop_mode="squash"), "the top-level pretrained_cfg.crop_mode 'squash' disagrees with zoo's 'center'"),
         (lambda d: d.update(pretrained_cfg="imagenet"), f"field 'pretrained_cfg' must be a JSON object {REWRITE}"),
         (lambda d: d.update(format_version=2), "format_version 2 is not one this zoo reads"),
     ],
-    ids=["no-zoo", "zoo-not-object", "zoo-version", "num_classes", "architecture", "labels", "mean", "pretrained_cfg", "v2-at-top"],
+    ids=["no-zoo", "zoo-not-object", "zoo-version", "num_classes", "architecture", "labels", "mean", "crop_mode", "pretrained_cfg", "v2-at-top"],
 )
 def test_a_config_whose_readers_disagree_is_refused_with_the_remedy(resnet_dir, change, message):
     folder, document = resnet_dir

@@ -155,6 +155,8 @@ def _check_library_keys(document: dict[str, Any], config: dict[str, Any], path: 
     if not (isinstance(ours, str) and isinstance(theirs, str) and ours.rsplit("/", 1)[-1] == theirs):
         _disagree(path, "architecture", theirs, ours)
     preprocess = config.get("preprocess") if isinstance(config.get("preprocess"), dict) else {}
+    if "input_size" in preprocess:  # an image transform without a crop_mode crops at the centre
+        preprocess = {"crop_mode": "center", **preprocess}
     facts = [
         ("num_classes", document.get("num_classes"), config.get("num_classes")),
         ("label_names", document.get("label_names", cfg.get("label_names")), config.get("labels")),

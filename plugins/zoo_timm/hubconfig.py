@@ -13,6 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+CROP_MODE = "center"  # what timm's create_transform, and so zoo's image transform, does without a crop_mode
+
 
 def timm_config(model: Any) -> dict[str, Any]:
     """timm's config.json keys for a timm model zoo built or loaded.
@@ -28,6 +30,8 @@ def timm_config(model: Any) -> dict[str, Any]:
     info = model.zoo
     extra = {"label_names": list(info.labels)} if info.labels else {}
     preprocess = {k: tuple(v) if isinstance(v, list) else v for k, v in info.preprocess.items()}
+    if preprocess:  # zoo's transform crops at the centre unless told otherwise; timm would take the base tag's mode
+        preprocess.setdefault("crop_mode", CROP_MODE)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "config.json"
         save_config_for_hf(model, str(path), model_config=extra, data_config=preprocess or None)
