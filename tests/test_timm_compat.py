@@ -318,3 +318,22 @@ def test_a_failing_library_config_is_the_plugin_s_error_and_writes_nothing(libra
     with pytest.raises(PluginError, match=message.replace("(", r"\(").replace(")", r"\)")):
         save_model_dir(model, tmp_path / "lib")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "reference, options, tag",
+    [
+        ("lstm-text", {}, "text-generation"),
+        ("lstm-text", {"num_classes": 2}, "text-classification"),
+        ("perceptron", {"pretrained": False}, "tabular-classification"),
+        ("lenet5-digits", {}, "image-classification"),
+    ],
+)
+def test_each_family_s_card_names_its_pipeline_and_zoo_as_its_library(tmp_path, reference, options, tag):
+    from huggingface_hub import ModelCard
+
+    folder = save_model_dir(zoo.load(reference, **options), tmp_path / "model")
+    card = ModelCard.load(folder / "README.md")
+    assert card.data.pipeline_tag == tag and card.data.library_name == "zoo" and tag in card.data.tags
+    assert list(json.loads((folder / "config.json").read_text())) == ["zoo"]
+    assert zoo.load(str(folder)).zoo.arch == read_config(folder)["architecture"]
