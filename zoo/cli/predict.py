@@ -24,20 +24,32 @@ from zoo.errors import ArgumentError
     "--batch-size", "-b", "batch_size", default=32, show_default=True, type=click.IntRange(min=1),
     help="Inputs the model sees at once; memory grows with it, not with the number of inputs.",
 )
+@click.option(
+    "--output", "-o", type=click.Path(dir_okay=True, path_type=Path), metavar="FILE.csv|FILE.jsonl",
+    help="Images: write one row per file (path, top-k labels and probabilities; skipped files with an error) to this file.",
+)
+@click.option("--overwrite", is_flag=True, help="With --output: replace an existing file.")
+@click.option(
+    "--workers", "-w", type=click.IntRange(min=0), metavar="N",
+    help="With --output: processes that decode and preprocess images (0: the main one) [default: one per spare core, at most 4].",
+)
 @click.option("--generate", type=click.IntRange(min=0), metavar="N", help="Language models: sample N tokens after each text.")
 @click.option("--temperature", default=0.7, show_default=True, type=click.FloatRange(min=0), help="With --generate: 0 is greedy.")
 @click.option("--seed", default=0, show_default=True, type=int, help="With --generate: the same seed, the same text.")
 @json_option
 def predict_command(
-    model: str, inputs: tuple[str, ...], top_k: int, runtime: str, batch_size: int,
-    generate: int | None, temperature: float, seed: int, json_: bool,
+    model: str, inputs: tuple[str, ...], top_k: int, runtime: str, batch_size: int, output: Path | None,
+    overwrite: bool, workers: int | None, generate: int | None, temperature: float, seed: int, json_: bool,
 ) -> None:
     """Classify INPUTS with MODEL (a name, a model directory or hf://org/repo).
 
     Images may be PNG or JPEG in any mode (L, RGB, RGBA, CMYK, P); each model's own preprocessing
     and labels are used. A folder stands for its own image files, in name order. Images run in
     batches of --batch-size, each printed as soon as it is done, so memory stays flat however many
-    there are. For a text model, INPUTS are texts: a language model prints their likely
+    there are. With --output FILE.csv or FILE.jsonl, a folder stands for its image files at any
+    depth, and every file gets one row, in order, written as the run goes and renamed into place
+    at the end; a file that cannot be read is skipped, counted on stderr and named in its row, and
+    progress goes to stderr. For a text model, INPUTS are texts: a language model prints their likely
     continuations (or, with --generate N, samples N tokens), a text classifier their classes.
 
     \b
@@ -45,14 +57,23 @@ def predict_command(
       zoo predict tf_efficientnet_lite0.in1k cat.png
       zoo predict ./out photo1.jpg photo2.jpg --top-k 3 --json
       zoo predict ./out ./photos/ --batch-size 64     # every image in the folder
+      zoo predict ./out ./photos/ --output preds.csv  # one row per image, into a file
       zoo predict ./out photo.jpg --runtime onnx      # after `zoo export ./out`
       zoo predict lenet5-digits digit.png
       zoo predict lstm-text "I love recurrent neural"
       zoo predict lstm-text "I love recurrent neural" --generate 60 --seed 1
     """
+    if output is not None:
+        from zoo.predict.files import checked_output
+
+        checked_output(output, overwrite)  # before the model loads
+    elif overwrite or workers is not None:
+        raise click.UsageError("--overwrite and --workers go with --output")
     loaded = _load(model, runtime)
     from zoo.predict.texts import is_text_model
 
+    if is_text_model(loaded) and output is not None:
+        raise ArgumentError(f"--output writes image predictions, and {model} reads text", "drop --output: texts' answers are printed")
     if is_text_model(loaded):
         _predict_texts(loaded, inputs, top_k, batch_size, generate, temperature, seed, json_)
         return
@@ -63,6 +84,9 @@ def predict_command(
         )
     if generate is not None:
         raise click.UsageError(f"--generate needs a language model; {model} is not one")
+    if output is not None:
+        _predict_to_file(loaded, inputs, output, top_k, batch_size, workers, overwrite, json_)
+        return
     _predict_images(loaded, inputs, top_k, batch_size, json_)
 
 
@@ -106,6 +130,30 @@ def _predict_images(model: Any, inputs: tuple[str, ...], top_k: int, batch_size:
         for r in batch:
             for p in r["predictions"]:
                 click.echo(row.format(r["input"], p["rank"], p["label"], f"{p['probability']:.4f}"))
+
+
+def _predict_to_file(
+    model: Any, inputs: tuple[str, ...], output: Path, top_k: int, batch_size: int, workers: int | None, overwrite: bool,
+    json_: bool,
+) -> None:
+    """Write the rows, with progress and the skipped files on stderr; print what was written."""
+    import sys
+
+    from zoo.predict.files import predict_files
+
+    summary = predict_files(
+        model, inputs, output, top_k=top_k, batch_size=batch_size, workers=workers, overwrite=overwrite, progress=sys.stderr,
+    )
+    for line in summary.skip_report():
+        click.echo(line, err=True)
+    if json_:
+        emit_json(summary.as_dict())
+        return
+    skipped = sum(summary.skipped.values())
+    click.echo(
+        f"wrote {summary.inputs:,} rows to {summary.output}: {summary.predicted:,} predicted, {skipped:,} skipped "
+        f"({summary.seconds:.1f} s, {summary.images_per_s:.1f} images/s)"
+    )
 
 
 def _reads_tokens(model: Any) -> bool:

@@ -1,0 +1,212 @@
+"""Predictions for many image files, written to one CSV or JSONL file: `zoo predict ... --output`.
+
+One row per input, in input order; a file that cannot be used is skipped, counted and named in its
+row (an ``error``), never stopping the run. Rows stream into a journaled staging folder beside the
+output, renamed into place when the last one is written: a killed run leaves no output file, and its
+folder is removed by the next run for that output or by `zoo cache clean`. Memory holds a few
+batches, whatever the number of files.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence, TextIO
+
+from zoo.errors import ArgumentError
+
+OUTPUT_FORMATS = (".csv", ".jsonl")
+_NAMED = 3  # skipped files named per reason in the summary
+
+
+def default_workers() -> int:
+    """Preprocessing processes beside the one running the model: one per spare core, at most 4."""
+    return min(4, max(0, (os.cpu_count() or 1) - 1))
+
+
+@dataclass
+class PredictionSummary:
+    """What `predict_files` wrote.
+
+    Attributes:
+        output: the file written.
+        inputs: rows written, one per input file.
+        predicted: rows with predictions.
+        skipped: reason -> how many files were skipped for it.
+        skipped_names: reason -> the first three of those files.
+        seconds: the whole run, reading files to the last row.
+    """
+
+    output: Path
+    inputs: int = 0
+    predicted: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    skipped_names: dict[str, list[str]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def images_per_s(self) -> float:
+        return self.inputs / self.seconds if self.seconds else 0.0
+
+    def skip(self, path: str, reason: str) -> None:
+        """Count a skipped file (the first few of each reason are kept by name)."""
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+        names = self.skipped_names.setdefault(reason, [])
+        if len(names) < _NAMED:
+            names.append(path)
+
+    def skip_report(self) -> list[str]:
+        """One line per reason: how many files were skipped for it, and the first three."""
+        return [
+            f"skipped {count} file(s): {reason}: {', '.join(self.skipped_names[reason])}"
+            + (f" and {count - _NAMED} more" if count > _NAMED else "")
+            for reason, count in self.skipped.items()
+        ]
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data, for `--json`."""
+        return {
+            "output": str(self.output), "inputs": self.inputs, "predicted": self.predicted,
+            "skipped": dict(self.skipped), "skip_report": self.skip_report(),
+            "seconds": round(self.seconds, 3), "images_per_s": round(self.images_per_s, 1),
+        }
+
+
+def checked_output(output: str | os.PathLike[str], overwrite: bool = False) -> Path:
+    """The output file, once it is known to be writable as asked.
+
+    Raises:
+        ArgumentError: a suffix other than .csv or .jsonl, a folder, a path inside a folder that does
+            not exist, or an existing file without `overwrite`.
+    """
+    path = Path(output)
+    if path.is_dir():
+        raise ArgumentError(f"the output {path} is a folder", f"name a file in it, e.g. {path / 'predictions.csv'}")
+    if path.suffix.lower() not in OUTPUT_FORMATS:
+        raise ArgumentError(f"the output {path} is neither .csv nor .jsonl", "name it predictions.csv or predictions.jsonl")
+    parent = path.absolute().parent
+    if not parent.is_dir():
+        raise ArgumentError(f"the output's folder {parent} does not exist", f"create it first (mkdir -p {parent})")
+    if (path.exists() or path.is_symlink()) and not overwrite:
+        raise ArgumentError(f"the output {path} already exists", "pass --overwrite (overwrite=True) to replace it, or choose another name")
+    return path
+
+
+def predict_files(
+    model: Any, inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str], *, top_k: int = 5,
+    batch_size: int = 32, workers: int | None = None, overwrite: bool = False, progress: TextIO | None = None,
+) -> PredictionSummary:
+    """Classify image files and write one row per file to a CSV or JSONL file, atomically.
+
+    Args:
+        model: an image classifier zoo loaded, or an ONNX model (`zoo.predict.onnx_runtime`).
+        inputs: image files and folders (a folder stands for its image files at any depth, in path order).
+        output: ``.csv`` (columns path, label_1, prob_1, ..., error) or ``.jsonl`` (``{"path", "top":
+            [{"label", "index", "probability"}]}``, with ``"error"`` for a skipped file).
+        top_k: classes per file.
+        batch_size: files the model sees at once; memory grows with it, not with the number of files.
+        workers: preprocessing processes (0: this one; default `default_workers()`).
+        overwrite: replace an existing output.
+        progress: a stream for count/total and images/s (stderr, say); None is silent.
+
+    Returns:
+        The counts: rows, predicted, skipped by reason (with names), seconds.
+
+    Raises:
+        ArgumentError: the output cannot be written as asked (`checked_output`).
+        DataError: an input does not exist, or a folder holds no image.
+        BusyError: another zoo process writes the same output.
+    """
+    from zoo.fsio import lock_path, locked, move_into_place, staging_dir
+    from zoo.predict.images import image_inputs
+
+    target = checked_output(output, overwrite)
+    inputs = [item for item in inputs if not _same_file(item, target)]  # an old output is never an input
+    paths = image_inputs(inputs)
+    workers = default_workers() if workers is None else workers
+    with locked(lock_path(target), str(target)):
+        _remove_leftovers(target)
+        with staging_dir(target.absolute()) as staging:  # the journal needs the absolute path
+            partial = staging / target.name
+            with partial.open("w", encoding="utf-8", newline="") as stream:
+                summary = _write_rows(model, paths, stream, target, top_k, batch_size, workers, progress)
+            checked_output(target, overwrite)  # another writer's file appeared meanwhile
+            move_into_place(partial, target)
+    return summary
+
+
+def _write_rows(
+    model: Any, paths: list[Path], stream: TextIO, target: Path, top_k: int, batch_size: int, workers: int,
+    progress: TextIO | None,
+) -> PredictionSummary:
+    """Every path's row, in order, batch after batch."""
+    from zoo.predict.images import forward_pass, image_batches, ranked
+    from zoo.predict.progress import Progress
+
+    labels = getattr(model.zoo, "labels", None)
+    rows = Rows(stream, target.suffix.lower(), min(top_k, len(labels)) if labels else top_k)
+    summary, shown = PredictionSummary(target), Progress(len(paths), progress)
+    started = time.perf_counter()
+    with forward_pass(model) as forward:
+        for indices, batch, skipped in image_batches(model, paths, batch_size, workers):
+            answers = ranked([str(paths[i]) for i in indices], forward(batch), labels, top_k) if indices else []
+            ordered = sorted([(i, a["predictions"], None) for i, a in zip(indices, answers)] + [(i, None, p[2]) for i, p in skipped])
+            for index, predictions, reason in ordered:
+                rows.write(str(paths[index]), predictions, reason)
+                if reason is None:
+                    summary.predicted += 1
+                else:
+                    summary.skip(str(paths[index]), reason)
+            summary.inputs += len(ordered)
+            shown.update(summary.inputs)
+    shown.close()
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+class Rows:
+    """Rows of predictions streamed to an open text file, as CSV or JSON lines.
+
+    Args:
+        stream: the file (opened with ``newline=""``).
+        suffix: ``.csv`` or ``.jsonl``.
+        top_k: the CSV's number of label/probability column pairs.
+    """
+
+    def __init__(self, stream: TextIO, suffix: str, top_k: int):
+        self.stream = stream
+        self.top_k = top_k
+        self.csv = csv.writer(stream) if suffix == ".csv" else None
+        if self.csv is not None:
+            pairs = [name for k in range(1, top_k + 1) for name in (f"label_{k}", f"prob_{k}")]
+            self.csv.writerow(["path", *pairs, "error"])
+
+    def write(self, path: str, predictions: list[dict[str, Any]] | None, error: str | None = None) -> None:
+        """One input's row: its ranked predictions, or the reason it was skipped."""
+        predictions = predictions or []
+        if self.csv is not None:
+            cells = [cell for p in predictions for cell in (p["label"], f"{p['probability']:.6f}")]
+            self.csv.writerow([path, *cells, *[""] * (2 * self.top_k - len(cells)), error or ""])
+            return
+        top = [{"label": p["label"], "index": p["index"], "probability": p["probability"]} for p in predictions]
+        self.stream.write(json.dumps({"path": path, "top": top, **({"error": error} if error else {})}, ensure_ascii=False) + "\n")
+
+
+def _same_file(item: str | os.PathLike[str], target: Path) -> bool:
+    """Whether the input `item` is the output file itself."""
+    try:
+        return target.exists() and Path(item).is_file() and os.path.samefile(item, target)
+    except OSError:
+        return False
+
+
+def _remove_leftovers(target: Path) -> None:
+    """Remove the staging folders that killed runs for `target` left beside it."""
+    from zoo.fsio import clean, orphans
+
+    for orphan in orphans():
+        if orphan.kind == "staging folder" and orphan.path.parent == target.absolute().parent and orphan.path.name.startswith(f".{target.name}."):
+            clean(orphan)
