@@ -4,6 +4,7 @@ so every download half is the real olah round trip."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -287,10 +288,11 @@ def test_an_unreachable_hub_is_refused_with_the_remedy(digits_model, tmp_path, m
 
 # -- the issue's done-when: lite0 fine-tuned on the faces, pushed, loaded by timm from the Hub --------
 TIMM_LOGITS = """
-import sys, numpy as np, timm, torch
+import json, sys, numpy as np, timm, torch
 model = timm.create_model(sys.argv[1], pretrained=True).eval()
 with torch.no_grad():
     np.save(sys.argv[3], model(torch.from_numpy(np.load(sys.argv[2]))).numpy())
+print(json.dumps(timm.data.resolve_data_config({}, model=model)))
 """
 
 
@@ -314,10 +316,10 @@ def test_lite0_fine_tuned_on_faces_pushed_loads_in_timm_from_the_hub_with_identi
     size = local.zoo.preprocess["input_size"][1:]
     mean, std = (np.array(local.zoo.preprocess[k], dtype=np.float32)[:, None, None] for k in ("mean", "std"))
     photos = sorted((tmp_path / "faces").glob("*/*.png"))[::50]
-    batch = np.stack([
+    batch = np.ascontiguousarray(np.stack([  # contiguous: a strided input may take another conv kernel
         (np.asarray(Image.open(p).convert("RGB").resize(tuple(size)), dtype=np.float32).transpose(2, 0, 1) / 255 - mean) / std
         for p in photos
-    ]).astype(np.float32)
+    ]), dtype=np.float32)
     with torch.no_grad():
         expected = local(torch.from_numpy(batch)).numpy()
         assert np.array_equal(zoo.load(f"hf://{repo}").eval()(torch.from_numpy(batch)).numpy(), expected)
@@ -328,3 +330,9 @@ def test_lite0_fine_tuned_on_faces_pushed_loads_in_timm_from_the_hub_with_identi
     )
     assert timm_run.returncode == 0, timm_run.stderr[-3000:]
     assert np.array_equal(np.load(tmp_path / "timm.npy"), expected)
+    data_config = json.loads(timm_run.stdout)
+    preprocess = local.zoo.preprocess
+    assert (data_config["input_size"], data_config["mean"], data_config["std"]) == (
+        list(preprocess["input_size"]), list(preprocess["mean"]), list(preprocess["std"])
+    )
+    assert (data_config["interpolation"], data_config["crop_pct"]) == (preprocess["interpolation"], preprocess["crop_pct"])
