@@ -74,9 +74,67 @@ def test_the_rank_that_failed_first_is_named_not_the_ones_that_lost_it(tmp_path,
     lost = recorded("lost.json", RuntimeError("[gloo/transport/tcp/pair.cc:534] Connection closed by peer [127.0.0.1]:1"))
     cause = recorded("cause.json", ArgumentError("the output '/x' already exists", "pass --overwrite"))
     failures = {0: ProcessFailure(0, 11, 1, lost), 1: ProcessFailure(1, 12, 1, cause), 2: ProcessFailure(2, 13, -15, "none")}
-    assert root_failure(failures) == (1, "ArgumentError: the output '/x' already exists (pass --overwrite)")
+    assert root_failure(failures) == (1, "the output '/x' already exists (pass --overwrite)")  # a zoo error speaks for itself
     killed = {0: ProcessFailure(0, 11, 1, lost), 1: ProcessFailure(1, 12, -9, "none")}
     assert root_failure(killed) == (1, "killed by SIGKILL")
+    crashed = recorded("crashed.json", ValueError("bad value"))
+    assert root_failure({0: ProcessFailure(0, 11, 1, crashed)}) == (0, "ValueError: bad value")
+
+
+def test_batchnorm_layers_become_syncbatchnorm_sharing_what_they_learn_and_come_back():
+    from torch import nn
+
+    from zoo.finetuning.distributed import restore, sync_batchnorm
+
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4)))
+    originals = [model[1], model[2][1]]
+    replaced = sync_batchnorm(model)
+    assert [type(model[1]), type(model[2][1])] == [nn.SyncBatchNorm, nn.SyncBatchNorm]
+    model[2][1].running_mean.add_(3.0)  # what training does to the statistics, in place
+    model.load_state_dict({**model.state_dict(), "1.weight": torch.full((4,), 2.0)})
+    restore(replaced)
+    assert [model[1], model[2][1]] == originals
+    assert torch.equal(originals[1].running_mean, torch.full((4,), 3.0)) and torch.equal(originals[0].weight, torch.full((4,), 2.0))
+
+
+def exchange(rank: int, world: int, store: str, results: str) -> None:
+    """One gloo rank: gather its shard of 2 rows over 3 ranks (rank 0 has none), receive rank 0's tensor."""
+    import torch.distributed as dist
+
+    from zoo.finetuning.distributed import broadcast_tensor, gather_rows
+
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
+    rows = torch.arange(6, dtype=torch.float32).reshape(2, 3)
+    part = shard(len(rows), Ranks(rank, world))
+    gathered = gather_rows(rows[part.start : part.stop] if part else None)
+    sent = broadcast_tensor(torch.tensor([[7, 8]], dtype=torch.int64) if rank == 0 else None)
+    torch.save({"gathered": gathered, "sent": sent}, f"{results}.{rank}")
+    dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_rows_are_gathered_in_order_from_ranks_with_and_without_a_share(tmp_path):
+    import torch.multiprocessing
+
+    torch.multiprocessing.spawn(exchange, args=(3, str(tmp_path / "store"), str(tmp_path / "out")), nprocs=3)
+    for rank in range(3):
+        got = torch.load(tmp_path / f"out.{rank}", weights_only=True)
+        assert torch.equal(got["gathered"], torch.arange(6, dtype=torch.float32).reshape(2, 3))
+        assert torch.equal(got["sent"], torch.tensor([[7, 8]]))
+
+
+@pytest.mark.slow
+def test_a_global_batch_too_small_for_the_ranks_is_refused_naming_the_least(faces, tmp_path):
+    result = run_zoo(
+        "finetune", "lenet5.digits", "--data", str(faces), "--strategy", "full", "--batch-size", "1", "--nproc", "2",
+        "-o", str(tmp_path / "out"),
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "Error: rank 0 of 2 failed: --batch-size 1 is split between 2 ranks, and each needs 1 sample of it at least "
+        "(use --batch-size 2 or more: it is the global batch)"
+    )
+    assert not (tmp_path / "out").exists()
 
 
 def test_each_rank_runs_the_command_line_it_was_given():

@@ -221,25 +221,39 @@ class Wrapped:
                  sync_batchnorm: bool):
         from torch.nn.parallel import DistributedDataParallel
 
-        self.replaced: list[tuple[nn.Module, str, nn.Module]] = []
-        if sync_batchnorm and device.type == "cuda":  # torch's SyncBatchNorm runs on GPUs only
-            self._sync_batchnorm(module)
+        # torch's SyncBatchNorm runs on GPUs only
+        self.replaced = sync_batchnorm(module) if sync_batchnorm and device.type == "cuda" else []
         ids = [device.index] if device.type == "cuda" else None
         self.ddp = DistributedDataParallel(_Call(module, call), device_ids=ids, output_device=device.index if ids else None)
 
-    def _sync_batchnorm(self, root: nn.Module) -> None:
-        for parent in list(root.modules()):
-            for name, child in list(parent.named_children()):
-                if isinstance(child, nn.modules.batchnorm._BatchNorm) and not isinstance(child, nn.SyncBatchNorm):
-                    synced = nn.SyncBatchNorm.convert_sync_batchnorm(child)  # shares the parameters and buffers
-                    setattr(parent, name, synced)
-                    self.replaced.append((parent, name, child))
-
     def unwrap(self) -> None:
         """The original BatchNorm layers back in place (DDP holds no state of its own worth keeping)."""
-        for parent, name, original in reversed(self.replaced):
-            setattr(parent, name, original)
-        self.replaced.clear()
+        restore(self.replaced)
+        self.replaced = []
+
+
+Replaced = list[tuple[nn.Module, str, nn.Module]]  # (parent, attribute, the original layer)
+
+
+def sync_batchnorm(root: nn.Module) -> Replaced:
+    """Replace each BatchNorm layer under `root` by a SyncBatchNorm sharing its parameters and statistics.
+
+    Returns:
+        What was replaced, for `restore`.
+    """
+    replaced: Replaced = []
+    for parent in list(root.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, nn.modules.batchnorm._BatchNorm) and not isinstance(child, nn.SyncBatchNorm):
+                setattr(parent, name, nn.SyncBatchNorm.convert_sync_batchnorm(child))
+                replaced.append((parent, name, child))
+    return replaced
+
+
+def restore(replaced: Replaced) -> None:
+    """Put back the layers `sync_batchnorm` replaced (they hold what the SyncBatchNorm layers learned)."""
+    for parent, name, original in reversed(replaced):
+        setattr(parent, name, original)
 
 
 def launch(argv: list[str], nproc: int, checkpoint: Path | None = None) -> None:
@@ -270,10 +284,10 @@ def launch(argv: list[str], nproc: int, checkpoint: Path | None = None) -> None:
         main(["--standalone", f"--nproc-per-node={nproc}", "--module", "zoo", *argv])
     except ChildFailedError as exc:
         rank, message = root_failure(exc.failures)
-        raise RankFailed(f"rank {rank} of {nproc} failed: {message}", _remedy(checkpoint, "fix the cause and run it again")) from None
+        raise RankFailed(f"rank {rank} of {nproc} failed: {message}", _remedy(checkpoint)) from None
     except SignalException as exc:  # Ctrl-C or SIGTERM to the launcher: torchrun stopped the ranks
         name = signal.Signals(exc.sigval).name
-        raise RankFailed(f"{name} stopped the {nproc} ranks", _remedy(checkpoint, "run it again to start over")) from None
+        raise RankFailed(f"{name} stopped the {nproc} ranks", _remedy(checkpoint) or "run it again to start over") from None
     finally:
         for name, value in previous.items():
             if value is None:
@@ -282,10 +296,15 @@ def launch(argv: list[str], nproc: int, checkpoint: Path | None = None) -> None:
                 os.environ[name] = value
 
 
-def _remedy(checkpoint: Path | None, otherwise: str) -> str:
+def _remedy(checkpoint: Path | None) -> str | None:
     if checkpoint is not None and checkpoint.is_file():
         return f"the checkpoint {checkpoint} of the last finished epoch is kept: run the same command with --resume to continue"
-    return otherwise
+    return None
+
+
+def _zoo_errors(cls: type = ZooError) -> set[str]:
+    """The names of ZooError and its subclasses: their messages say what happened without their type."""
+    return {cls.__name__}.union(*(_zoo_errors(sub) for sub in cls.__subclasses__()))
 
 
 # What a rank reports when a peer went away first: the consequence, not the cause.
@@ -302,7 +321,8 @@ def root_failure(failures: dict[int, Any]) -> tuple[int, str]:
             return f"killed by {failure.signal_name()}"
         if not text or text.startswith("To enable traceback"):
             return f"exit code {failure.exitcode}"
-        return " ".join(text.split())
+        kind, _, said = text.partition(": ")  # torchrun records "<type>: <message>"
+        return " ".join((said if kind in _zoo_errors() else text).split())
 
     def order(item: tuple[int, Any]) -> tuple[bool, int, int]:
         rank, failure = item

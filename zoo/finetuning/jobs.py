@@ -143,8 +143,9 @@ class ModelOnLoader:
             self.least = 2  # on the CPU each rank normalises its own share of the batch
         if len(_rank_batches(torch.arange(self.batch_size), self.batch_size, self.ranks, self.least)) == 0:
             raise ArgumentError(
-                f"--batch-size {self.batch_size} over {self.ranks.world} ranks leaves a rank fewer than {self.least} "
-                "samples per batch", f"use --batch-size {self.ranks.world * self.least} or more (the global batch)"
+                f"--batch-size {self.batch_size} is split between {self.ranks.world} ranks, and each needs "
+                f"{self.least} sample{'s' if self.least > 1 else ''} of it at least",
+                f"use --batch-size {self.ranks.world * self.least} or more: it is the global batch",
             )
         self.wrapped = Wrapped(self.module, self._logits, device, sync_batchnorm=batchnorm)
         self.steps_per_epoch = len(_rank_batches(torch.arange(self.samples), self.batch_size, self.ranks, self.least))
