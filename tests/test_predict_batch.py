@@ -1,0 +1,231 @@
+"""`zoo predict MODEL FOLDER --output preds.csv|.jsonl` on 1,000 real images (scikit-image's LFW faces
+and their flips and rotations) with a truncated PNG, a text file named .jpg and a 1×60000 strip
+among them: one row per input in order, the bad ones skipped, counted and named; atomic output that
+a SIGKILL never leaves half-written; the ONNX export answers as eager PyTorch does."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+import zoo
+from zoo.cli import cli
+from zoo.data.packaged import write_dataset
+
+LITE0 = "tf_efficientnet_lite0.in1k"
+# Each face as it is, mirrored, and turned by 90, 180 and 270 degrees: 200 × 5 = 1,000 images.
+TURNS = (None, Image.Transpose.FLIP_LEFT_RIGHT, Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180, Image.Transpose.ROTATE_270)
+BAD = {"face/0004-bad-truncated.png": "corrupt or truncated image", "non-face/0000-bad-text.jpg": "corrupt or truncated image",
+       "non-face/zz-strip.png": "aspect ratio over 100:1"}
+
+
+def write_faces(root: Path, turns=TURNS, bad=True) -> Path:
+    """LFW's 200 faces / non-faces in each of `turns`, and (with `bad`) the three unusable files of BAD."""
+    write_dataset("lfw-faces", root / "lfw")
+    folder = root / "faces"
+    for source in sorted((root / "lfw").rglob("*.png")):
+        (folder / source.parent.name).mkdir(parents=True, exist_ok=True)
+        with Image.open(source) as image:
+            for k, turn in enumerate(turns):
+                (image if turn is None else image.transpose(turn)).save(folder / source.parent.name / f"{source.stem}-{k}.png")
+    if bad:
+        whole = (folder / "face" / "0004-0.png").read_bytes()
+        (folder / "face" / "0004-bad-truncated.png").write_bytes(whole[: len(whole) // 2])
+        (folder / "non-face" / "0000-bad-text.jpg").write_text("this is not a JPEG\n")
+        Image.new("L", (1, 60000)).save(folder / "non-face" / "zz-strip.png")
+    return folder
+
+
+def expected_order(folder: Path) -> list[str]:
+    """Every image file under `folder`, sorted by its path inside it (as `zoo predict` lists them)."""
+    return [str(p) for p in sorted(folder.rglob("*.*"), key=lambda p: p.relative_to(folder).parts) if p.is_file()]
+
+
+def zoo_exe() -> str:
+    return str(Path(sys.executable).parent / "zoo")
+
+
+def one_at_a_time(path: str) -> list[dict]:
+    result = CliRunner().invoke(cli, ["predict", LITE0, path, "-k", "3", "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)[0]["predictions"]
+
+
+@pytest.mark.slow
+def test_a_thousand_faces_give_one_row_each_in_order_in_csv_and_jsonl_and_the_bad_files_are_named(tmp_path):
+    folder = write_faces(tmp_path)
+    order = expected_order(folder)
+    assert len(order) == 1003
+    csv_out, jsonl_out = tmp_path / "preds.csv", tmp_path / "preds.jsonl"
+
+    run = subprocess.run([zoo_exe(), "predict", LITE0, str(folder), "--output", str(csv_out), "-k", "3"],
+                         capture_output=True, text=True, timeout=1800)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith(f"wrote 1,003 rows to {csv_out}: 1,000 predicted, 3 skipped")
+    assert "1,003/1,003 images" in run.stderr  # the last progress line (stderr is a pipe: one a minute before it)
+    assert "skipped 2 file(s): corrupt or truncated image: " in run.stderr
+    assert f"skipped 1 file(s): aspect ratio over 100:1: {folder / 'non-face' / 'zz-strip.png'}" in run.stderr
+    with csv_out.open(newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    assert list(rows[0]) == ["path", "label_1", "prob_1", "label_2", "prob_2", "label_3", "prob_3", "error"]
+    assert [r["path"] for r in rows] == order
+    labels = set(zoo.load(LITE0).zoo.labels)
+    for row in rows:
+        name = str(Path(row["path"]).relative_to(folder))
+        if name in BAD:
+            assert row["error"] == BAD[name] and row["label_1"] == row["prob_1"] == ""
+            continue
+        assert row["error"] == "" and {row["label_1"], row["label_2"], row["label_3"]} <= labels
+        assert 1 >= float(row["prob_1"]) >= float(row["prob_2"]) >= float(row["prob_3"]) > 0
+
+    from zoo.predict.files import predict_files
+
+    summary = predict_files(zoo.load(LITE0), [folder], jsonl_out, top_k=3, batch_size=50, workers=0)
+    assert (summary.inputs, summary.predicted, summary.skipped) == (
+        1003, 1000, {"corrupt or truncated image": 2, "aspect ratio over 100:1": 1})
+    lines = [json.loads(line) for line in jsonl_out.read_text(encoding="utf-8").splitlines()]
+    assert [line["path"] for line in lines] == order
+    for line, row in zip(lines, rows):  # the same answers, whatever the batch size and worker count
+        assert line.get("error", "") == row["error"]
+        assert [t["label"] for t in line["top"]] == [row[f"label_{k}"] for k in (1, 2, 3) if row[f"label_{k}"]]
+        for k, top in enumerate(line["top"], 1):
+            assert top["probability"] == pytest.approx(float(row[f"prob_{k}"]), abs=1e-4)
+
+    for index in (0, 333, 777, 1002):  # and what `zoo predict` says of each file alone
+        alone = one_at_a_time(lines[index]["path"])
+        assert [p["label"] for p in alone] == [t["label"] for t in lines[index]["top"]]
+        assert [p["probability"] for p in alone] == pytest.approx([t["probability"] for t in lines[index]["top"]], abs=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cleanup", ["zoo cache clean", "the next run"])
+def test_a_run_killed_with_sigkill_leaves_no_output_and_its_leftovers_go(tmp_path, cleanup):
+    folder = write_faces(tmp_path, turns=TURNS[:2], bad=False)
+    output = tmp_path / "preds.csv"
+    process = subprocess.Popen([zoo_exe(), "predict", LITE0, str(folder), "-o", str(output), "-b", "8", "--workers", "0"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 600
+    while not any(p.stat().st_size > 1000 for p in tmp_path.glob(".preds.csv.*.tmp/preds.csv")):  # rows are being written
+        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read().decode()
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not output.exists()
+    assert [p.name for p in tmp_path.glob(".preds.csv.*")]  # the staging folder a killed process cannot remove
+
+    if cleanup == "zoo cache clean":
+        result = subprocess.run([zoo_exe(), "cache", "clean"], capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+    else:
+        result = subprocess.run([zoo_exe(), "predict", LITE0, str(folder / "face" / "0000-0.png"), "-o", str(output)],
+                                capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        assert len(output.read_text().splitlines()) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["lfw", "faces"] + (["preds.csv"] if output.exists() else []))
+
+
+@pytest.mark.slow
+def test_the_onnx_export_gives_the_top_1_eager_gives_and_skips_the_same_files(tmp_path):
+    from zoo.modeldir import save_model_dir
+    from zoo.predict.files import predict_files
+    from zoo.predict.onnx_runtime import load_onnx_model
+
+    folder = write_faces(tmp_path, turns=TURNS[:1])
+    model = tmp_path / "lite0"
+    save_model_dir(zoo.load(LITE0), model)
+    zoo.export(str(model))
+    inputs = [folder / "face", folder / "non-face" / "0000-bad-text.jpg", folder / "non-face" / "zz-strip.png"]
+    eager = predict_files(zoo.load(model), inputs, tmp_path / "eager.jsonl", top_k=1, workers=1)
+    result = CliRunner().invoke(cli, ["predict", str(model), *map(str, inputs), "--runtime", "onnx", "-k", "1",
+                                      "-o", str(tmp_path / "onnx.jsonl"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["skipped"] == eager.skipped == {"corrupt or truncated image": 2, "aspect ratio over 100:1": 1}
+    want = [json.loads(line) for line in (tmp_path / "eager.jsonl").read_text().splitlines()]
+    got = [json.loads(line) for line in (tmp_path / "onnx.jsonl").read_text().splitlines()]
+    assert len(got) == 103 and [g["path"] for g in got] == [w["path"] for w in want]
+    assert [[t["label"] for t in g["top"]] for g in got] == [[t["label"] for t in w["top"]] for w in want]
+    assert predict_files(load_onnx_model(model), inputs[:1], tmp_path / "api.csv").predicted == 100
+
+
+def test_an_existing_output_is_refused_without_overwrite_and_replaced_with_it(tmp_path):
+    image = tmp_path / "digit.png"
+    drawn = Image.new("L", (16, 16), 255)
+    drawn.paste(0, (6, 2, 10, 14))  # a one
+    drawn.save(image)
+    output = tmp_path / "preds.csv"
+    output.write_text("precious\n")
+    refused = CliRunner().invoke(cli, ["predict", "lenet5-digits", str(image), "-o", str(output)])
+    assert refused.exit_code == 1
+    assert refused.stderr == f"Error: the output {output} already exists (pass --overwrite (overwrite=True) to replace it, or choose another name)\n"
+    assert output.read_text() == "precious\n"
+    replaced = CliRunner().invoke(cli, ["predict", "lenet5-digits", str(image), "-o", str(output), "--overwrite", "-k", "2"])
+    assert replaced.exit_code == 0, replaced.output
+    header, row = output.read_text().splitlines()
+    assert header == "path,label_1,prob_1,label_2,prob_2,error" and row.startswith(f"{image},")
+
+
+@pytest.mark.parametrize(
+    "where, message",
+    [
+        ("folder", "Error: the output {out} is a folder (name a file in it, e.g. {out}/predictions.csv)"),
+        ("missing/preds.csv", "Error: the output's folder {tmp}/missing does not exist (create it first (mkdir -p {tmp}/missing))"),
+        ("preds.txt", "Error: the output {out} is neither .csv nor .jsonl (name it predictions.csv or predictions.jsonl)"),
+    ],
+)
+def test_an_output_that_cannot_be_written_is_refused_before_the_model_loads(tmp_path, where, message):
+    (tmp_path / "folder").mkdir()
+    image = tmp_path / "face.png"
+    Image.new("RGB", (25, 25)).save(image)
+    out = tmp_path / where
+    result = CliRunner().invoke(cli, ["predict", "no-such-model", str(image), "-o", str(out)])
+    assert result.exit_code == 1
+    assert result.stderr.strip() == message.format(out=out, tmp=tmp_path)
+    assert not (tmp_path / "missing").exists()
+
+
+def test_an_output_inside_the_input_folder_is_never_read_as_an_input(tmp_path):
+    folder = tmp_path / "digits"
+    folder.mkdir()
+    for k in range(3):
+        picture = Image.new("L", (16, 16), 255)
+        picture.paste(0, (4 + k, 2, 10, 14))
+        picture.save(folder / f"{k}.png")
+    output = folder / "preds.jsonl"
+    for inputs in ([folder], [folder, output]):  # the second run finds the first one's file there, and named as an input
+        result = CliRunner().invoke(cli, ["predict", "lenet5-digits", *map(str, inputs), "-o", str(output), "--overwrite"])
+        assert result.exit_code == 0, result.output
+        assert [json.loads(line)["path"] for line in output.read_text().splitlines()] == [str(folder / f"{k}.png") for k in range(3)]
+    assert sorted(p.name for p in folder.iterdir()) == ["0.png", "1.png", "2.png", "preds.jsonl"]
+
+
+def test_progress_is_redrawn_in_place_on_a_terminal_and_one_line_per_interval_in_a_log():
+    import io
+
+    from zoo.predict.progress import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    log, terminal = io.StringIO(), Terminal()
+    for stream in (log, terminal):
+        progress = Progress(1000, stream, every=0)
+        for done in (250, 500, 1000):
+            progress.update(done)
+        progress.close()
+    assert [line.split(" images,")[0] for line in log.getvalue().splitlines()] == ["250/1,000", "500/1,000", "1,000/1,000", "1,000/1,000"]
+    assert terminal.getvalue().count("\r") == 4 and terminal.getvalue().endswith("\n") and terminal.getvalue().count("\n") == 1
+    quiet = io.StringIO()
+    progress = Progress(1000, quiet)  # a log: one line a minute, and the last one
+    progress.update(500)
+    progress.close()
+    assert len(quiet.getvalue().splitlines()) == 1 and quiet.getvalue().startswith("500/1,000 images, ")
