@@ -23,8 +23,8 @@ from zoo.errors import (
     WeightsUnavailableError,
     ZooError,
 )
-# Eager on purpose: zoo.evaluation, zoo.exporting and zoo.finetuning import no torch at the top.
-from zoo.evaluation import EvaluationReport, evaluate
+# Eager on purpose: zoo.evaluating, zoo.exporting and zoo.finetuning import no torch at the top.
+from zoo.evaluating import EvaluationReport, evaluate
 from zoo.exporting import export
 from zoo.finetuning import FinetuneResult, finetune
 from zoo.hookspecs import hookimpl

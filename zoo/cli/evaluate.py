@@ -51,7 +51,7 @@ def eval_command(model: str, data: str, plot: str | None, quiet: bool, json_: bo
       zoo eval ./lines-model --data lines.csv --label-column play
       zoo eval lstm-text --data ./plays --max-windows 2000
     """
-    from zoo.evaluation import evaluate
+    from zoo.evaluating import evaluate
 
     bar = _ProgressBar(enabled=not quiet and not json_ and sys.stderr.isatty())
     try:

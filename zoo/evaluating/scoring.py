@@ -1,0 +1,141 @@
+"""Running the model over the data as fine-tuning's validation does, batch by batch, into a report."""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from zoo.errors import DataError
+from zoo.evaluating.data import LANGUAGE_MODELING
+from zoo.evaluating.metrics import EvaluationReport, Tally, classification_report
+
+Progress = Callable[[str, int, int, dict], None]
+
+
+@dataclass(frozen=True)
+class _Feed:
+    """The options fine-tuning's input builders read: no augmentation, the model's own sizes; a language
+    model's held-out windows all, or a seeded sample of `val_windows`."""
+
+    batch_size: int
+    workers: int
+    max_length: int
+    val_windows: int = 0
+    seed: int = 0
+    steps_per_epoch: int | None = None
+    image_size: int | None = None
+    augment: bool = False
+
+
+def eval_inputs(model: Any, data: Any, batch_size: int, workers: int, max_windows: int | None, seed: int) -> Any:
+    """Fine-tuning's inputs for `data` (`zoo.finetuning.inputs.Inputs`): its validation side is what is evaluated,
+    through the model's own preprocessing (images), max_length (text) or context (a language model's windows)."""
+    from zoo.finetuning.inputs import image_inputs
+    from zoo.finetuning.text_inputs import text_inputs
+
+    preprocess = model.zoo.preprocess or {}
+    context = int(preprocess.get("context") or preprocess.get("max_length") or 256)
+    feed = _Feed(batch_size, workers, context, val_windows=max_windows or 0, seed=seed)
+    if data.task == "image-classification":
+        return image_inputs(model, data, feed)
+    return text_inputs(model, data, feed)
+
+
+def run(
+    model: Any, data: Any, *, name: str, task: str, split: str, labels: list[str] | None, to_model: list[int] | None,
+    training: dict[str, Any], batch_size: int, top_k: int, workers: int, device: str, max_windows: int | None,
+    seed: int, progress: Progress | None,
+) -> EvaluationReport:
+    """Score `model` on `data`'s validation side (all of it for split "all") and fill the report.
+
+    Args:
+        model: the model, or an ONNX stand-in; moved to `device` and back to the CPU.
+        data: the samples (`read_samples`), classes matched to `labels` by `to_model`.
+        labels: the model's labels (None for a language model).
+        training: the model's training summary, when it has one.
+        others: as `zoo.evaluate` takes them.
+
+    Returns:
+        The report.
+    """
+    import torch
+
+    from zoo.finetuning.engine import pick_device
+
+    where = pick_device(device)
+    inputs = eval_inputs(model, data, batch_size, workers, max_windows, seed)
+    inputs.pin_memory = where.type == "cuda"
+    dataset = inputs.val
+    if len(dataset) == 0:
+        raise DataError(f"{str(data.root)!r} holds nothing to evaluate", "give data with examples in it")
+    tally = Tally(len(labels) if labels else None, top_k if labels and len(labels) >= top_k else None)
+    movable = isinstance(model, torch.nn.Module)
+    if movable:
+        model.eval().to(where)
+        if task == "image-classification":  # as fine-tuning runs it (its features came from a channels_last model)
+            model.to(memory_format=torch.channels_last)
+    started = time.perf_counter()
+    try:
+        score(model, inputs.loader(dataset), inputs.forward, to_model, where, tally, len(dataset), progress)
+    finally:
+        if movable:
+            model.to("cpu").to(memory_format=torch.contiguous_format)
+    seconds = time.perf_counter() - started
+    report = EvaluationReport(
+        model=name, task=task, split=split, n=len(dataset), loss=tally.mean_loss, seconds=seconds,
+        data=_data_summary(data, split, training), accuracy=tally.accuracy,
+    )
+    if task == LANGUAGE_MODELING:
+        report.nats_per_char = tally.mean_loss * inputs.tokens_per_char
+        report.bits_per_char = report.nats_per_char / math.log(2)
+        report.perplexity = math.exp(tally.mean_loss)
+        report.windows, report.windows_total = len(dataset), len(getattr(dataset, "corpus", dataset))
+    else:
+        classification_report(report, tally, labels or [])
+    return report
+
+
+def _data_summary(data: Any, split: str, training: dict[str, Any]) -> dict[str, Any]:
+    summary = {
+        "path": str(data.root.absolute()), "format": data.format, "classes": list(data.classes),
+        "skipped": data.skipped_counts(), "skip_report": data.skip_report(),
+    }
+    if split == "val":
+        summary["val_split"] = training["args"].get("val_split")
+        summary["seed"] = training["args"].get("seed")
+        summary["matches_training"] = training.get("data", {}).get("fingerprint") == data.fingerprint
+    return summary
+
+
+def score(
+    model: Any, batches: Any, forward: Callable | None, to_model: list[int] | None, device: Any, tally: Tally,
+    total: int, progress: Progress | None = None,
+) -> None:
+    """Run the model over `batches` of (inputs, data class indices) in inference mode, adding to `tally`.
+
+    Args:
+        model: the model (on `device`), or an ONNX stand-in.
+        batches: (inputs, targets) batches; targets -100 are ignored.
+        forward: how to get logits from (model, inputs) (a language model's); None calls the model.
+        to_model: the model's output index of each data class (None: targets are already the model's).
+        device: where the inputs go.
+        tally: what the scores are added to.
+        total: the number of examples, for progress.
+        progress: called with ("evaluate", done, total, {}) after each batch.
+    """
+    import torch
+
+    from zoo.finetuning.features import autocast, to_device
+
+    remap = None if to_model is None else torch.tensor(to_model, device=device)
+    done = 0
+    with torch.inference_mode(), autocast(device):
+        for inputs, targets in batches:
+            inputs, targets = to_device(inputs, device), targets.to(device)
+            logits = forward(model, inputs) if forward is not None else model(inputs)
+            done += len(targets)
+            targets = targets.flatten()
+            tally.add(logits.float().flatten(0, -2), targets if remap is None else remap[targets])
+            if progress is not None:
+                progress("evaluate", done, total, {})
