@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 import shlex
 import sys
+import time
 import typing
 from typing import Any, Callable
 
@@ -25,13 +28,13 @@ class ProgressBars:
         if not self.enabled:
             return
         if stage == "epoch":
-            self._line(done, total, info)
+            click.echo(epoch_line(done, total, info), err=True)
             return
         bar = self.bars.get(stage)
         if bar is None:
             from tqdm import tqdm
 
-            label = "features" if stage == "features" else f"epoch {info.get('epoch')}"
+            label = {"features": "features", "evaluate": "evaluating"}.get(stage) or f"epoch {info.get('epoch')}"
             bar = self.bars[stage] = tqdm(total=total, desc=label, file=sys.stderr, leave=False, dynamic_ncols=True)
         bar.update(done - bar.n)
         if "loss" in info:
@@ -40,13 +43,59 @@ class ProgressBars:
             bar.close()
             del self.bars[stage]
 
-    @staticmethod
-    def _line(epoch: int, epochs: int, info: dict) -> None:
-        click.echo(
-            f"epoch {epoch}/{epochs}  train_loss {info['train_loss']:.4f}  val_loss {info['val_loss']:.4f}  "
-            f"val_accuracy {info['val_accuracy']:.4f}  {info['seconds']:.1f}s  ETA {info['eta']:.0f}s",
-            err=True,
-        )
+
+def epoch_line(epoch: int, epochs: int, info: dict) -> str:
+    """The line that ends an epoch: its losses, accuracy, time and the time left."""
+    return (
+        f"epoch {epoch}/{epochs}  train_loss {info['train_loss']:.4f}  val_loss {info['val_loss']:.4f}  "
+        f"val_accuracy {info['val_accuracy']:.4f}  {info['seconds']:.1f}s  ETA {info['eta']:.0f}s"
+    )
+
+
+PROGRESS_SECONDS = "ZOO_PROGRESS_SECONDS"
+
+
+def progress_interval() -> float:
+    """Seconds between two progress lines when stderr is not a terminal: $ZOO_PROGRESS_SECONDS, else 60."""
+    from zoo.errors import ArgumentError
+
+    value = os.environ.get(PROGRESS_SECONDS, "").strip() or "60"
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not seconds >= 0 or math.isinf(seconds):
+        raise ArgumentError(f"{PROGRESS_SECONDS} must be a number of seconds, got {value!r}", f"unset it, or set {PROGRESS_SECONDS}=60")
+    return seconds
+
+
+class ProgressLog:
+    """Progress when stderr is not a terminal (a log file, a CI job): no bars, but a line on the phase under
+    way (features, an epoch's training, an evaluation) at most once every `interval` seconds, so that a
+    long run is seen to be alive: `finetune: evaluating 40/128 batches (61 s)`."""
+
+    def __init__(self, interval: float):
+        self.interval = interval
+        self.last = self.phase_started = time.monotonic()
+        self.phase: tuple[str, Any, int] = ("", None, 0)
+
+    def __call__(self, stage: str, done: int, total: int, info: dict) -> None:
+        now = time.monotonic()
+        name, epoch, previous = self.phase
+        if (stage, info.get("epoch")) != (name, epoch) or done < previous:  # a new phase (the next evaluation, say)
+            self.phase_started = now
+        self.phase = (stage, info.get("epoch"), done)
+        if now - self.last < self.interval:
+            return
+        self.last = now
+        if stage == "epoch":
+            click.echo(f"finetune: {epoch_line(done, total, info)}", err=True)
+            return
+        what = {
+            "features": f"computing features {done:,}/{total:,} samples",
+            "evaluate": f"evaluating {done:,}/{total:,} batches",
+        }.get(stage) or f"epoch {info.get('epoch')}: training {done:,}/{total:,} batches, loss {info.get('loss', math.nan):.4f}"
+        click.echo(f"finetune: {what} ({now - self.phase_started:.0f} s)", err=True)
 
 
 def interrupted_line(stopped: Any) -> str:
@@ -150,7 +199,9 @@ def finetune_command(
     from zoo.finetuning.loop import TrainingInterrupted
 
     try:
-        result = finetune(model, data, progress=ProgressBars(show), **given)
+        # stderr not a terminal (a log, a CI job): a line on the phase under way, once a minute
+        display = ProgressBars(show) if show or quiet or json_ else ProgressLog(progress_interval())
+        result = finetune(model, data, progress=display, **given)
     except Exception as exc:
         if reported_by_launcher():  # a rank of --nproc: its launcher prints the one line naming the failed rank
             ctx.exit(1)
@@ -169,6 +220,8 @@ def finetune_command(
     metrics = result.metrics
     rows = [("output", str(result.output))]
     rows += [(key, f"{metrics[key]:.4f}") for key in ("val_accuracy", "val_loss", "val_nats_per_char", "val_nats_per_char_before", "majority_baseline") if metrics.get(key) is not None]
+    if metrics.get("val_windows") is not None:  # a corpus: the held-out sample scored before and after
+        rows.append(("val_windows", f"{metrics['val_windows']:,} of {metrics['val_windows_total']:,}"))
     rows += [("epochs", str(len(result.history))), ("features", result.features), ("seconds", f"{result.seconds:.1f}")]
     width = max(len(key) for key, _ in rows)
     for key, value in rows:

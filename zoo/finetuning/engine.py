@@ -19,7 +19,7 @@ from zoo.errors import ArgumentError
 from zoo.finetuning.options import FinetuneOptions, FinetuneResult
 from zoo.finetuning.features import cache_key, compute_features, load_cached, store_cached, tensor_digest
 from zoo.finetuning.inputs import Inputs, image_inputs
-from zoo.finetuning.text_inputs import text_inputs
+from zoo.finetuning.text_inputs import language_model_threads, text_inputs
 from zoo.finetuning.jobs import HeadOnFeatures, ModelOnLoader, drawn_rows
 from zoo.finetuning.loop import LoopOptions, evaluate, fit, stop_on_signals
 from zoo.finetuning.report import classification_metrics, language_metrics, write_output
@@ -118,18 +118,18 @@ def _train_and_write(
         job, features = feature_job(model, inputs, data, options, device, weights_sha256, param_groups, progress)
     else:
         job, features = loader_job(model, inputs, strategy, options, param_groups, device), "none"
-    before = evaluate(job, device) if data.task == "language-modeling" else None
     loop_options = LoopOptions(
         epochs=options.epochs, seed=options.seed, label_smoothing=options.label_smoothing,
         weight_decay=options.weight_decay, warmup=options.warmup, patience=options.patience,
         max_grad_norm=options.max_grad_norm,
     )
     key = run_key(options, data, model.zoo, weights_sha256)
-    with stop_on_signals() as stop:
+    with stop_on_signals() as stop, language_model_threads(data.task, device):
+        before = evaluate(job, device, progress=progress) if data.task == "language-modeling" else None
         outcome = fit(job, loop_options, device, work / "checkpoint.pt", key, options.resume, progress, stop)
-    final = evaluate(job, device, collect=data.task != "language-modeling")
+        final = evaluate(job, device, collect=data.task != "language-modeling", progress=progress)
     if data.task == "language-modeling":
-        metrics = language_metrics(final, before, inputs.tokens_per_char)
+        metrics = language_metrics(final, before, inputs)
     else:
         metrics = classification_metrics(final, data)
     metrics.update(best_epoch=outcome.best_epoch, stopped_early=outcome.stopped_early)

@@ -141,7 +141,7 @@ def fit(
         checkpoint: the file written after each epoch (and read with `resume`).
         run_key: identifies the run's options and data; a checkpoint with another key is refused.
         resume: continue from `checkpoint` when it exists.
-        progress: called with ("train", step, steps, info) per batch and ("epoch", n, epochs, info).
+        progress: called with ("train", step, steps, info) per batch, ("evaluate", batch, batches, {}) and ("epoch", n, epochs, info).
         stop: when set (`stop_on_signals`), training stops after the current step.
         ranks: this process's rank; rank 0 alone writes the checkpoint, which every rank resumes from.
 
@@ -186,7 +186,7 @@ def fit(
         train_loss = _train_epoch(job, optimizer, scheduler, loss_fn, params, options, device, epoch, progress, stop)
         if stop.signum is not None:  # the unfinished epoch is dropped: a resume replays it whole
             raise TrainingInterrupted(stop.signum, checkpoint, epoch, options.epochs)
-        result = evaluate(job, device)
+        result = evaluate(job, device, progress=progress)
         if stopper.update(epoch, result.loss):
             best_state = _copy_state(job.module)
         seconds = time.perf_counter() - tick
@@ -252,7 +252,7 @@ def _global_loss(logits: torch.Tensor, targets: torch.Tensor, options: LoopOptio
     return summed * world / max(1.0, count), int(count), total / max(1.0, count)
 
 
-def evaluate(job: Job, device: torch.device, collect: bool = False) -> Evaluation:
+def evaluate(job: Job, device: torch.device, collect: bool = False, progress: Progress | None = None) -> Evaluation:
     """Validation loss (nats per target) and accuracy, in eval mode; predictions when `collect`.
     A sharded job's ranks each run their shard of the validation set and share the sums."""
     job.module.eval()
@@ -261,7 +261,9 @@ def evaluate(job: Job, device: torch.device, collect: bool = False) -> Evaluatio
     predictions: list[int] = []
     targets_seen: list[int] = []
     with torch.inference_mode(), autocast(device):
-        for inputs, targets in job.val_batches():
+        batches = job.val_batches()
+        steps = len(batches) if hasattr(batches, "__len__") else 0  # progress ("evaluate", batch, batches) when known
+        for step, (inputs, targets) in enumerate(batches):
             inputs, targets = to_device(inputs, device), targets.to(device)
             logits = job.logits(inputs).float().flatten(0, -2)
             targets = targets.flatten()
@@ -273,6 +275,8 @@ def evaluate(job: Job, device: torch.device, collect: bool = False) -> Evaluatio
             if collect:
                 predictions += predicted[mask].tolist()
                 targets_seen += targets[mask].tolist()
+            if progress is not None and steps:
+                progress("evaluate", step + 1, steps, {})
     if job.sharded:
         total, correct, count = sum_over_ranks([total, float(correct), float(count)])
         if collect:  # in sample order: the shards are contiguous

@@ -48,7 +48,8 @@ class FinetuneOptions:
     )
     image_size: int | None = _option(None, "Train at this size instead of the model's input size.")
     max_length: int = _option(256, "Tokens kept per text.")
-    steps_per_epoch: int | None = _option(None, "Batches per epoch, drawn at random (default: the whole training set).")
+    steps_per_epoch: int | None = _option(None, "Batches per epoch, drawn at random (default: the whole training set; a corpus: 16,384 windows).")
+    val_windows: int = _option(4096, "A corpus: held-out windows scored before and after training, a fixed seeded sample (0: all).")
     data_format: str | None = _option(None, "The data format, when detection is not wanted (zoo.data formats).")
     text_column: str = _option("text", "CSV: the column holding the text.")
     label_column: str = _option("label", "CSV: the column holding the label.")
@@ -67,8 +68,10 @@ class FinetuneOptions:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
                 raise ArgumentError(f"{name} must be a positive integer, got {value!r}")
-        if not isinstance(self.workers, int) or self.workers < 0:
-            raise ArgumentError(f"workers must be a non-negative integer, got {self.workers!r}")
+        for name in ("workers", "val_windows"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ArgumentError(f"{name} must be a non-negative integer, got {value!r}")
         if not self.lr > 0:
             raise ArgumentError(f"lr must be positive, got {self.lr!r}")
         checks = (

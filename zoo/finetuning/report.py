@@ -10,6 +10,7 @@ from typing import Any
 from torch import nn
 
 from zoo.data.formats import TrainingData
+from zoo.finetuning.inputs import Inputs
 from zoo.finetuning.loop import Evaluation
 
 
@@ -35,8 +36,19 @@ def classification_metrics(result: Evaluation, data: TrainingData) -> dict[str, 
     }
 
 
-def language_metrics(result: Evaluation, before: Evaluation | None, tokens_per_char: float) -> dict[str, Any]:
-    """Validation loss per token and per character, before and after adapting; accuracy of the next token."""
+def language_metrics(result: Evaluation, before: Evaluation | None, inputs: Inputs) -> dict[str, Any]:
+    """Validation loss per token and per character, before and after adapting; accuracy of the next token;
+    how many windows were scored (a fixed sample, the same before and after) and trained on per epoch.
+
+    Args:
+        result: the evaluation after training.
+        before: the evaluation of the same windows before training (None: not run).
+        inputs: the run's corpus samples (`zoo.finetuning.text_inputs.WindowSample`) and tokens per character.
+
+    Returns:
+        Plain data for the summary and the model directory.
+    """
+    tokens_per_char = inputs.tokens_per_char
     metrics = {
         "val_loss": result.loss,
         "val_nats_per_char": result.loss * tokens_per_char,
@@ -44,6 +56,10 @@ def language_metrics(result: Evaluation, before: Evaluation | None, tokens_per_c
     }
     if before is not None:
         metrics.update(val_loss_before=before.loss, val_nats_per_char_before=before.loss * tokens_per_char)
+    metrics.update(
+        val_windows=len(inputs.val), val_windows_total=len(inputs.val.corpus),
+        train_windows_per_epoch=len(inputs.train), train_windows_total=len(inputs.train.corpus),
+    )
     return metrics
 
 
