@@ -1,0 +1,152 @@
+"""Images/s of `zoo predict FOLDER --output preds.csv` against the loops people write, on the same files.
+
+    HF_HUB_OFFLINE=1 python benchmarks/predict_throughput.py [--turns 5] [--batch-size 32] [--loop-images N]
+
+Writes scikit-image's 200 LFW faces / non-faces (25×25 PNG) in `--turns` orientations (as they are,
+then PIL's transpositions: mirrored, upside down, turned 90°, 180°, 270°, transposed, transversed;
+5 gives 1,000 files) into a temporary folder, then times, in this process, on tf_efficientnet_lite0.in1k (weights
+from the pip package, as `zoo.load` gets them offline):
+
+  (a) zoo: `zoo.predict.files.predict_files(model, [folder], "preds.csv")`, the library function
+      behind `zoo predict --output`, with the CLI's default --workers and the given batch size;
+  (b) a plain loop, one image at a time: PIL open, the model's transform, `model(x[None])`
+      (on the first `--loop-images` files when given: its rate does not change along the way);
+  (c) timm's own preprocessing (`create_transform(**resolve_data_config({}, model=model))`) and a
+      batched forward loop over a `DataLoader` of the same batch size and workers, on timm's model.
+
+Each path runs once untimed on 2 batches first. The table gives images/s, zoo's ratio to each loop
+and the share of files whose top-1 class agrees with zoo's; targets: (a) ≥ 3× (b), (a) ≥ (c).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import tempfile
+import time
+from pathlib import Path
+
+ARCH = "tf_efficientnet_lite0"
+WEIGHTS = f"{ARCH}.in1k"
+
+
+def write_images(root: Path, turns: int) -> list[Path]:
+    """The LFW faces in `turns` orientations, as PNG files under root/faces; their paths in order."""
+    from PIL import Image
+
+    from zoo.data.packaged import write_dataset
+
+    write_dataset("lfw-faces", root / "lfw")
+    orientations = [None, *list(Image.Transpose)[:7]]
+    folder = root / "faces"
+    for source in sorted((root / "lfw").rglob("*.png")):
+        (folder / source.parent.name).mkdir(parents=True, exist_ok=True)
+        with Image.open(source) as image:
+            for k, turn in enumerate(orientations[:turns]):
+                (image if turn is None else image.transpose(turn)).save(folder / source.parent.name / f"{source.stem}-{k}.png")
+    return sorted(folder.rglob("*.png"), key=lambda p: p.relative_to(folder).parts)
+
+
+def zoo_path(model, folder: Path, out: Path, batch_size: int, workers: int) -> list[int]:
+    """(a): the library function behind `zoo predict --output`; the top-1 class index of each file."""
+    from zoo.predict.files import predict_files
+
+    predict_files(model, [folder], out, top_k=1, batch_size=batch_size, workers=workers, overwrite=True)
+    index = {label: i for i, label in enumerate(model.zoo.labels)}
+    with out.open(newline="") as stream:
+        return [index[row["label_1"]] for row in csv.DictReader(stream)]
+
+
+def plain_loop(model, paths: list[Path]) -> list[int]:
+    """(b): one image at a time through the model's own transform."""
+    import torch
+    from PIL import Image
+
+    from zoo.data.image_files import image_transform
+
+    transform = image_transform(model.zoo.preprocess)
+    model.eval()
+    top = []
+    with torch.no_grad():
+        for path in paths:
+            x = transform(Image.open(path).convert("RGB"))
+            top.append(int(model(x[None]).argmax(-1)))
+    return top
+
+
+def timm_loop(model, paths: list[Path], batch_size: int, workers: int) -> list[int]:
+    """(c): timm's transform, a DataLoader of `batch_size`, a batched forward loop."""
+    import torch
+    from PIL import Image
+    from timm.data import create_transform, resolve_data_config
+
+    transform = create_transform(**resolve_data_config({}, model=model))
+
+    class Files(torch.utils.data.Dataset):
+        def __len__(self) -> int:
+            return len(paths)
+
+        def __getitem__(self, i: int) -> torch.Tensor:
+            return transform(Image.open(paths[i]).convert("RGB"))
+
+    top = []
+    with torch.no_grad():
+        for batch in torch.utils.data.DataLoader(Files(), batch_size=batch_size, num_workers=workers):
+            top += model(batch).argmax(-1).tolist()
+    return top
+
+
+def timed(run, count: int) -> tuple[float, list[int]]:
+    started = time.perf_counter()
+    top = run()
+    return count / (time.perf_counter() - started), top
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--turns", type=int, default=5, help="orientations of each face, 200 files each (1..8)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--loop-images", type=int, default=None, help="time the one-at-a-time loop on this many files")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+    import timm
+    import torch
+
+    import zoo
+    from zoo.cache import records
+    from zoo.predict.files import default_workers
+
+    workers = default_workers()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        paths = write_images(root, args.turns)
+        model = zoo.load(WEIGHTS)
+        weights = next(r.path for r in records() if r.model == WEIGHTS)
+        timm_model = timm.create_model(ARCH, pretrained=True, pretrained_cfg_overlay={"file": weights}).eval()
+        warm = root / "warm"
+        warm.mkdir()
+        for path in paths[: 2 * args.batch_size]:
+            os.link(path, warm / path.name)
+        zoo_path(model, warm, root / "warm.csv", args.batch_size, workers)
+        plain_loop(model, paths[:4])
+        timm_loop(timm_model, paths[: 2 * args.batch_size], args.batch_size, workers)
+
+        loop_paths = paths[: args.loop_images] if args.loop_images else paths
+        rate_a, top_a = timed(lambda: zoo_path(model, root / "faces", root / "preds.csv", args.batch_size, workers), len(paths))
+        rate_b, top_b = timed(lambda: plain_loop(model, loop_paths), len(loop_paths))
+        rate_c, top_c = timed(lambda: timm_loop(timm_model, paths, args.batch_size, workers), len(paths))
+
+    agree = lambda other: sum(a == b for a, b in zip(top_a, other)) / len(other)  # noqa: E731
+    print(f"{len(paths)} files, lite0, batch {args.batch_size}, workers {workers}, torch threads {torch.get_num_threads()}, "
+          f"{os.cpu_count()} CPUs; one-at-a-time loop on {len(loop_paths)} files")
+    print("| path | images/s | zoo ÷ path | top-1 agrees with zoo |")
+    print("|---|---|---|---|")
+    print(f"| (a) zoo predict --output | {rate_a:.1f} | 1.00× | 100 % |")
+    print(f"| (b) one image at a time | {rate_b:.1f} | {rate_a / rate_b:.2f}× | {agree(top_b):.1%} |")
+    print(f"| (c) timm transform + DataLoader | {rate_c:.1f} | {rate_a / rate_c:.2f}× | {agree(top_c):.1%} |")
+    print(f"targets: (a) ≥ 3× (b): {'met' if rate_a >= 3 * rate_b else 'MISSED'}; (a) ≥ (c): {'met' if rate_a >= rate_c else 'MISSED'}")
+
+
+if __name__ == "__main__":
+    main()
