@@ -23,12 +23,13 @@ from zoo.errors import (
     WeightsUnavailableError,
     ZooError,
 )
-# Eager on purpose: zoo.evaluating, zoo.exporting and zoo.finetuning import no torch at the top.
+# Eager on purpose: zoo.evaluating, zoo.exporting, zoo.finetuning and zoo.predict.files import no torch at the top.
 from zoo.evaluating import EvaluationReport, evaluate
 from zoo.exporting import export
 from zoo.finetuning import FinetuneResult, finetune
 from zoo.hookspecs import hookimpl
 from zoo.hub_upload import push
+from zoo.predict.files import PredictionSummary, predict_files
 from zoo.registry import ArchSpec, InputSpec, Registry, Source, WeightSpec
 
 from zoo.version import __version__
@@ -42,6 +43,8 @@ __all__ = [
     "EvaluationReport",
     "export",
     "push",
+    "predict_files",
+    "PredictionSummary",
     "list_models",
     "get_spec",
     "get_registry",

@@ -17,8 +17,9 @@ from zoo.errors import ArgumentError
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--top-k", "-k", "top_k", default=5, show_default=True, type=click.IntRange(min=1), help="Classes per input.")
 @click.option(
-    "--runtime", type=click.Choice(["torch", "onnx"]), default="torch", show_default=True,
-    help="onnx: run the exported model.onnx of a model directory (or an .onnx file) in onnxruntime.",
+    "--runtime", type=click.Choice(["eager", "onnx", "torch"]), default="eager", show_default=True,
+    help="eager: PyTorch (torch is another name for it); onnx: run the exported model.onnx of a model directory "
+    "(or an .onnx file) in onnxruntime.",
 )
 @click.option(
     "--batch-size", "-b", "batch_size", default=32, show_default=True, type=click.IntRange(min=1),
@@ -44,12 +45,12 @@ def predict_command(
     """Classify INPUTS with MODEL (a name, a model directory or hf://org/repo).
 
     Images may be PNG or JPEG in any mode (L, RGB, RGBA, CMYK, P); each model's own preprocessing
-    and labels are used. A folder stands for its own image files, in name order. Images run in
-    batches of --batch-size, each printed as soon as it is done, so memory stays flat however many
-    there are. With --output FILE.csv or FILE.jsonl, a folder stands for its image files at any
-    depth, and every file gets one row, in order, written as the run goes and renamed into place
-    at the end; a file that cannot be read is skipped, counted on stderr and named in its row, and
-    progress goes to stderr. For a text model, INPUTS are texts: a language model prints their likely
+    and labels are used. A folder stands for its image files at any depth, in path order (hidden
+    ones left out). Images run in batches of --batch-size, each printed as soon as it is done, so
+    memory stays flat however many there are. With --output FILE.csv or FILE.jsonl every file gets
+    one row, in order, written as the run goes and renamed into place at the end; a file that
+    cannot be read is skipped, counted on stderr and named in its row; progress goes to stderr.
+    For a text model, INPUTS are texts: a language model prints their likely
     continuations (or, with --generate N, samples N tokens), a text classifier their classes.
 
     \b
