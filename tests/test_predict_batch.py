@@ -218,14 +218,14 @@ def test_progress_is_redrawn_in_place_on_a_terminal_and_one_line_per_interval_in
 
     log, terminal = io.StringIO(), Terminal()
     for stream in (log, terminal):
-        progress = Progress(1000, stream, every=0)
+        progress = Progress(stream, every=0)
         for done in (250, 500, 1000):
-            progress.update(done)
+            progress("predict", done, 1000, {})
         progress.close()
     assert [line.split(" images,")[0] for line in log.getvalue().splitlines()] == ["250/1,000", "500/1,000", "1,000/1,000", "1,000/1,000"]
     assert terminal.getvalue().count("\r") == 4 and terminal.getvalue().endswith("\n") and terminal.getvalue().count("\n") == 1
     quiet = io.StringIO()
-    progress = Progress(1000, quiet)  # a log: one line a minute, and the last one
-    progress.update(500)
+    progress = Progress(quiet)  # a log: one line a minute, and the last one
+    progress("predict", 500, 1000, {})
     progress.close()
     assert len(quiet.getvalue().splitlines()) == 1 and quiet.getvalue().startswith("500/1,000 images, ")

@@ -140,11 +140,15 @@ def _predict_to_file(
     """Write the rows, with progress and the skipped files on stderr; print what was written."""
     import sys
 
+    from zoo.cli.finetune import progress_interval
     from zoo.predict.files import predict_files
+    from zoo.predict.progress import Progress
 
+    shown = Progress(sys.stderr, None if sys.stderr.isatty() else progress_interval())
     summary = predict_files(
-        model, inputs, output, top_k=top_k, batch_size=batch_size, workers=workers, overwrite=overwrite, progress=sys.stderr,
+        model, inputs, output, top_k=top_k, batch_size=batch_size, workers=workers, overwrite=overwrite, progress=shown,
     )
+    shown.close()
     for line in summary.skip_report():
         click.echo(line, err=True)
     if json_:

@@ -14,7 +14,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence, TextIO
+from typing import Any, Callable, Sequence, TextIO
 
 from zoo.errors import ArgumentError
 
@@ -97,7 +97,8 @@ def checked_output(output: str | os.PathLike[str], overwrite: bool = False) -> P
 
 def predict_files(
     model: Any, inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str], *, top_k: int = 5,
-    batch_size: int = 32, workers: int | None = None, overwrite: bool = False, progress: TextIO | None = None,
+    batch_size: int = 32, workers: int | None = None, overwrite: bool = False,
+    progress: Callable[[str, int, int, dict[str, Any]], None] | None = None,
 ) -> PredictionSummary:
     """Classify image files and write one row per file to a CSV or JSONL file, atomically.
 
@@ -110,7 +111,8 @@ def predict_files(
         batch_size: files the model sees at once; memory grows with it, not with the number of files.
         workers: preprocessing processes (0: this one; default `default_workers()`).
         overwrite: replace an existing output.
-        progress: a stream for count/total and images/s (stderr, say); None is silent.
+        progress: called as ``progress("predict", done, total, {})`` after each batch
+            (`zoo.predict.progress.Progress` writes count/total and images/s to a stream).
 
     Returns:
         The counts: rows, predicted, skipped by reason (with names), seconds.
@@ -140,15 +142,14 @@ def predict_files(
 
 def _write_rows(
     model: Any, paths: list[Path], stream: TextIO, target: Path, top_k: int, batch_size: int, workers: int,
-    progress: TextIO | None,
+    progress: Callable[[str, int, int, dict[str, Any]], None] | None,
 ) -> PredictionSummary:
     """Every path's row, in order, batch after batch."""
     from zoo.predict.images import forward_pass, image_batches, ranked
-    from zoo.predict.progress import Progress
 
     labels = getattr(model.zoo, "labels", None)
     rows = Rows(stream, target.suffix.lower(), min(top_k, len(labels)) if labels else top_k)
-    summary, shown = PredictionSummary(target), Progress(len(paths), progress)
+    summary = PredictionSummary(target)
     started = time.perf_counter()
     with forward_pass(model) as forward:
         for indices, batch, skipped in image_batches(model, paths, batch_size, workers):
@@ -161,8 +162,8 @@ def _write_rows(
                 else:
                     summary.skip(str(paths[index]), reason)
             summary.inputs += len(ordered)
-            shown.update(summary.inputs)
-    shown.close()
+            if progress is not None:
+                progress("predict", summary.inputs, len(paths), {})
     summary.seconds = time.perf_counter() - started
     return summary
 

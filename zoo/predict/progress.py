@@ -1,52 +1,48 @@
-"""Progress of a long run on stderr: count/total and images/s, redrawn in place on a terminal, one
-line a minute in a log (a file or a pipe), and a last line when it ends."""
+"""Progress of a long prediction run on a stream (stderr): count/total and images/s, redrawn in
+place on a terminal, one line per interval (a minute) in a log, and a last line when it ends."""
 from __future__ import annotations
 
 import time
-from typing import TextIO
+from typing import Any, TextIO
 
 _TERMINAL_EVERY_S = 0.2
 _LOG_EVERY_S = 60.0
 
 
 class Progress:
-    """Reports `done` of `total` items on `stream` as they are done.
+    """A `progress` callback for `zoo.predict_files`: ``progress(stage, done, total, info)``.
 
     Args:
-        total: how many items the run has.
-        stream: where to write (stderr, usually); None reports nothing.
-        every: seconds between reports (default: 0.2 on a terminal, 60 otherwise).
+        stream: where to write (stderr, usually).
+        every: seconds between two reports (default: 0.2 on a terminal, 60 otherwise).
     """
 
-    def __init__(self, total: int, stream: TextIO | None, every: float | None = None):
-        self.total = total
+    def __init__(self, stream: TextIO, every: float | None = None):
         self.stream = stream
-        self.terminal = bool(stream is not None and getattr(stream, "isatty", lambda: False)())
+        self.terminal = bool(getattr(stream, "isatty", lambda: False)())
         self.every = every if every is not None else (_TERMINAL_EVERY_S if self.terminal else _LOG_EVERY_S)
-        self.started = time.perf_counter()
-        self.reported = self.started
-        self.done = 0
+        self.started = self.reported = time.perf_counter()
+        self.done = self.total = 0
 
     def line(self) -> str:
         """``done/total images, N images/s``."""
         elapsed = max(time.perf_counter() - self.started, 1e-9)
         return f"{self.done:,}/{self.total:,} images, {self.done / elapsed:.1f} images/s"
 
-    def update(self, done: int) -> None:
-        """`done` items are finished now; report when the last report is `every` seconds old."""
-        self.done = done
+    def __call__(self, stage: str, done: int, total: int, info: dict[str, Any]) -> None:
+        """`done` of `total` items are finished; report when the last report is `every` seconds old."""
+        self.done, self.total = done, total
         now = time.perf_counter()
-        if self.stream is not None and now - self.reported >= self.every:
+        if now - self.reported >= self.every:
             self.reported = now
             self._write()
 
     def close(self) -> None:
-        """The last report (and, on a terminal, the end of the line redrawn in place)."""
-        if self.stream is not None:
-            self._write()
-            if self.terminal:
-                self.stream.write("\n")
-            self.stream.flush()
+        """The last report (ending, on a terminal, the line redrawn in place)."""
+        self._write()
+        if self.terminal:
+            self.stream.write("\n")
+        self.stream.flush()
 
     def _write(self) -> None:
         self.stream.write(f"\r{self.line()}\x1b[K" if self.terminal else f"{self.line()}\n")
