@@ -123,12 +123,20 @@ class UploadServer:
         return {"id": repo, "modelId": repo, "sha": self._head(repo, rev), "private": False, "siblings": []}
 
     def _validate_yaml(self, body: bytes) -> Any:
+        """The Hub's checks that matter here: YAML, a mapping, `model-index` a list of {name, results}."""
         text = json.loads(body)["content"]
-        if text.startswith("---\n"):
-            try:
-                yaml.safe_load(text[4:].split("\n---", 1)[0])
-            except yaml.YAMLError as exc:
-                raise HubReply(400, f"invalid YAML in README.md: {exc}") from None
+        errors = []
+        try:
+            front = yaml.safe_load(text[4:].split("\n---", 1)[0]) if text.startswith("---\n") else {}
+        except yaml.YAMLError as exc:
+            front, errors = {}, [f"invalid YAML: {exc}"]
+        index = (front or {}).get("model-index", []) if isinstance(front, dict) else None
+        if front is not None and not isinstance(front, dict):
+            errors.append("the metadata must be a YAML mapping")
+        elif not isinstance(index, list) or not all(isinstance(e, dict) and {"name", "results"} <= set(e) for e in index):
+            errors.append('"model-index" must be an array of objects with "name" and "results"')
+        if errors:
+            raise HubReply(400, "Invalid metadata in README.md", errors=[{"message": e} for e in errors])
         return {"errors": [], "warnings": []}
 
     def _create_branch(self, body: bytes, repo: str, rev: str) -> Any:

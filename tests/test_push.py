@@ -52,6 +52,21 @@ def other_model(tmp_path):
     return save_model_dir(model, tmp_path / "other", metrics={"val_accuracy": 0.25})
 
 
+def copy_model(source, folder, names=("config.json", "model.safetensors", "README.md")):
+    """A copy of some files of a model directory, to damage."""
+    folder.mkdir()
+    for name in names:
+        (folder / name).write_bytes((source / name).read_bytes())
+    return folder
+
+
+def edit_config(folder, change) -> None:
+    """Apply `change` to the zoo fields of config.json (under "zoo" in format 2, the top level in 1)."""
+    raw = json.loads((folder / "config.json").read_text())
+    change(raw.get("zoo", raw))
+    (folder / "config.json").write_text(json.dumps(raw))
+
+
 def push_cli(server: UploadServer, *args: str, env: dict | None = None):
     """`zoo push ...` in this process, with HF_ENDPOINT at the upload server."""
     return CliRunner().invoke(cli, ["push", *args], env={"HF_ENDPOINT": server.endpoint, **(env or {})})
@@ -132,10 +147,7 @@ def test_zoo_push_in_python_returns_the_commit_url(upload, digits_model, tmp_pat
 
 
 def test_only_the_files_config_json_lists_and_the_card_are_uploaded(upload, digits_model, tmp_path):
-    folder = tmp_path / "model"
-    folder.mkdir()
-    for name in ("config.json", "model.safetensors", "README.md", "confusion_matrix.png"):
-        (folder / name).write_bytes((digits_model / name).read_bytes())
+    folder = copy_model(digits_model, tmp_path / "model", names=("config.json", "model.safetensors", "README.md", "confusion_matrix.png"))
     (folder / ".DS_Store").write_bytes(b"\0\1junk")
     (folder / "checkpoint.pt").write_bytes(b"not for the hub")
     (folder / ".model.safetensors.lock").write_text("")
@@ -149,10 +161,7 @@ def test_only_the_files_config_json_lists_and_the_card_are_uploaded(upload, digi
 
 
 def test_a_damaged_weight_file_is_refused_before_anything_is_uploaded(upload, digits_model, tmp_path):
-    folder = tmp_path / "damaged"
-    folder.mkdir()
-    for name in ("config.json", "model.safetensors", "README.md"):
-        (folder / name).write_bytes((digits_model / name).read_bytes())
+    folder = copy_model(digits_model, tmp_path / "damaged")
     data = bytearray((folder / "model.safetensors").read_bytes())
     data[len(data) // 2] ^= 0x01  # one bit of one weight
     (folder / "model.safetensors").write_bytes(bytes(data))
@@ -167,10 +176,7 @@ def test_a_damaged_weight_file_is_refused_before_anything_is_uploaded(upload, di
 
 
 def test_a_truncated_weight_file_is_refused_by_its_size(upload, digits_model, tmp_path):
-    folder = tmp_path / "truncated"
-    folder.mkdir()
-    for name in ("config.json", "model.safetensors"):
-        (folder / name).write_bytes((digits_model / name).read_bytes())
+    folder = copy_model(digits_model, tmp_path / "truncated")
     size = (folder / "model.safetensors").stat().st_size
     (folder / "model.safetensors").write_bytes((digits_model / "model.safetensors").read_bytes()[:-10])
     result = push_cli(upload, str(folder), f"zoo-push/{tmp_path.name}")
@@ -180,9 +186,7 @@ def test_a_truncated_weight_file_is_refused_by_its_size(upload, digits_model, tm
 
 
 def test_a_missing_listed_file_is_refused(upload, digits_model, tmp_path):
-    folder = tmp_path / "incomplete"
-    folder.mkdir()
-    (folder / "config.json").write_bytes((digits_model / "config.json").read_bytes())
+    folder = copy_model(digits_model, tmp_path / "incomplete", names=("config.json",))
     result = push_cli(upload, str(folder), f"zoo-push/{tmp_path.name}")
     assert result.exit_code == 1
     assert f"Error: {folder}: model.safetensors (files.weights in config.json) is missing" in result.stderr
@@ -200,12 +204,64 @@ def test_a_folder_that_is_not_a_model_directory_is_refused(upload, tmp_path):
     assert upload.requests == []
 
 
-@pytest.mark.parametrize("repo_id", ["just-a-name", "org/name/extra", "hf://org/name", "/name"])
-def test_a_repo_id_that_is_not_org_slash_name_is_refused(upload, digits_model, repo_id):
+@pytest.mark.parametrize("repo_id, problem", [
+    ("just-a-name", "it is not org/name"),
+    ("org/name/extra", "it is not org/name"),
+    ("hf://org/name", "it is not org/name"),
+    ("/name", "it is not org/name"),
+    ("org/my model", "Repo id must use alphanumeric chars, '-', '_' or '.'"),
+    ("org/x--y", "Cannot have -- or .. in repo_id"),
+])
+def test_a_repo_id_the_hub_would_refuse_is_refused_first(upload, digits_model, repo_id, problem):
     result = push_cli(upload, str(digits_model), repo_id)
     assert result.exit_code == 1
-    assert result.stderr.startswith(f"Error: {repo_id!r} is not a Hub repository id (give it as org/name")
+    assert result.stderr.startswith(f"Error: {repo_id!r} is not a Hub repository id: {problem}")
+    assert result.stderr.endswith("(give it as org/name, e.g. my-org/lite0-faces)\n")
     assert upload.requests == []
+
+
+def test_a_listed_file_outside_the_directory_is_refused(upload, digits_model, tmp_path):
+    folder = copy_model(digits_model, tmp_path / "escape")
+    (tmp_path / "secret.txt").write_text("not yours")
+    edit_config(folder, lambda zoo_fields: zoo_fields["files"].update(extra="../secret.txt"))
+    result = push_cli(upload, str(folder), f"zoo-push/{tmp_path.name}")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: {folder}: file name '../secret.txt' leads outside the model directory")
+    assert upload.requests == []
+
+
+def test_a_weights_symlink_out_of_the_directory_is_refused_even_with_the_right_bytes(upload, digits_model, tmp_path):
+    folder = copy_model(digits_model, tmp_path / "linked", names=("config.json", "README.md"))
+    (folder / "model.safetensors").symlink_to(digits_model / "model.safetensors")
+    result = push_cli(upload, str(folder), f"zoo-push/{tmp_path.name}")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        f"Error: {folder / 'model.safetensors'} is a symlink to {digits_model / 'model.safetensors'}, outside the model directory"
+    )
+    assert upload.requests == []
+
+
+def test_a_card_whose_front_matter_is_not_yaml_is_refused_before_any_request(upload, digits_model, tmp_path):
+    folder = copy_model(digits_model, tmp_path / "card")
+    (folder / "README.md").write_text("---\nlicense: [mit\n---\n\n# a model\n")
+    result = push_cli(upload, str(folder), f"zoo-push/{tmp_path.name}", "-m", "a message of my own")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: {folder / 'README.md'}: the front matter is not valid YAML (")
+    assert "nothing was uploaded (fix the block between the --- lines at the top of README.md" in result.stderr
+    assert upload.requests == []
+
+
+def test_card_metadata_the_hub_refuses_is_named(upload, digits_model, tmp_path):
+    folder = copy_model(digits_model, tmp_path / "card")
+    (folder / "README.md").write_text("---\nlicense: mit\nmodel-index:\n  name: not-a-list\n---\n\n# a model\n")
+    result = push_cli(upload, str(folder), f"zoo-push/{tmp_path.name}")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: the Hub at {upload.endpoint} refused the model card's metadata: nothing was committed "
+        '("model-index" must be an array of objects with "name" and "results") '
+        "(fix the front matter of README.md (https://huggingface.co/docs/hub/model-cards))\n"
+    )
+    assert upload.commits == []
 
 
 def test_a_wrong_token_is_refused_with_the_remedy(upload, digits_model, tmp_path):

@@ -75,12 +75,14 @@ def upload_names(folder: Path, config: Mapping[str, Any]) -> list[str]:
     """What a push uploads: config.json, every file it lists (each verified), and README.md if present.
 
     Raises:
-        ModelDirError: a listed file is missing or its name leads outside the directory.
+        ModelDirError: a listed file is missing or its name leads outside the directory, or the
+            card's front matter is not YAML.
         WeightsIntegrityError: a listed file's size or sha256 is not the one config.json records.
     """
     from zoo.modeldir import CARD, CONFIG, inside
 
     names = [CONFIG, *verify_files(folder, config)]
+    card_front_matter(folder)
     if inside(folder, CARD).is_file():
         names.append(CARD)
     return names
@@ -122,10 +124,7 @@ def verify_files(folder: Path, config: Mapping[str, Any]) -> list[str]:
 def default_commit_message(folder: Path, config: Mapping[str, Any]) -> str:
     """``zoo: <architecture> fine-tuned from <base model> (<metric> <value>, ...)``: the base model is
     the card's ``base_model`` (a Hub repo) or the base weights' id; the metrics are config.json's numbers."""
-    from zoo.modeldir import CARD, inside, read_front_matter
-
-    card = inside(folder, CARD)
-    base = (read_front_matter(card) if card.is_file() else {}).get("base_model") or (config.get("base_weights") or {}).get("id")
+    base = card_front_matter(folder).get("base_model") or (config.get("base_weights") or {}).get("id")
     if isinstance(base, list):
         base = ", ".join(map(str, base))
     numbers = {k: v for k, v in (config.get("metrics") or {}).items() if isinstance(v, float)}
@@ -135,12 +134,48 @@ def default_commit_message(folder: Path, config: Mapping[str, Any]) -> str:
     return message
 
 
+def card_front_matter(folder: Path) -> dict[str, Any]:
+    """The model card's front matter ({} without a card), read before anything is uploaded.
+
+    Raises:
+        ModelDirError: README.md's front matter is not YAML (the Hub would refuse the commit).
+    """
+    import yaml
+
+    from zoo.modeldir import CARD, inside, read_front_matter
+
+    card = inside(folder, CARD)
+    try:
+        return read_front_matter(card) if card.is_file() else {}
+    except yaml.YAMLError as exc:
+        problem = str(exc).splitlines()[0]
+        raise ModelDirError(
+            f"{card}: the front matter is not valid YAML ({problem}); nothing was uploaded",
+            "fix the block between the --- lines at the top of README.md, or save the directory again",
+        ) from None
+
+
 def _check_repo_id(repo_id: str) -> None:
+    """huggingface_hub's own rules for a model repository id, and the form org/name.
+
+    Raises:
+        ArgumentError: naming what is wrong.
+    """
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
     from zoo.errors import ArgumentError
 
     org, _, name = repo_id.partition("/")
-    if not org or not name or "/" in name or repo_id.startswith("hf://"):
-        raise ArgumentError(f"{repo_id!r} is not a Hub repository id", "give it as org/name, e.g. my-org/lite0-faces")
+    problem = None if org and name and "/" not in name else "it is not org/name"
+    if problem is None:
+        try:
+            validate_repo_id(repo_id)
+        except HFValidationError as exc:
+            problem = str(exc).removesuffix(f": '{repo_id}'.").rstrip(".")
+    if problem is not None:
+        raise ArgumentError(
+            f"{repo_id!r} is not a Hub repository id: {problem}", "give it as org/name, e.g. my-org/lite0-faces"
+        )
 
 
 def _api(token: str | None) -> Any:
@@ -179,6 +214,14 @@ def _hub_errors(repo_id: str) -> Iterator[None]:
         if exc.response is None:
             raise
         raise _http_error(repo_id, exc.response.status_code, exc) from None
+    except ValueError as exc:  # huggingface_hub's answer to the Hub's 400 on README.md's metadata
+        if not str(exc).startswith("Invalid metadata in README.md"):
+            raise
+        raise HubError(
+            f"the Hub at {hub_endpoint()} refused the model card's metadata: nothing was committed ("
+            + "; ".join(line.lstrip("- ") for line in str(exc).splitlines()[1:]) + ")",
+            "fix the front matter of README.md (https://huggingface.co/docs/hub/model-cards)",
+        ) from None
     except httpx2.TransportError as exc:
         raise HubError(
             f"the connection to the Hub at {hub_endpoint()} failed during the push: {exc}",
