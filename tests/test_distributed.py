@@ -255,3 +255,29 @@ def test_a_killed_rank_fails_the_run_in_one_line_and_resume_in_one_process_finis
     training = read_config(output)["training"]
     assert (training["resumed_from_epoch"], training["ranks"]) == (kept, 1)
     assert not checkpoint.parent.exists()
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_every_rank_and_says_how_to_continue_in_one_line(faces, tmp_path):
+    output = tmp_path / "out"
+    checkpoint = tmp_path / ".out.partial" / "checkpoint.pt"
+    command = ["finetune", "lenet5.digits", "--data", str(faces), "--strategy", "full", "--epochs", "20", "--patience", "0",
+               "-o", str(output), "--nproc", "2"]
+    # As a terminal's Ctrl-C: SIGINT to the launcher and its ranks, one process group.
+    launcher = subprocess.Popen(
+        [str(Path(sys.executable).parent / "zoo"), *command], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 300
+    while not checkpoint.is_file():
+        assert launcher.poll() is None and time.monotonic() < deadline, launcher.communicate()
+        time.sleep(0.05)
+    os.killpg(launcher.pid, signal.SIGINT)
+    stdout, stderr = launcher.communicate(timeout=300)
+    assert (launcher.returncode, stdout) == (128 + signal.SIGINT, "")
+    kept = torch.load(checkpoint, map_location="cpu", weights_only=True)["epoch"]
+    assert stderr.strip() == (
+        f"Interrupted: SIGINT after epoch {kept} of 20: the checkpoint {checkpoint} is kept; to continue: "
+        f"zoo {' '.join(command)} --resume"
+    )
+    assert not output.exists()

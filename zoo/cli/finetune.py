@@ -207,7 +207,8 @@ def finetune_command(
             ctx.exit(1)
         if not isinstance(exc, TrainingInterrupted):
             raise
-        click.echo(interrupted_line(exc), err=True)
+        if is_main_process():  # under torchrun every rank stops; rank 0 says so
+            click.echo(interrupted_line(exc), err=True)
         ctx.exit(128 + exc.signum)
     if not is_main_process():  # rank 0 reports for every rank
         return
@@ -230,12 +231,20 @@ def finetune_command(
 
 def launch_ranks(model: str, data: str, given: dict[str, Any], quiet: bool, json_: bool, nproc: int) -> None:
     """`--nproc N`: the options checked once here, then N ranks of this command through torch.distributed.run."""
-    from zoo.finetuning.distributed import launch
-    from zoo.finetuning.engine import output_path, partial_dir
+    import torch
 
-    FinetuneOptions(**given)  # a bad option is refused once, before any rank starts
+    from zoo.finetuning.distributed import RanksInterrupted, launch
+    from zoo.finetuning.engine import output_path, partial_dir
+    from zoo.finetuning.loop import TrainingInterrupted
+
+    options = FinetuneOptions(**given)  # a bad option is refused once, before any rank starts
     checkpoint = partial_dir(output_path(given.get("output"), model)) / "checkpoint.pt"
-    launch(rank_command(model, data, given, quiet, json_), nproc, checkpoint)
+    try:
+        launch(rank_command(model, data, given, quiet, json_), nproc, checkpoint)
+    except RanksInterrupted as stopped:  # Ctrl-C: the line one process prints, for the N ranks
+        done = torch.load(checkpoint, map_location="cpu", mmap=True, weights_only=True)["epoch"] if checkpoint.is_file() else 0
+        click.echo(interrupted_line(TrainingInterrupted(stopped.signum, checkpoint, done, options.epochs)), err=True)
+        click.get_current_context().exit(128 + stopped.signum)
 
 
 COMMANDS = [finetune_command]

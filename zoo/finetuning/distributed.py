@@ -32,6 +32,14 @@ class RankFailed(ZooError):
     """A rank of a distributed run failed (an error, or killed); the run stopped on every rank."""
 
 
+class RanksInterrupted(ZooError):
+    """SIGINT or SIGTERM reached the launcher of `--nproc`, which stopped every rank."""
+
+    def __init__(self, signum: int, nproc: int):
+        self.signum = signum
+        super().__init__(f"{signal.Signals(signum).name} stopped the {nproc} ranks")
+
+
 @dataclass(frozen=True)
 class Ranks:
     """Where this process stands in the run: its rank, the world size, its rank on this machine."""
@@ -266,6 +274,7 @@ def launch(argv: list[str], nproc: int, checkpoint: Path | None = None) -> None:
 
     Raises:
         RankFailed: a rank failed; its rank and error in one line.
+        RanksInterrupted: SIGINT or SIGTERM stopped the launcher, which stopped the ranks.
     """
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
@@ -275,7 +284,8 @@ def launch(argv: list[str], nproc: int, checkpoint: Path | None = None) -> None:
         raise ArgumentError("--nproc in a process torchrun started", "drop --nproc: torchrun's --nproc-per-node says how many ranks")
 
     # torchrun's agent logs each step (and a failure as a banner): the one line below says what matters.
-    logging.getLogger("torch.distributed").setLevel(logging.CRITICAL)
+    for name in [n for n in logging.root.manager.loggerDict if n.startswith("torch.distributed")]:
+        logging.getLogger(name).setLevel(logging.CRITICAL)  # each sets its own level (torchrun's LOGLEVEL)
     # The cores shared between the ranks (torchrun would give each one thread, and warn that it did).
     threads = os.environ.get("OMP_NUM_THREADS") or str(max(1, (os.cpu_count() or 1) // nproc))
     previous = {name: os.environ.get(name) for name in (LAUNCHED_ENV, "OMP_NUM_THREADS")}
@@ -286,8 +296,7 @@ def launch(argv: list[str], nproc: int, checkpoint: Path | None = None) -> None:
         rank, message = root_failure(exc.failures)
         raise RankFailed(f"rank {rank} of {nproc} failed: {message}", _remedy(checkpoint)) from None
     except SignalException as exc:  # Ctrl-C or SIGTERM to the launcher: torchrun stopped the ranks
-        name = signal.Signals(exc.sigval).name
-        raise RankFailed(f"{name} stopped the {nproc} ranks", _remedy(checkpoint) or "run it again to start over") from None
+        raise RanksInterrupted(int(exc.sigval), nproc) from None
     finally:
         for name, value in previous.items():
             if value is None:
