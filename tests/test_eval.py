@@ -287,3 +287,12 @@ def test_a_language_model_split_val_reproduces_the_finetune_nats_per_char(tmp_pa
     assert report.windows == 300 and report.windows_total > 2900
     assert report.nats_per_char == pytest.approx(result.metrics["val_nats_per_char"], rel=1e-5)
     assert report.accuracy == result.metrics["val_accuracy"]
+
+
+def test_a_folder_of_one_class_evaluates(tmp_path, digits, tuned):
+    shutil.copytree(digits / "7", tmp_path / "sevens" / "7")
+    report = zoo.evaluate(tuned["mlp-digits"][0], tmp_path / "sevens")
+    assert report.n == 30 and report.data["classes"] == ["7"] and report.per_class["7"]["support"] == 30
+    assert report.per_class["7"]["recall"] == report.accuracy
+    with pytest.raises(DataError, match=r"only one class \('7'\)"):  # training still needs two
+        zoo.finetune("mlp-digits", tmp_path / "sevens", output=str(tmp_path / "o"))

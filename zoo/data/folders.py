@@ -97,12 +97,12 @@ def read_class_folders(
         check_val_classes(classes, val_files, root / "val")
         train = scan.samples(train_files, classes)
         val = scan.samples(val_files, classes)
-        check_classes(classes, _counts(train, classes), root / "train", scan.skipped)
+        check_classes(classes, _counts(train, classes), root / "train", scan.skipped, options.min_classes)
     else:
         files = scan.files(root)
         classes = sorted(files)
         samples = scan.samples(files, classes)
-        check_classes(classes, _counts(samples, classes), root, scan.skipped)
+        check_classes(classes, _counts(samples, classes), root, scan.skipped, options.min_classes)
         train, val = stratified_split(samples, options.val_split, options.seed)
     if not val:
         raise DataError(f"the validation folder {str(root / 'val')!r} holds no {kind}", f"add {kind} to it")

@@ -56,6 +56,7 @@ class ReadOptions:
     label_column: str = "label"
     workers: int = 0
     max_val: int | None = None  # classification: validate on a seeded sample of at most this many
+    min_classes: int = 2  # training needs two; an evaluation (zoo eval) reads a folder of one class too
 
     def __post_init__(self) -> None:
         if not 0.0 < self.val_split < 1.0:

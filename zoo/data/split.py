@@ -47,13 +47,14 @@ def stratified_indices(targets: Sequence[int], val_split: float, seed: int) -> t
 
 
 def check_classes(
-    classes: Sequence[str], counts: dict[str, int], where: Path, skipped: dict[str, list[str]] | None = None
+    classes: Sequence[str], counts: dict[str, int], where: Path, skipped: dict[str, list[str]] | None = None,
+    min_classes: int = 2,
 ) -> None:
-    """At least two classes, each with at least one usable example (`skipped`: reason -> the paths
-    set aside, so an emptied class folder says why)."""
+    """At least `min_classes` classes (one or two), each with at least one usable example (`skipped`:
+    reason -> the paths set aside, so an emptied class folder says why)."""
     if not classes:
         raise DataError(f"no class sub-folders in {str(where)!r}", "make one sub-folder per class, each holding examples")
-    if len(classes) == 1:
+    if len(classes) < min_classes:
         raise DataError(
             f"only one class ({classes[0]!r}) in {str(where)!r}", "classification needs at least two classes"
         )

@@ -66,7 +66,7 @@ def read_csv(path: Path, options: ReadOptions) -> TrainingData:
     order = {scan.labels[name]: i for i, name in enumerate(classes)}
     targets = array("l", (order[t] for t in scan.targets))
     counts = Counter(targets)
-    check_classes(classes, {name: counts[i] for i, name in enumerate(classes)}, path)
+    check_classes(classes, {name: counts[i] for i, name in enumerate(classes)}, path, min_classes=options.min_classes)
     train, val = stratified_indices(targets, options.val_split, options.seed)
     rows = CsvRows(path, scan.encoding, dialect, scan.column, scan.offsets, targets)
     stat = path.stat()

@@ -93,7 +93,7 @@ def read_samples(
     options = ReadOptions(
         val_split=args.get("val_split", 0.2), seed=args.get("seed", 0), strict=bool(args.get("strict_data", False)),
         text_column=text_column or args.get("text_column", "text"), label_column=label_column or args.get("label_column", "label"),
-        workers=workers, max_val=steps * args["batch_size"] if split == "val" and steps else None,
+        workers=workers, max_val=steps * args["batch_size"] if split == "val" and steps else None, min_classes=1,
     )
     data = read_data(path, data_format or args.get("data_format"), options)
     if split == "val":
