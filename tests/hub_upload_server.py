@@ -5,6 +5,7 @@ its hf_api.py and _commit_api.py), so that a push in a test goes through the rea
 
     POST /api/repos/create                           {"name", "organization", "visibility"}: {"url"}, 409 if it exists
     GET  /api/models/{org}/{name}[/revision/{rev}]   repo_info (create_repo asks it after a 401/403 with exist_ok)
+    GET  /api/whoami-v2                              the token's user and role (`hf auth login` checks the token)
     POST /api/validate-yaml                          {"content"}: the README's front matter must be YAML
     POST /api/models/{org}/{name}/branch/{branch}    {"startingPoint"}: a git branch, 409 if it exists
     POST /api/models/{org}/{name}/preupload/{rev}    every file "regular": its bytes come inline in the commit
@@ -43,6 +44,7 @@ _ROUTES = [
     ("POST", re.compile(rf"^/api/models/{_REPO}/preupload/(?P<rev>[^/]+)$"), "preupload"),
     ("POST", re.compile(rf"^/api/models/{_REPO}/commit/(?P<rev>[^/]+)$"), "commit"),
     ("GET", re.compile(rf"^/api/models/{_REPO}(?:/revision/(?P<rev>[^/]+))?$"), "repo_info"),
+    ("GET", re.compile(r"^/api/whoami-v2$"), "whoami"),
 ]
 _WRITES = {"create_repo", "create_branch", "preupload", "commit"}
 
@@ -96,19 +98,24 @@ class UploadServer:
 
     # -- the endpoints (each returns the JSON answer or raises HubReply) -----------------------
     def handle(self, name: str, match: re.Match, body: bytes, authorization: str | None) -> Any:
-        self._authorize(authorization, write=name in _WRITES)
+        token = self._authorize(authorization, write=name in _WRITES)
+        if name == "whoami":  # what `hf auth login` asks before it saves a token
+            role = self.tokens.get(token or "", "write")
+            return {"type": "user", "name": "zoo-tests", "auth": {"accessToken": {"displayName": f"zoo-tests-{role}", "role": role}}}
         args = {k: unquote(v) for k, v in match.groupdict().items() if v is not None}
         with self._lock:
             return getattr(self, f"_{name}")(body=body, **args)
 
-    def _authorize(self, authorization: str | None, write: bool) -> None:
+    def _authorize(self, authorization: str | None, write: bool) -> str | None:
+        """The request's token, when the server checks tokens and this one may do the request."""
         if not self.tokens:
-            return
+            return None
         token = (authorization or "").removeprefix("Bearer ").strip()
         if token not in self.tokens:
             raise HubReply(401, "Invalid credentials in Authorization header")
         if write and self.tokens[token] != "write":
             raise HubReply(403, "You don't have the rights to write to this repository: the token is read-only")
+        return token
 
     def _create_repo(self, body: bytes) -> Any:
         payload = json.loads(body)

@@ -138,6 +138,15 @@ def test_private_reaches_the_hub_and_a_second_push_keeps_the_repository(upload, 
     assert same_outputs(f"hf://{repo}", str(other_model))
 
 
+def test_pushing_an_unchanged_directory_again_makes_no_commit_and_prints_the_current_one(upload, digits_model, tmp_path):
+    repo = f"zoo-push/{tmp_path.name}"
+    first = push_cli(upload, str(digits_model), repo)
+    again = push_cli(upload, str(digits_model), repo)
+    assert again.exit_code == 0, again.output
+    assert again.stdout == first.stdout == f"{upload.endpoint}/{repo}/commit/{upload.commits[-1].sha}\n"
+    assert len(upload.commits) == 1
+
+
 def test_zoo_push_in_python_returns_the_commit_url(upload, digits_model, tmp_path, monkeypatch):
     repo = f"zoo-push/{tmp_path.name}"
     monkeypatch.setenv("HF_ENDPOINT", upload.endpoint)
@@ -302,18 +311,18 @@ def test_the_token_option_is_used_over_hf_token(upload, digits_model, tmp_path):
 
 
 def test_the_token_hf_auth_login_saved_is_used(upload, digits_model, tmp_path):
-    """`hf auth login` writes $HF_HOME/token; a new process with no HF_TOKEN reads it."""
-    home = tmp_path / "hf-home"
-    home.mkdir()
-    (home / "token").write_text(WRITE)
+    """`hf auth login` (huggingface_hub's own CLI, against the test server) saves the token; a new
+    `zoo push` process without HF_TOKEN uses it."""
     env = {k: v for k, v in os.environ.items() if k != "HF_TOKEN"}
+    env.update(HF_HOME=str(tmp_path / "hf-home"), HF_ENDPOINT=upload.endpoint)
+    bin_dir = os.path.dirname(sys.executable)
+    login = subprocess.run([os.path.join(bin_dir, "hf"), "auth", "login", "--token", WRITE], capture_output=True, text=True, env=env)
+    assert login.returncode == 0, login.stderr
     repo = f"zoo-push/{tmp_path.name}"
-    result = subprocess.run(
-        [os.path.join(os.path.dirname(sys.executable), "zoo"), "push", str(digits_model), repo, "-q"],
-        capture_output=True, text=True, env={**env, "HF_HOME": str(home), "HF_ENDPOINT": upload.endpoint},
-    )
+    result = subprocess.run([os.path.join(bin_dir, "zoo"), "push", str(digits_model), repo, "-q"], capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"{upload.endpoint}/{repo}/commit/{upload.commits[-1].sha}\n"
+    assert ("GET", "/api/whoami-v2") in upload.requests
 
 
 def test_hf_hub_offline_is_refused_before_any_network_call(upload, digits_model, tmp_path):
