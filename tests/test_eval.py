@@ -110,7 +110,7 @@ def test_a_class_the_model_does_not_know_is_named_with_its_labels_before_running
     data = subset(digits, tmp_path / "data", per_class=3)
     shutil.copytree(data / "7", data / "seven")
     shutil.copytree(data / "1", data / "one")
-    with pytest.raises(DataError, match=r"classes 'one', 'seven' are not among .*labels \(0, 1, 2, 3, 4, 5, 6, 7, 8, 9\)"):
+    with pytest.raises(DataError, match=r"classes 'one', 'seven' are not among .*labels \('0', '1', '2', '3', '4', '5', '6', '7', '8', '9'\)"):
         zoo.evaluate(tuned["mlp-digits"][0], data)
     result = eval_cli(str(tuned["mlp-digits"][0]), "--data", str(data))
     assert result.exit_code == 1
@@ -296,3 +296,12 @@ def test_a_folder_of_one_class_evaluates(tmp_path, digits, tuned):
     assert report.per_class["7"]["recall"] == report.accuracy
     with pytest.raises(DataError, match=r"only one class \('7'\)"):  # training still needs two
         zoo.finetune("mlp-digits", tmp_path / "sevens", output=str(tmp_path / "o"))
+
+
+def test_imagenet_labels_in_the_unknown_class_error_are_quoted_and_cut(tmp_path, digits):
+    """ImageNet's names hold commas ('tench, Tinca tinca'): each label is quoted, and 1,000 are cut to 12."""
+    data = subset(digits, tmp_path / "data", per_class=2)
+    result = eval_cli(LITE0, "--data", str(data))
+    assert result.exit_code == 1
+    assert f"not among {LITE0}'s labels ('tench, Tinca tinca', 'goldfish, Carassius auratus', " in result.output
+    assert "and 988 more)" in result.output and result.output.count("\n") == 1

@@ -30,7 +30,7 @@ def match_labels(classes: list[str], labels: list[str], name: str) -> list[int]:
     index = {label: i for i, label in enumerate(labels)}
     unknown = [c for c in classes if c not in index]
     if unknown:
-        shown = ", ".join(labels[:20]) + (f" and {len(labels) - 20} more" if len(labels) > 20 else "")
+        shown = ", ".join(map(repr, labels[:12])) + (f" and {len(labels) - 12} more" if len(labels) > 12 else "")
         raise DataError(
             f"the data's class{'es' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
             f"{'are' if len(unknown) > 1 else 'is'} not among {name}'s labels ({shown})",
