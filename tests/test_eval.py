@@ -305,3 +305,15 @@ def test_imagenet_labels_in_the_unknown_class_error_are_quoted_and_cut(tmp_path,
     assert result.exit_code == 1
     assert f"not among {LITE0}'s labels ('tench, Tinca tinca', 'goldfish, Carassius auratus', " in result.output
     assert "and 988 more)" in result.output and result.output.count("\n") == 1
+
+
+def test_unreadable_images_are_skipped_and_named_and_workers_give_the_same_figures(tmp_path, digits, tuned):
+    data = subset(digits, tmp_path / "data", per_class=5)
+    (data / "3" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not an image")
+    folder = str(tuned["mlp-digits"][0])
+    alone = json.loads(eval_cli(folder, "--data", str(data), "--json").output)
+    result = CliRunner().invoke(cli, ["eval", folder, "--data", str(data), "--workers", "2", "--batch-size", "7"])
+    assert result.exit_code == 0, result.output
+    assert "Warning: skipped 1 file(s): " in result.stderr and str(data / "3" / "broken.png") in result.stderr
+    assert "n               50" in result.stdout and f"accuracy        {alone['accuracy']:.4f}" in result.stdout
+    assert alone["n"] == 50 and sum(alone["data"]["skipped"].values()) == 1
