@@ -292,16 +292,19 @@ def test_no_token_at_all_is_refused_with_the_remedy(upload, digits_model, tmp_pa
     assert upload.commits == []
 
 
-def test_a_read_only_token_is_refused_with_the_remedy(upload, digits_model, tmp_path):
+@pytest.mark.parametrize("exists", [False, True], ids=["new-repo", "existing-repo"])
+def test_a_read_only_token_is_refused_with_the_remedy(upload, digits_model, other_model, tmp_path, exists):
     repo = f"zoo-push/{tmp_path.name}"
-    result = push_cli(upload, str(digits_model), repo, env={"HF_TOKEN": READ})
+    if exists:  # create_repo's 403 makes huggingface_hub look the repo up; the upload is then refused
+        assert push_cli(upload, str(digits_model), repo).exit_code == 0
+    result = push_cli(upload, str(other_model), repo, env={"HF_TOKEN": READ})
     assert result.exit_code == 1
     assert result.stderr == (
         f"Error: the token may not write to {repo} on {upload.endpoint} (403 Forbidden): nothing was committed "
         "(use a token with write access to the 'zoo-push' namespace (a fine-grained or read token cannot push), "
         "or push to a namespace you own)\n"
     )
-    assert upload.commits == []
+    assert len(upload.commits) == int(exists)
 
 
 def test_the_token_option_is_used_over_hf_token(upload, digits_model, tmp_path):
@@ -325,8 +328,12 @@ def test_the_token_hf_auth_login_saved_is_used(upload, digits_model, tmp_path):
     assert ("GET", "/api/whoami-v2") in upload.requests
 
 
-def test_hf_hub_offline_is_refused_before_any_network_call(upload, digits_model, tmp_path):
-    result = push_cli(upload, str(digits_model), f"zoo-push/{tmp_path.name}", env={"HF_HUB_OFFLINE": "1"})
+@pytest.mark.parametrize("where", ["environment", "huggingface_hub"])
+def test_hf_hub_offline_is_refused_before_any_network_call(upload, digits_model, tmp_path, monkeypatch, where):
+    if where == "huggingface_hub":  # the variable was set when huggingface_hub was imported, and is not now
+        monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    env = {"HF_HUB_OFFLINE": "1"} if where == "environment" else {}
+    result = push_cli(upload, str(digits_model), f"zoo-push/{tmp_path.name}", env=env)
     assert result.exit_code == 1
     assert result.stderr == (
         "Error: pushing needs the Hub, and HF_HUB_OFFLINE is set: nothing was uploaded "

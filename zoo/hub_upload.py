@@ -58,7 +58,10 @@ def push(
     message = commit_message or default_commit_message(folder, config)
     api = _api(token)
     with _hub_errors(repo_id):
-        api.create_repo(repo_id, private=private, exist_ok=True)
+        # Looked up first: create_repo's own fallback for an existing repo (after a 403) parses the URL
+        # against the endpoint huggingface_hub was imported with, and fails for any other HF_ENDPOINT.
+        if not api.repo_exists(repo_id):
+            api.create_repo(repo_id, private=private, exist_ok=True)
         if revision and revision != "main":
             api.create_branch(repo_id, branch=revision, exist_ok=True)
         info = api.upload_folder(
