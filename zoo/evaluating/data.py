@@ -51,12 +51,13 @@ def model_labels(model: Any, name: str) -> list[str]:
 
 
 def training_summary(model_or_name: Any, model: Any, name: str, required: bool) -> dict[str, Any]:
-    """The `training` record of the model's directory (the given path, or where a loaded model came from);
-    {} when it has none and none is `required`."""
+    """The `training` record of the model's directory (the given path, else where the model was loaded
+    from: an `hf://` download, a loaded model's folder); {} when it has none and none is `required`."""
     from zoo.modeldir import is_model_dir, read_config
 
-    folder = model_or_name if isinstance(model_or_name, (str, os.PathLike)) else model.zoo.source
-    training = read_config(folder).get("training") if folder and is_model_dir(folder) else None
+    given = os.fspath(model_or_name) if isinstance(model_or_name, (str, os.PathLike)) else None
+    folder = next((f for f in (given, model.zoo.source) if f and is_model_dir(f)), None)
+    training = read_config(folder).get("training") if folder else None
     if not isinstance(training, dict) or not isinstance(training.get("args"), dict):
         if not required:
             return {}
