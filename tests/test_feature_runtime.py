@@ -15,7 +15,8 @@ import zoo
 from helpers import run_zoo
 from finetune_data import real_digits
 from zoo.cache import sha256_file
-from zoo.finetuning.feature_runtime import FILE, backbone_key, backbones_dir, cached_backbone, choose_runtime
+from zoo.modeldir import read_config
+from zoo.finetuning.feature_runtime import FILE, backbone_key, backbones_dir, cached_backbone, choose_runtime, model_id
 
 LITE0 = "tf_efficientnet_lite0.in1k"
 SIZE = 64  # the tests' image size: the backbone and the checks are the same at 224, only slower
@@ -64,9 +65,8 @@ def test_onnx_features_equal_eager_features_on_real_faces(faces, exported):
     samples = ImageSamples(data.train[:48], ImageTransform(preprocess))
     batches = list(torch.utils.data.DataLoader(samples, batch_size=16))
     eager, _ = compute_features(model, batches, torch.device("cpu"), len(samples))
-    model_id = json.dumps([model.zoo.arch, {}], sort_keys=True)
     runtime = choose_runtime(model, "onnx", task=data.task, device=torch.device("cpu"), identity=model.zoo.weights_sha256,
-                             model_id=model_id, preprocess=preprocess, images=len(samples))
+                             model_id=model_id(model), preprocess=preprocess, images=len(samples))
     assert runtime.summary()["backbone"] == "cached" and folder.name == runtime.key  # the fine-tune's own export
     onnx, _ = compute_features(model, batches, torch.device("cpu"), len(samples), forward=runtime)
     assert onnx.shape == eager.shape == (48, model.num_features)
@@ -99,8 +99,7 @@ def test_the_exported_backbone_is_cached_and_not_exported_again(faces, exported,
     auto = zoo.finetune(LITE0, faces, output=str(tmp_path / "a"), image_size=SIZE, seed=2)
     assert auto.feature_pass["runtime"] == "onnx"
     assert auto.feature_pass["reason"] == "auto: the exported backbone is cached"
-    config = json.loads((tmp_path / "a" / "config.json").read_text())
-    assert config["training"]["feature_pass"]["runtime"] == "onnx"
+    assert read_config(tmp_path / "a")["training"]["feature_pass"]["runtime"] == "onnx"
 
 
 def test_the_backbone_key_changes_with_the_weights_and_the_preprocessing():
@@ -176,13 +175,27 @@ def test_a_cached_export_naming_a_custom_operator_domain_is_refused(exported):
         assert cached_backbone(folder.name) is None
 
 
+# onnxruntime as if it were not installed: found (torch probes for it with find_spec), but not importable.
 BLOCK_ONNXRUNTIME = """
+import importlib.abc
+import importlib.machinery
 import sys
 
-class BlockOnnxRuntime:
+
+class Missing(importlib.abc.Loader):
+    def create_module(self, spec):
+        raise ModuleNotFoundError(f"No module named {spec.name!r} (blocked by this test)", name=spec.name)
+
+    def exec_module(self, module):
+        raise ModuleNotFoundError(f"No module named {module.__name__!r} (blocked by this test)")
+
+
+class BlockOnnxRuntime(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
         if name.split(".")[0] == "onnxruntime":
-            raise ImportError("onnxruntime is blocked by this test")
+            return importlib.machinery.ModuleSpec(name, Missing())
+        return None
+
 
 sys.meta_path.insert(0, BlockOnnxRuntime())
 """

@@ -23,6 +23,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -80,6 +81,12 @@ def backbone_key(identity: str, model_id: str, preprocess: Mapping[str, Any]) ->
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def model_id(model: nn.Module) -> str:
+    """The architecture and its arguments, but the head's size (which does not change the features)."""
+    arch_args = {k: v for k, v in model.zoo.arch_args.items() if k != "num_classes"}
+    return json.dumps([model.zoo.arch, arch_args], sort_keys=True, default=str)
+
+
 def backbones_dir() -> Path:
     """ZOO_HOME/backbones: one folder per exported backbone."""
     from zoo.cache import zoo_home
@@ -115,8 +122,8 @@ class FeatureRuntime:
         self.done = 0
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self.runner is not None:
-            out = self.runner(x.contiguous())[0]
+        if self.runner is not None:  # a contiguous copy made by numpy, which a busy CPU slows far less than torch
+            out = self.runner(torch.from_numpy(np.ascontiguousarray(x.numpy())))[0]
         elif self.measuring:
             out = self._measure(x)
         else:
