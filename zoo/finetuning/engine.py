@@ -1,6 +1,7 @@
 """One fine-tuning run, start to end: read the data, prepare the model, pick the path, fit, write."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -17,7 +18,9 @@ from torch.utils.data import Subset
 from zoo.data.formats import ReadOptions, TrainingData, read_data
 from zoo.errors import ArgumentError
 from zoo.finetuning.options import FinetuneOptions, FinetuneResult
+from zoo.finetuning.distributed import Ranks, broadcast_tensor, gather_rows, process_group, rank_device, shard, sum_over_ranks
 from zoo.finetuning.features import cache_key, compute_features, load_cached, store_cached, tensor_digest
+from zoo.finetuning.feature_runtime import check_runtime, choose_runtime, feature_batches, model_id
 from zoo.finetuning.inputs import Inputs, image_inputs
 from zoo.finetuning.text_inputs import language_model_threads, text_inputs
 from zoo.finetuning.jobs import HeadOnFeatures, ModelOnLoader, drawn_rows
@@ -31,7 +34,13 @@ Progress = Callable[[str, int, int, dict], None]
 
 
 def run(model_or_name: Any, data_path: Path, options: FinetuneOptions, progress: Progress | None) -> FinetuneResult:
-    """See `zoo.finetune`."""
+    """See `zoo.finetune`. Started by torchrun, this process is one rank of a data-parallel run
+    (`zoo.finetuning.distributed`); rank 0 alone reports progress and writes."""
+    with process_group(options.device) as ranks:
+        return _run(model_or_name, data_path, options, progress if ranks.main else None, ranks)
+
+
+def _run(model_or_name: Any, data_path: Path, options: FinetuneOptions, progress: Progress | None, ranks: Ranks) -> FinetuneResult:
     started = time.perf_counter()
     if isinstance(model_or_name, str):  # a mistyped name is the first thing to hear about, before any data is read
         from zoo.resolvers import resolve
@@ -54,11 +63,11 @@ def run(model_or_name: Any, data_path: Path, options: FinetuneOptions, progress:
     strategy = choose_strategy(options.strategy, data.task, model.zoo.name, pretrained=not random_backbone)
     output = output_path(options.output, model.zoo.name)
     check_output_apart(output, data_path)
-    # One run per output, and every check on it before any training.
-    with locked(lock_path(output), f"the output {str(output)!r}"):
+    # One run per output (rank 0 holds the lock for every rank), and every check on it before any training.
+    with locked(lock_path(output), f"the output {str(output)!r}") if ranks.main else contextlib.nullcontext():
         check_output_writable(output, options.overwrite)
         check_no_checkpoint(partial_dir(output), options)
-        return _train_and_write(model, weights_sha256, data, strategy, output, options, progress, started)
+        return _train_and_write(model, weights_sha256, data, strategy, output, options, progress, started, ranks)
 
 
 def check_output_writable(output: Path, overwrite: bool) -> None:
@@ -101,12 +110,14 @@ def check_no_checkpoint(work: Path, options: FinetuneOptions) -> None:
 
 def _train_and_write(
     model: nn.Module, weights_sha256: str | None, data: TrainingData, strategy: Strategy, output: Path,
-    options: FinetuneOptions, progress: Progress | None, started: float,
+    options: FinetuneOptions, progress: Progress | None, started: float, ranks: Ranks,
 ) -> FinetuneResult:
     work = partial_dir(output)
-    if work.exists() and not options.resume:
+    if ranks.active:
+        torch.distributed.barrier()  # every rank has checked the output before rank 0 clears the partial folder
+    if ranks.main and work.exists() and not options.resume:
         shutil.rmtree(work)
-    device = pick_device(options.device)
+    device = rank_device(pick_device(options.device), ranks)
     inputs = prepare_inputs(model, data, options, device)
     model.to(device)
     if data.task == "image-classification":
@@ -114,10 +125,12 @@ def _train_and_write(
         model.to(memory_format=torch.channels_last)
     param_groups = apply_strategy(model, strategy, options.lr, options.lr_decay)
     cached = strategy.frozen_backbone and options.cache and not options.augment and data.task != "language-modeling"
+    check_runtime(options.runtime, task=data.task, feature_pass=cached, device=device)
+    feature_pass = None
     if cached:
-        job, features = feature_job(model, inputs, data, options, device, weights_sha256, param_groups, progress)
+        job, features, feature_pass = feature_job(model, inputs, data, options, device, weights_sha256, param_groups, progress, ranks)
     else:
-        job, features = loader_job(model, inputs, strategy, options, param_groups, device), "none"
+        job, features = loader_job(model, inputs, strategy, options, param_groups, device, ranks), "none"
     loop_options = LoopOptions(
         epochs=options.epochs, seed=options.seed, label_smoothing=options.label_smoothing,
         weight_decay=options.weight_decay, warmup=options.warmup, patience=options.patience,
@@ -126,8 +139,10 @@ def _train_and_write(
     key = run_key(options, data, model.zoo, weights_sha256)
     with stop_on_signals() as stop, language_model_threads(data.task, device):
         before = evaluate(job, device, progress=progress) if data.task == "language-modeling" else None
-        outcome = fit(job, loop_options, device, work / "checkpoint.pt", key, options.resume, progress, stop)
+        outcome = fit(job, loop_options, device, work / "checkpoint.pt", key, options.resume, progress, stop, ranks)
         final = evaluate(job, device, collect=data.task != "language-modeling", progress=progress)
+    if isinstance(job, ModelOnLoader):
+        job.unwrap()
     if data.task == "language-modeling":
         metrics = language_metrics(final, before, inputs)
     else:
@@ -142,14 +157,17 @@ def _train_and_write(
         "args": {**options.training_args(), "strategy": str(strategy)},
         "data": data.summary(),
         "features": features,
+        "feature_pass": feature_pass,
+        "ranks": ranks.world,
         "epochs_run": len(outcome.history),
         "resumed_from_epoch": outcome.resumed_from,
     }
     model.zoo.name = output.name
-    write_output(model, output, work, metrics=metrics, training=training, classes=data.classes, overwrite=options.overwrite)
+    if ranks.main:
+        write_output(model, output, work, metrics=metrics, training=training, classes=data.classes, overwrite=options.overwrite)
     return FinetuneResult(
         output=output, metrics=metrics, history=outcome.history, data=data.summary(), features=features,
-        seconds=time.perf_counter() - started,
+        seconds=time.perf_counter() - started, feature_pass=feature_pass,
     )
 
 
@@ -256,42 +274,58 @@ def feature_job(
     weights_sha256: str | None,
     param_groups: list[dict[str, Any]],
     progress: Progress | None,
-) -> tuple[HeadOnFeatures, str]:
-    """The head on cached features: read them from the cache, or run the backbone once and store them."""
+    ranks: Ranks,
+) -> tuple[HeadOnFeatures, str, dict[str, Any] | None]:
+    """The head on cached features: read them from the cache, or run the backbone once and store them.
+
+    With several ranks, rank 0 reads the cache and sends what it found; else each rank runs its shard of
+    the samples, every rank gets all the features (the head trains on each, identically), and rank 0
+    stores them. Returns the job, "cached" or "computed", and who computed how many (None when cached).
+    """
     classifier = model.get_classifier()
     # --steps-per-epoch: only the rows the epochs draw are run through the backbone.
     rows = drawn_rows(len(data.train), options.batch_size, options.seed, options.steps_per_epoch, options.epochs)
+    identity = weights_sha256 or tensor_digest(_without(model.state_dict(keep_vars=True), classifier))
     key = cache_key(
-        backbone=weights_sha256 or tensor_digest(_without(model.state_dict(keep_vars=True), classifier)),
-        # The head's size does not change the features.
-        model_id=json.dumps(
-            [model.zoo.arch, {k: v for k, v in model.zoo.arch_args.items() if k != "num_classes"}], sort_keys=True, default=str
-        ),
+        backbone=identity,
+        model_id=model_id(model),
         preprocess=inputs.preprocess,
         data=data.fingerprint if rows is None else f"{data.fingerprint}\t{options.seed}\t{options.batch_size}\t"
         f"{options.steps_per_epoch}\t{options.epochs}",
         device=device,
     )
-    tensors = load_cached(key)
-    status = "cached"
+    tensors = load_cached(key) if ranks.main else None
+    if ranks.active and sum_over_ranks([float(tensors is not None)])[0] > 0:
+        tensors = {name: broadcast_tensor(tensors[name] if ranks.main else None) for name in ("train_x", "train_y", "val_x", "val_y")}
+    status, feature_pass = "cached", None
     if tensors is None:
         train = inputs.train_eval if rows is None else Subset(inputs.train_eval, rows.tolist())
-        status, tensors, total = "computed", {}, len(train) + len(data.val)
+        status, tensors, total, done = "computed", {}, len(train) + len(data.val), 0
+        backbone = choose_runtime(
+            model, options.runtime, task=data.task, device=device, identity=identity, model_id=model_id(model),
+            preprocess=inputs.preprocess, images=total,
+        )
         for split, dataset, offset in (("train", train, 0), ("val", inputs.val, len(train))):
 
-            def report(n: int, _total: int, _offset: int = offset) -> None:
-                if progress is not None:
-                    progress("features", _offset + n, total, {})
+            def report(n: int, _total: int, _offset: int = offset, _size: int = len(dataset)) -> None:
+                if progress is not None:  # rank 0's count times the ranks: the global count, near enough
+                    progress("features", _offset + min(_size, n * ranks.world), total, {})
 
-            loader = inputs.loader(dataset)
-            tensors[f"{split}_x"], tensors[f"{split}_y"] = compute_features(model, loader, device, total, report)
-        store_cached(key, tensors, {"data": str(data.root), "model": model.zoo.name})
+            part = shard(len(dataset), ranks)
+            loader = feature_batches(inputs, Subset(dataset, list(part)) if ranks.active else dataset, device)
+            x, y = compute_features(model, loader, device, total, report, backbone) if part or not ranks.active else (None, None)
+            tensors[f"{split}_x"], tensors[f"{split}_y"] = (gather_rows(x), gather_rows(y)) if ranks.active else (x, y)
+            done += len(part)
+        per_rank = gather_rows(torch.tensor([done])).tolist() if ranks.active else [done]
+        feature_pass = {"ranks": ranks.world, "per_rank": per_rank, **backbone.summary()}
+        if ranks.main:
+            store_cached(key, tensors, {"data": str(data.root), "model": model.zoo.name})
     job = HeadOnFeatures(
         classifier, param_groups, (tensors["train_x"].to(device), tensors["train_y"].to(device)),
         (tensors["val_x"].to(device), tensors["val_y"].to(device)), options.batch_size, options.seed,
         options.steps_per_epoch, rows=rows, size=len(data.train),
     )
-    return job, status
+    return job, status, feature_pass
 
 
 def _without(state: dict[str, torch.Tensor], module: nn.Module) -> dict[str, torch.Tensor]:
@@ -302,19 +336,22 @@ def _without(state: dict[str, torch.Tensor], module: nn.Module) -> dict[str, tor
 
 def loader_job(
     model: nn.Module, inputs: Inputs, strategy: Strategy, options: FinetuneOptions,
-    param_groups: list[dict[str, Any]], device: torch.device,
+    param_groups: list[dict[str, Any]], device: torch.device, ranks: Ranks,
 ) -> ModelOnLoader:
-    """The model run on every batch (a backbone forward each epoch)."""
+    """The model run on every batch (a backbone forward each epoch); under DistributedDataParallel with several ranks."""
     if options.batch_size == 1 and trains_batchnorm(model):
         raise ArgumentError(
             "--batch-size 1 cannot train this model's BatchNorm layers (a batch of one has no variance)",
             "use --batch-size 2 or more, or --strategy head to keep the backbone frozen",
         )
-    return ModelOnLoader(
+    job = ModelOnLoader(
         model, strategy, param_groups, inputs.train, inputs.val, batch_size=options.batch_size, seed=options.seed,
         workers=options.workers, steps_per_epoch=options.steps_per_epoch, pin_memory=device.type == "cuda",
-        collate=inputs.collate, forward=inputs.forward,
+        collate=inputs.collate, forward=inputs.forward, ranks=ranks,
     )
+    if ranks.active:
+        job.wrap(device, batchnorm=trains_batchnorm(model))
+    return job
 
 
 def run_key(options: FinetuneOptions, data: TrainingData, info: ModelInfo, weights_sha256: str | None) -> str:

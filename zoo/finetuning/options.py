@@ -107,6 +107,7 @@ class FinetuneResult:
     data: dict[str, Any] = field(default_factory=dict)
     features: str = "none"
     seconds: float = 0.0
+    feature_pass: dict[str, Any] | None = None  # the ranks, and the samples each ran through the backbone (when computed)
 
     @property
     def val_accuracy(self) -> float | None:
@@ -119,6 +120,7 @@ class FinetuneResult:
             **self.metrics,
             "epochs_run": len(self.history),
             "features": self.features,
+            "feature_pass": self.feature_pass,
             "data": self.data,
             "history": self.history,
             "seconds": round(self.seconds, 3),
