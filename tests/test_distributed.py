@@ -161,6 +161,12 @@ def test_nproc_is_refused_inside_a_torchrun_rank_and_bad_options_before_any_rank
     assert (bad.returncode, bad.stderr.strip()) == (1, "Error: epochs must be a positive integer, got 0")
     zero = run_zoo("finetune", "lenet5", "--data", str(faces), "--nproc", "0")
     assert zero.returncode == 2 and "--nproc" in zero.stderr
+    cores = os.cpu_count()
+    many = run_zoo("finetune", "lenet5", "--data", str(faces), "--device", "cpu", "--nproc", str(cores + 1))
+    assert (many.returncode, many.stderr.strip()) == (1, (
+        f"Error: --nproc {cores + 1} on a machine with {cores} CPU cores: each rank needs one at least "
+        f"(use --nproc {cores} or fewer, or torchrun on several machines: see docs/scaling.md)"
+    ))
 
 
 @pytest.mark.slow

@@ -240,7 +240,7 @@ def launch_ranks(model: str, data: str, given: dict[str, Any], quiet: bool, json
     options = FinetuneOptions(**given)  # a bad option is refused once, before any rank starts
     checkpoint = partial_dir(output_path(given.get("output"), model)) / "checkpoint.pt"
     try:
-        launch(rank_command(model, data, given, quiet, json_), nproc, checkpoint)
+        launch(rank_command(model, data, given, quiet, json_), nproc, checkpoint, options.device)
     except RanksInterrupted as stopped:  # Ctrl-C: the line one process prints, for the N ranks
         done = torch.load(checkpoint, map_location="cpu", mmap=True, weights_only=True)["epoch"] if checkpoint.is_file() else 0
         click.echo(interrupted_line(TrainingInterrupted(stopped.signum, checkpoint, done, options.epochs)), err=True)

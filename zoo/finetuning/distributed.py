@@ -264,13 +264,26 @@ def restore(replaced: Replaced) -> None:
         setattr(parent, name, original)
 
 
-def launch(argv: list[str], nproc: int, checkpoint: Path | None = None) -> None:
+def check_nproc(nproc: int, device: str) -> None:
+    """One rank per GPU when the run trains on CUDA (nccl cannot share one), one core at least on the CPU."""
+    gpus = torch.cuda.device_count() if device != "cpu" else 0
+    if gpus and nproc > gpus:
+        raise ArgumentError(f"--nproc {nproc} on a machine with {gpus} GPU{'s' if gpus > 1 else ''}: each rank needs its own",
+                            f"use --nproc {gpus} or fewer, or torchrun on several machines: see docs/scaling.md")
+    cores = os.cpu_count() or 1
+    if not gpus and nproc > cores:
+        raise ArgumentError(f"--nproc {nproc} on a machine with {cores} CPU cores: each rank needs one at least",
+                            f"use --nproc {cores} or fewer, or torchrun on several machines: see docs/scaling.md")
+
+
+def launch(argv: list[str], nproc: int, checkpoint: Path | None = None, device: str = "auto") -> None:
     """Run `python -m zoo <argv>` as `nproc` ranks on this machine through torch.distributed.run.
 
     Args:
         argv: the worker's command line after `zoo` (without --nproc).
         nproc: the number of ranks.
         checkpoint: where the run keeps its checkpoint, named when a failed run leaves one.
+        device: the run's --device, which decides how many ranks this machine can hold (`check_nproc`).
 
     Raises:
         RankFailed: a rank failed; its rank and error in one line.
@@ -282,6 +295,7 @@ def launch(argv: list[str], nproc: int, checkpoint: Path | None = None) -> None:
 
     if launched():
         raise ArgumentError("--nproc in a process torchrun started", "drop --nproc: torchrun's --nproc-per-node says how many ranks")
+    check_nproc(nproc, device)
 
     # torchrun's agent logs each step (and a failure as a banner): the one line below says what matters.
     for name in [n for n in logging.root.manager.loggerDict if n.startswith("torch.distributed")]:

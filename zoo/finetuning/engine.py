@@ -303,7 +303,7 @@ def feature_job(
         status, tensors, total, done = "computed", {}, len(train) + len(data.val), 0
         backbone = choose_runtime(
             model, options.runtime, task=data.task, device=device, identity=identity, model_id=model_id(model),
-            preprocess=inputs.preprocess, images=total,
+            preprocess=inputs.preprocess, images=-(-total // ranks.world),  # this rank's share
         )
         for split, dataset, offset in (("train", train, 0), ("val", inputs.val, len(train))):
 
