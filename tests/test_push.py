@@ -147,6 +147,19 @@ def test_pushing_an_unchanged_directory_again_makes_no_commit_and_prints_the_cur
     assert len(upload.commits) == 1
 
 
+@pytest.mark.slow
+def test_a_text_model_is_pushed_with_its_vocabulary_and_generates_the_same_from_the_hub(upload, tmp_path, monkeypatch):
+    folder = save_model_dir(zoo.load("lstm-text"), tmp_path / "lm")
+    repo = f"zoo-push/{tmp_path.name}"
+    monkeypatch.setenv("HF_ENDPOINT", upload.endpoint)
+    zoo.push(folder, repo)
+    monkeypatch.setenv("HF_ENDPOINT", upload.hub.endpoint)
+    assert upload.commits[-1].files == ["README.md", "config.json", "model.safetensors", "vocab.json"]
+    pulled, local = zoo.load(f"hf://{repo}"), zoo.load(str(folder))
+    assert pulled.tokenizer.tokens == local.tokenizer.tokens
+    assert pulled.generate("To be, or not", max_new_tokens=30, seed=1) == local.generate("To be, or not", max_new_tokens=30, seed=1)
+
+
 def test_zoo_push_in_python_returns_the_commit_url(upload, digits_model, tmp_path, monkeypatch):
     repo = f"zoo-push/{tmp_path.name}"
     monkeypatch.setenv("HF_ENDPOINT", upload.endpoint)
