@@ -12,7 +12,9 @@ import click
 @click.option("-m", "--message", help="The commit message. Default: the architecture, base model and metrics.")
 @click.option("--token", help="A Hub token with write access. Default: HF_TOKEN, or the token `hf auth login` saved.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
-def push_command(folder: str, repo_id: str, private: bool, revision: str | None, message: str | None, token: str | None, quiet: bool) -> None:
+def push_command(
+    folder: str, repo_id: str, private: bool, revision: str | None, message: str | None, token: str | None, quiet: bool
+) -> None:
     """Upload the model directory DIR to the Hub repository ORG/REPO and print the commit's URL.
 
     DIR is checked first: every file config.json lists must match its recorded size and sha256,
