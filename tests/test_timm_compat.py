@@ -327,6 +327,7 @@ def test_a_failing_library_config_is_the_plugin_s_error_and_writes_nothing(libra
         ("lstm-text", {"num_classes": 2}, "text-classification"),
         ("perceptron", {"pretrained": False}, "tabular-classification"),
         ("lenet5-digits", {}, "image-classification"),
+        ("lenet5", {"pretrained": False}, "image-classification"),  # no preprocessing recorded: the architecture says images
     ],
 )
 def test_each_family_s_card_names_its_pipeline_and_zoo_as_its_library(tmp_path, reference, options, tag):
@@ -335,5 +336,6 @@ def test_each_family_s_card_names_its_pipeline_and_zoo_as_its_library(tmp_path, 
     folder = save_model_dir(zoo.load(reference, **options), tmp_path / "model")
     card = ModelCard.load(folder / "README.md")
     assert card.data.pipeline_tag == tag and card.data.library_name == "zoo" and tag in card.data.tags
+    assert card.data.model_name is None and card.data.eval_results is None  # no results: no model-index
     assert list(json.loads((folder / "config.json").read_text())) == ["zoo"]
     assert zoo.load(str(folder)).zoo.arch == read_config(folder)["architecture"]

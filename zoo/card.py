@@ -2,9 +2,9 @@
 
 The YAML front matter carries ``library_name`` (the library that loads the directory: ``timm`` for
 a timm architecture, else ``zoo``), ``pipeline_tag``, ``license``, ``base_model`` (the Hub repo of the
-base weights), ``tags`` and the evaluation results as ``model-index`` (no ``datasets``: zoo trains on
-local folders, which are not Hub data sets); the body has the results and how to load the model with zoo (and timm).
-``huggingface_hub.ModelCard.load`` parses it. Nothing here imports torch.
+base weights), ``tags`` and the evaluation results as ``model-index`` (no ``datasets``: zoo trains
+on local folders, which are not Hub data sets); the body has the results and how to load the model
+with zoo (and timm). ``huggingface_hub.ModelCard.load`` parses it. No torch import at module level.
 """
 from __future__ import annotations
 
@@ -13,15 +13,17 @@ from typing import Any, Mapping
 
 # The metrics of a split: `val_accuracy` is the accuracy on the validation split.
 SPLITS = {"val_": "validation", "test_": "test"}
+SHOWN_LABELS = 20  # the card's body names this many classes at most (config.json has them all)
 
 
-def pipeline_tag(model: Any) -> str:
+def pipeline_tag(model: Any, input_kind: str | None = None) -> str:
     """What the Hub calls the task of a model's head: text-generation (a language model),
-    text-classification (another text model), image-classification (a model with an image input
-    size) or tabular-classification (a feature vector).
+    text-classification (another text model), image-classification (an architecture that takes
+    images, or a model whose preprocessing reads them) or tabular-classification (a feature vector).
 
     Args:
         model: a model zoo built or loaded (``model.zoo``).
+        input_kind: what its architecture takes (`InputSpec.kind`), when known.
 
     Returns:
         The pipeline tag.
@@ -32,7 +34,8 @@ def pipeline_tag(model: Any) -> str:
         return "text-generation"
     if text_tokenizer(model) is not None:
         return "text-classification"
-    return "image-classification" if "input_size" in model.zoo.preprocess else "tabular-classification"
+    image = input_kind == "image" or "input_size" in model.zoo.preprocess
+    return "image-classification" if image else "tabular-classification"
 
 
 def card_text(
@@ -59,6 +62,7 @@ def card_text(
     """
     from huggingface_hub import ModelCardData
 
+    results = eval_results(config, task)
     base = _base_weights(config)
     license = license or (base.license if base else None)
     repos = [s.repo for s in base.sources if s.kind == "hf"] if base else []
@@ -68,14 +72,15 @@ def card_text(
         license=license.lower() if license else None,
         base_model=repos[0] if repos else None,
         tags=list(dict.fromkeys([task, *([library] if library else []), "zoo", config["architecture"]])),
-        model_name=config.get("name"),
-        eval_results=eval_results(config, task) or None,
+        model_name=config.get("name") if results else None,  # the model-index's name
+        eval_results=results or None,
     )
     body = [f"# {config['name']}", "", description or f"A `{config['architecture']}` model saved by zoo.", ""]
     if config.get("base_weights"):
         body += [f"Base weights: `{config['base_weights']['id']}`.", ""]
-    if config.get("labels"):
-        body += ["Classes: " + ", ".join(f"`{label}`" for label in config["labels"]) + ".", ""]
+    if labels := config.get("labels"):
+        more = f", ... ({len(labels)} in all)" if len(labels) > SHOWN_LABELS else ""
+        body += ["Classes: " + ", ".join(f"`{label}`" for label in labels[:SHOWN_LABELS]) + more + ".", ""]
     if config.get("metrics"):
         body += ["## Results", "", *[f"- {k}: {v}" for k, v in config["metrics"].items()], ""]
     body += _usage(library, library_architecture)

@@ -395,7 +395,7 @@ def _write(
         (tmp / CONFIG).write_text(json.dumps(document, indent=2, default=_plain) + "\n", encoding="utf-8")
         card = card_text(
             json.loads(json.dumps(config, default=_plain)),
-            task=pipeline_tag(model),
+            task=pipeline_tag(model, spec.input.kind if spec else None),
             library=spec.library if library else None,
             library_architecture=library.get("architecture"),
             license=license,
