@@ -207,13 +207,14 @@ DISAGREE = "(timm and zoo would build different models from it: the file was edi
         (lambda d: d["zoo"].update(format_version=3), "format_version 3 is not one this zoo reads (it reads 1 at the top level, 2 under \"zoo\")"),
         (lambda d: d.update(num_classes=3), f"the top-level num_classes 3 disagrees with zoo's 2 (under \"zoo\") {DISAGREE}"),
         (lambda d: d.update(architecture="resnet50"), "the top-level architecture 'resnet50' disagrees with zoo's 'resnet18'"),
+        (lambda d: d["zoo"].pop("architecture"), f"field 'architecture' is missing {REWRITE}"),
         (lambda d: d.update(label_names=["dog", "cat"]), "the top-level label_names ['dog', 'cat'] disagrees with zoo's ['cat', 'dog']"),
         (lambda d: d["pretrained_cfg"].update(mean=[0.4] * 3), "the top-level pretrained_cfg.mean [0.4, 0.4, 0.4] disagrees with zoo's [0.5, 0.5, 0.5]"),
         (lambda d: d["pretrained_cfg"].update(crop_mode="squash"), "the top-level pretrained_cfg.crop_mode 'squash' disagrees with zoo's 'center'"),
         (lambda d: d.update(pretrained_cfg="imagenet"), f"field 'pretrained_cfg' must be a JSON object {REWRITE}"),
         (lambda d: d.update(format_version=2), "format_version 2 is not one this zoo reads"),
     ],
-    ids=["no-zoo", "zoo-not-object", "zoo-version", "num_classes", "architecture", "labels", "mean", "crop_mode", "pretrained_cfg", "v2-at-top"],
+    ids=["no-zoo", "zoo-not-object", "zoo-version", "num_classes", "architecture", "no-zoo-architecture", "labels", "mean", "crop_mode", "pretrained_cfg", "v2-at-top"],
 )
 def test_a_config_whose_readers_disagree_is_refused_with_the_remedy(resnet_dir, change, message):
     folder, document = resnet_dir

@@ -152,7 +152,7 @@ def _check_library_keys(document: dict[str, Any], config: dict[str, Any], path: 
     if not isinstance(cfg, dict):
         raise ModelDirError(f"{path}: field 'pretrained_cfg' must be a JSON object", _REWRITE)
     ours, theirs = config.get("architecture"), document["architecture"]
-    if not (isinstance(ours, str) and isinstance(theirs, str) and ours.rsplit("/", 1)[-1] == theirs):
+    if isinstance(ours, str) and ours.rsplit("/", 1)[-1] != theirs:  # not a string: read_config says so
         _disagree(path, "architecture", theirs, ours)
     preprocess = config.get("preprocess") if isinstance(config.get("preprocess"), dict) else {}
     if "input_size" in preprocess:  # an image transform without a crop_mode crops at the centre
