@@ -191,3 +191,74 @@ def test_lines_are_batched_by_repeating_their_last_column():
 def test_a_checkpoint_that_is_not_an_easyocr_recogniser_is_refused_by_name():
     with pytest.raises(StrictLoadError, match="'module.backbone.conv.weight' is not a key of an EasyOCR"):
         easyocr_keys({"module.backbone.conv.weight": torch.zeros(1)})
+
+
+@pytest.mark.slow
+def test_onnx_export_keeps_the_width_dynamic_and_onnx_runtime_reads_the_same_text(english_ocr, tmp_path, capfd):
+    import onnx
+    import onnxruntime as ort
+
+    from zoo.data.image_files import image_transform
+
+    result = zoo.export(english_ocr, tmp_path / "ocr.onnx")
+    assert result.parity.passed, result.parity.summary()
+    assert sorted({c.input_shape[3] for c in result.parity.cases}) == [8, 256, 2048]  # min, nominal, max
+    assert {c.input_shape[0] for c in result.parity.cases} == {1, 2, 7}
+    graph = onnx.load(str(result.path)).graph
+    dims = lambda value: [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]  # noqa: E731
+    assert dims(graph.input[0]) == ["batch", 1, 64, "width"]
+    assert dims(graph.output[0]) == ["batch", "width_out", 97]  # the columns follow the width, a quarter of it
+    assert result.record["input"]["dynamic"] == {"width": [8, 2048]}
+
+    lines = ["Hello world", "The stone bridge of 1887"]
+    transform = image_transform(english_ocr.zoo.preprocess)
+    batch = batch_lines([transform(render(text)) for text in lines])
+    assert batch.shape[-1] not in (256, 512)  # neither the export example's width nor the probe's
+    capfd.readouterr()
+    session = ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
+    (got,) = session.run(None, {"input": batch.numpy()})
+    assert "VerifyOutputSizes" not in capfd.readouterr().err
+    with torch.no_grad():
+        eager = greedy_decode(english_ocr(batch), english_ocr.zoo.labels)
+    assert [r.text for r in greedy_decode(torch.from_numpy(got), english_ocr.zoo.labels)] == [r.text for r in eager] == lines
+
+
+class ColumnScorer(torch.nn.Module):
+    """A tiny line model built here: a convolution that keeps the width, the mean over the height,
+    a score per column [B, W, 3]."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(1, 3, 3, padding=1)
+
+    def forward(self, x):
+        return self.conv(x).mean(dim=2).permute(0, 2, 1)
+
+
+COLUMNS = zoo.InputSpec("image", (1, 8, 16), dynamic={"width": (4, 40)})
+
+
+def test_a_declared_width_is_exported_dynamic_and_checked_at_three_widths(tmp_path):
+    import onnx
+
+    result = zoo.export(ColumnScorer().eval(), tmp_path / "columns.onnx", input_spec=COLUMNS)
+    shapes = [c.input_shape for c in result.parity.cases]
+    assert shapes == [(1, 1, 8, 16), (2, 1, 8, 16), (7, 1, 8, 16), (2, 1, 8, 4), (2, 1, 8, 40)]
+    assert result.parity.passed, result.parity.summary()
+    graph = onnx.load(str(result.path)).graph
+    assert [d.dim_param or d.dim_value for d in graph.input[0].type.tensor_type.shape.dim] == ["batch", 1, 8, "width"]
+    assert result.record["outputs"][0]["dims"] == ["batch", "width", 3]  # the same size as the input's width
+
+
+def test_a_graph_that_fixed_the_width_fails_parity_at_the_other_widths(tmp_path):
+    from zoo.exporters.onnx_format import load_onnx
+    from zoo.parity import check_parity, signature_of
+
+    model = ColumnScorer().eval()
+    result = zoo.export(model, tmp_path / "static.onnx", input_spec=COLUMNS, static=True)
+    assert result.record["fixed"] == {"batch": 1, "seq": 16, "width": 16}
+    report = check_parity(model, load_onnx(result.path), signature_of(model, COLUMNS), fixed={"batch": 1})
+    assert not report.passed
+    failed = {c.input_shape[3]: c.error for c in report.cases if c.error}
+    assert set(failed) == {4, 40} and all("the exported model failed" in e for e in failed.values())

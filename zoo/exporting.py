@@ -85,6 +85,8 @@ class ExportRequest:
     output_dims: tuple[Mapping[int, str], ...]
     opset: int | None = None
     static: bool = False
+    # The (min, max) of the dynamic sizes an InputSpec declares, by name (``{"width": (8, 2048)}``).
+    input_ranges: Mapping[str, tuple[int, int]] = field(default_factory=dict)
 
 
 @dataclass
@@ -135,8 +137,9 @@ def export(
         opset: the ONNX opset (ONNX only).
         static: fix every dimension at the example's size (batch 1) instead of keeping batch and
             sequence length dynamic.
-        check: run the parity check (fresh random inputs at batch sizes 1, 2, 7 and, for sequence
-            models, lengths 1, 13, 64) before anything is written.
+        check: run the parity check (fresh random inputs at batch sizes 1, 2, 7, for sequence
+            models lengths 1, 13, 64, and each dynamic size the input spec declares at its
+            smallest, nominal and largest value) before anything is written.
         atol: the largest absolute difference the parity check allows.
         input_spec: what the model takes, for a model zoo did not build.
 
@@ -161,7 +164,8 @@ def export(
         staged = stage / target.name
         request, output_shapes = _request(model, signature, staged, opset, static)
         notes = _run_exporter(exporter, request)
-        fixed = {**({"batch": STATIC_BATCH, "seq": EXAMPLE_LENGTH} if static else {}), **notes.pop("fixed", {})}
+        static_sizes = {"batch": STATIC_BATCH, "seq": EXAMPLE_LENGTH, **signature.nominal_sizes()} if static else {}
+        fixed = {**static_sizes, **notes.pop("fixed", {})}
         report = _parity(exporter, model, staged, signature, fixed, atol) if check else None
         if report is not None and not report.passed:
             name = source or getattr(getattr(model, "zoo", None), "name", None) or type(model).__name__
@@ -407,6 +411,7 @@ def _request(
         output_dims=tuple(dims),
         opset=opset,
         static=static,
+        input_ranges={} if static else dict(signature.dynamic),
     )
     return request, shapes
 

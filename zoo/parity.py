@@ -7,6 +7,7 @@ the eager model and to the exported one and records the worst absolute differenc
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -31,6 +32,8 @@ FP32_SLACK = 10.0
 # this from float64 means the model is not deterministic (or differs in float64): no judging then.
 FP32_ROUNDING_LIMIT = 1e-3
 BATCH, SEQ = "batch", "seq"
+# Where a dynamic size of an InputSpec sits in a batched input: images [B, C, H, W], tokens [B, T].
+AXES = {"height": 2, "width": 3, SEQ: 1}
 
 
 @dataclass(frozen=True)
@@ -38,33 +41,59 @@ class InputSignature:
     """The input of a model: `kind` image (C, H, W), tokens (ids below `vocab_size`) or features (F,).
 
     Token samples never hold `pad_id`: padding is a batching device that eager models handle with
-    data-dependent code (packed sequences), which an exported graph does not carry.
+    data-dependent code (packed sequences), which an exported graph does not carry. `dynamic`
+    gives the sizes besides the batch that vary (an InputSpec's), with their range: an image's
+    height or width (`shape` holds their nominal size), a token sequence's length.
     """
 
     kind: str
     shape: tuple[int, ...] = ()
     vocab_size: int | None = None
     pad_id: int | None = None
+    dynamic: Mapping[str, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def dim_names(self) -> dict[int, str]:
-        """The input's variable dimensions: batch, and the sequence length for tokens."""
-        return {0: BATCH, 1: SEQ} if self.kind == "tokens" else {0: BATCH}
+        """The input's variable dimensions: batch, the sequence length for tokens, the declared sizes."""
+        names = {0: BATCH, 1: SEQ} if self.kind == "tokens" else {0: BATCH}
+        return {**names, **{AXES[name]: name for name in self.dynamic}}
 
-    def size_of(self, batch: int, length: int) -> tuple[int, ...]:
-        return (batch, length) if self.kind == "tokens" else (batch, *self.shape)
+    def size_of(self, batch: int, length: int, sizes: Mapping[str, int] | None = None) -> tuple[int, ...]:
+        """The input shape at this batch size and sequence length; `sizes` sets dynamic sizes by name."""
+        if self.kind == "tokens":
+            return (batch, int((sizes or {}).get(SEQ, length)))
+        shape = [batch, *self.shape]
+        for name, size in (sizes or {}).items():
+            if name in self.dynamic:
+                shape[AXES[name]] = int(size)
+        return tuple(shape)
 
-    def sample(self, batch: int, length: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample(
+        self, batch: int, length: int, generator: torch.Generator | None = None, sizes: Mapping[str, int] | None = None
+    ) -> torch.Tensor:
         """Random valid input: token ids in [0, vocab), or standard-normal values (normalised pixels)."""
+        size = self.size_of(batch, length, sizes)
         if self.kind == "tokens":
             if self.pad_id is None:
-                return torch.randint(0, self.vocab_size or 2, (batch, length), generator=generator)
-            ids = torch.randint(0, (self.vocab_size or 2) - 1, (batch, length), generator=generator)
+                return torch.randint(0, self.vocab_size or 2, size, generator=generator)
+            ids = torch.randint(0, (self.vocab_size or 2) - 1, size, generator=generator)
             return ids + (ids >= self.pad_id).long()  # every id but the pad id, equally likely
-        return torch.randn(self.size_of(batch, length), generator=generator)
+        return torch.randn(size, generator=generator)
+
+    def nominal_sizes(self) -> dict[str, int]:
+        """The declared image sizes at their nominal value (what `shape` says)."""
+        return {name: self.shape[AXES[name] - 1] for name in self.dynamic if name != SEQ}
+
+    def values(self, name: str) -> list[int]:
+        """At least three sizes of the dynamic dimension `name` to check: its smallest, nominal, largest."""
+        low, high = self.dynamic[name]
+        found = sorted({low, high, self.nominal_sizes().get(name, (low + high) // 2)})
+        middle = [(low + high) // 2] if len(found) < 3 and high - low > 1 else []
+        return sorted({*found, *middle})
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "shape": list(self.shape), "vocab_size": self.vocab_size, "pad_id": self.pad_id}
+        dynamic = {name: list(bounds) for name, bounds in self.dynamic.items()}
+        return {"kind": self.kind, "shape": list(self.shape), "vocab_size": self.vocab_size, "pad_id": self.pad_id, "dynamic": dynamic}
 
 
 def signature_of(model: nn.Module, input_spec: InputSpec | None = None) -> InputSignature:
@@ -93,11 +122,11 @@ def signature_of(model: nn.Module, input_spec: InputSpec | None = None) -> Input
             raise ArgumentError(f"{type(model).__name__} takes tokens but its vocabulary size is unknown",
                                 "pass input_spec=zoo.InputSpec('tokens', vocab_size=N)")
         pad_id = getattr(model, "pad_id", None)
-        return InputSignature("tokens", (), int(vocab), int(pad_id) if isinstance(pad_id, int) else None)
+        return InputSignature("tokens", (), int(vocab), int(pad_id) if isinstance(pad_id, int) else None, spec.dynamic)
     if spec.kind == "image":
         if input_spec is not None and input_spec.shape:
-            return InputSignature("image", _chw(input_spec.shape, {}))
-        return InputSignature("image", _image_shape(spec.shape, _image_size(model, info), args))
+            return InputSignature("image", _chw(input_spec.shape, {}), dynamic=spec.dynamic)
+        return InputSignature("image", _image_shape(spec.shape, _image_size(model, info), args), dynamic=spec.dynamic)
     width = args.get("in_features") if input_spec is None else None
     return InputSignature("features", (int(width),) if width else spec.shape)
 
@@ -156,21 +185,31 @@ def flatten_outputs(output: Any) -> list[torch.Tensor]:
 
 @torch.no_grad()
 def probe_output_dims(model: nn.Module, signature: InputSignature, batch: int, length: int) -> list[dict[int, str]]:
-    """Which dimension of each output follows the batch size (and the sequence length), found by
-    running the model at neighbouring shapes: the names the exported outputs' dimensions get."""
-    def shapes(b: int, t: int) -> list[tuple[int, ...]]:
-        return [tuple(o.shape) for o in flatten_outputs(model(_on(model, signature.sample(b, t))))]
+    """Which dimension of each output follows the batch size (and the sequence length, and each
+    declared dynamic size), found by running the model at other shapes: the names the exported
+    outputs' dimensions get. An output dimension that follows a declared size without equalling it
+    (a CRNN's columns follow the image width) is named ``<name>_out``."""
+    def shapes(b: int, t: int, sizes: Mapping[str, int] | None = None) -> list[tuple[int, ...]]:
+        return [tuple(o.shape) for o in flatten_outputs(model(_on(model, signature.sample(b, t, sizes=sizes))))]
 
     base = shapes(batch, length)
     varied = {BATCH: shapes(batch + 1, length)}
     if signature.kind == "tokens":
         varied[SEQ] = shapes(batch, length + 1)
+    own_size = {}
+    for name, size in signature.nominal_sizes().items():
+        low, high = signature.dynamic[name]
+        other = 2 * size if 2 * size <= high else low
+        if other != size:
+            varied[name] = shapes(batch, length, {name: other})
+            own_size[name] = (size, other)
     dims: list[dict[int, str]] = [{} for _ in base]
     for name, other in varied.items():
         for out, (a, b) in enumerate(zip(base, other)):
             for axis, (x, y) in enumerate(zip(a, b)):
                 if x != y:
-                    dims[out].setdefault(axis, name)
+                    same = name not in own_size or own_size[name] == (x, y)
+                    dims[out].setdefault(axis, name if same else f"{name}_out")
     return dims
 
 
@@ -251,12 +290,21 @@ def parity_shapes(
     fixed: Mapping[str, int],
     batches: Iterable[int] = BATCHES,
     lengths: Iterable[int] = LENGTHS,
-) -> list[tuple[int, int]]:
-    """(batch, length) pairs to try; a dimension the export fixed keeps its fixed size."""
-    batch_sizes = [fixed[BATCH]] if BATCH in fixed else list(batches)
-    seq_lengths = [fixed.get(SEQ, 1)] if signature.kind != "tokens" or SEQ in fixed else list(lengths)
-    shapes = list(dict.fromkeys((b, t) for b in batch_sizes for t in seq_lengths))
-    return shapes * DRAWS_AT_ONE_SHAPE if len(shapes) == 1 else shapes
+) -> list[dict[str, int]]:
+    """The sizes to try, by dimension name: every batch size with every sequence length (a
+    declared range gives its own lengths, `InputSignature.values`), then each declared image size
+    at its smallest, nominal and largest value with the middle batch size (an image's sizes cost
+    more than a batch). A dimension the export fixed keeps its fixed size."""
+    axes: dict[str, list[int]] = {BATCH: list(batches)}
+    if signature.kind == "tokens":
+        axes[SEQ] = signature.values(SEQ) if SEQ in signature.dynamic else list(lengths)
+    axes = {name: [fixed[name]] if name in fixed else sizes for name, sizes in axes.items()}
+    shapes = [dict(zip(axes, sizes)) for sizes in itertools.product(*axes.values())]
+    pivot = {name: sizes[len(sizes) // 2] for name, sizes in axes.items()}
+    for name in signature.nominal_sizes():
+        shapes += [{**pivot, name: size} for size in ([fixed[name]] if name in fixed else signature.values(name))]
+    unique = list({signature.size_of(s[BATCH], s.get(SEQ, 1), s): s for s in shapes}.values())
+    return unique * DRAWS_AT_ONE_SHAPE if len(unique) == 1 else unique
 
 
 @torch.no_grad()
@@ -279,7 +327,8 @@ def check_parity(
         signature: what the model takes.
         fixed: dimensions the export fixed (``{"batch": 1}`` for a static export).
         atol: the largest absolute difference allowed.
-        batches, lengths: the sizes to try (lengths only for token inputs).
+        batches, lengths: the sizes to try (lengths only for token inputs without a declared range);
+            each declared dynamic size is tried at its smallest, nominal and largest value.
         seed: the seed of the random inputs.
 
     Returns:
@@ -292,8 +341,8 @@ def check_parity(
     generator = torch.Generator().manual_seed(seed)
     cases = []
     model64: list[nn.Module] = []  # built on first need: most models never need it
-    for batch, length in parity_shapes(signature, fixed or {}, batches, lengths):
-        x = signature.sample(batch, length, generator)
+    for sizes in parity_shapes(signature, fixed or {}, batches, lengths):
+        x = signature.sample(sizes[BATCH], sizes.get(SEQ, 1), generator, sizes=sizes)
         want = flatten_outputs(model(_on(model, x)))
         case, got = _compare(want, exported, x)
         if case.error is None and case.max_abs_diff > atol:

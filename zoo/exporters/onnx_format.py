@@ -57,7 +57,8 @@ def is_recurrent(model: nn.Module) -> bool:
 
 
 def _export_dynamo(request: ExportRequest, external: bool) -> None:
-    dims = {axis: torch.export.Dim(name, min=1) for axis, name in request.input_dims.items()}
+    bounds = {name: {"min": low, "max": high} for name, (low, high) in request.input_ranges.items()}
+    dims = {axis: torch.export.Dim(name, **bounds.get(name, {"min": 1})) for axis, name in request.input_dims.items()}
     torch.onnx.export(
         request.model,
         (request.example,),
