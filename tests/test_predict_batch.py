@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -228,3 +229,36 @@ def test_progress_is_redrawn_in_place_on_a_terminal_and_one_line_per_interval_in
     progress("predict", 500, 1000, {})
     progress.close()
     assert len(quiet.getvalue().splitlines()) == 1 and quiet.getvalue().startswith("500/1,000 images, ")
+
+
+def one_digit(path: Path, shift: int = 0) -> Path:
+    picture = Image.new("L", (16, 16), 255)
+    picture.paste(0, (5 + shift, 2, 9 + shift, 14))
+    picture.save(path, format="PNG")
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_a_file_name_that_is_not_utf8_is_written_as_its_bytes_and_the_run_goes_on(tmp_path, suffix):
+    folder = tmp_path / "digits"
+    folder.mkdir()
+    odd = one_digit(Path(os.fsdecode(bytes(folder) + b"/caf\xe9.png")))  # Latin-1, not UTF-8
+    one_digit(folder / "plain.png", 1)
+    output = tmp_path / f"preds{suffix}"
+    result = CliRunner().invoke(cli, ["predict", "lenet5-digits", str(folder), "-o", str(output)])
+    assert result.exit_code == 0, result.output
+    lines = output.read_text(encoding="utf-8", errors="surrogateescape").splitlines()
+    rows = [json.loads(line)["path"] for line in lines] if suffix == ".jsonl" else [line.split(",")[0] for line in lines[1:]]
+    assert rows == [str(odd), str(folder / "plain.png")] and os.fsencode(rows[0]).endswith(b"/caf\xe9.png")
+
+
+def test_a_second_writer_of_the_same_output_is_refused_while_the_first_holds_it(tmp_path):
+    from zoo.fsio import lock_path, locked
+
+    image = one_digit(tmp_path / "one.png")
+    output = tmp_path / "preds.csv"
+    with locked(lock_path(output), str(output)):
+        result = CliRunner().invoke(cli, ["predict", "lenet5-digits", str(image), "-o", str(output)])
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: {output} is being written by another zoo process")
+    assert not output.exists()

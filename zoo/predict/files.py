@@ -133,7 +133,8 @@ def predict_files(
         _remove_leftovers(target)
         with staging_dir(target.absolute()) as staging:  # the journal needs the absolute path
             partial = staging / target.name
-            with partial.open("w", encoding="utf-8", newline="") as stream:
+            # UTF-8; a file name that is not UTF-8 is written as its own bytes (read with errors="surrogateescape")
+            with partial.open("w", encoding="utf-8", errors="surrogateescape", newline="") as stream:
                 summary = _write_rows(model, paths, stream, target, top_k, batch_size, workers, progress)
             checked_output(target, overwrite)  # another writer's file appeared meanwhile
             move_into_place(partial, target)
