@@ -5,7 +5,7 @@ world size and where to meet (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_
 --nproc N` starts the same workers through torchrun's own `main` with a standalone rendezvous. A rank
 joins the process group once (`process_group`: nccl on CUDA, gloo on the CPU) and leaves it at the end.
 The feature pass is sharded (`shard`: contiguous, each sample on exactly one rank) and gathered back in
-sample order (`gather_rows`); the model trains under DistributedDataParallel (`wrap`); rank 0 alone
+sample order (`gather_rows`); the model trains under DistributedDataParallel (`Wrapped`); rank 0 alone
 writes.
 """
 from __future__ import annotations
@@ -198,7 +198,7 @@ def sum_over_ranks(values: list[float]) -> list[float]:
 
 
 def agree(value: int, what: str) -> None:
-    """Every rank holds the same `value`, or a `ZooError` says what differs (`what`, with the remedy)."""
+    """Every rank holds the same `value`, or an `ArgumentError` says what differs (`what`, with the remedy)."""
     low = torch.tensor([value, -value], dtype=torch.int64, device=_comm_device())
     dist.all_reduce(low, op=dist.ReduceOp.MIN)
     if int(low[0]) != -int(low[1]):
@@ -226,11 +226,11 @@ class Wrapped:
     layers back, which share the parameters and statistics the run trained."""
 
     def __init__(self, module: nn.Module, call: Callable[[nn.Module, Any], torch.Tensor], device: torch.device,
-                 sync_batchnorm: bool):
+                 batchnorm: bool):
         from torch.nn.parallel import DistributedDataParallel
 
-        # torch's SyncBatchNorm runs on GPUs only
-        self.replaced = sync_batchnorm(module) if sync_batchnorm and device.type == "cuda" else []
+        # BatchNorm layers that train normalise over the global batch; torch's SyncBatchNorm runs on GPUs only
+        self.replaced = sync_batchnorm(module) if batchnorm and device.type == "cuda" else []
         ids = [device.index] if device.type == "cuda" else None
         self.ddp = DistributedDataParallel(_Call(module, call), device_ids=ids, output_device=device.index if ids else None)
 

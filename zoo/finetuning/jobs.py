@@ -147,7 +147,7 @@ class ModelOnLoader:
                 f"{self.least} sample{'s' if self.least > 1 else ''} of it at least",
                 f"use --batch-size {self.ranks.world * self.least} or more: it is the global batch",
             )
-        self.wrapped = Wrapped(self.module, self._logits, device, sync_batchnorm=batchnorm)
+        self.wrapped = Wrapped(self.module, self._logits, device, batchnorm=batchnorm)
         self.steps_per_epoch = len(_rank_batches(torch.arange(self.samples), self.batch_size, self.ranks, self.least))
 
     def unwrap(self) -> None:
