@@ -8,6 +8,7 @@ import shlex
 import sys
 import time
 import typing
+import warnings
 from typing import Any, Callable
 
 import click
@@ -187,6 +188,8 @@ def finetune_command(
     from zoo.finetuning.distributed import is_main_process, reported_by_launcher
 
     ctx = click.get_current_context()
+    if not is_main_process():
+        warnings.simplefilter("ignore")  # every rank would say the same: rank 0 says it once
     given = {name: value for name, value in options.items() if ctx.get_parameter_source(name) != ParameterSource.DEFAULT}
     if legacy_format is not None:
         if given.get("data_format", legacy_format) != legacy_format:
