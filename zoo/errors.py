@@ -87,6 +87,10 @@ class ConfigError(ZooError):
     """An environment variable zoo reads holds a value it does not accept."""
 
 
+class HubError(ZooError):
+    """The Hub could not be reached, or refused an upload (credentials, permissions, a bad request)."""
+
+
 class StorageError(ZooError):
     """A file or folder zoo cannot read or write: permissions, a read-only ZOO_HOME, a full disk."""
 

@@ -12,19 +12,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from zoo.errors import ModelDirError, WeightsIntegrityError, ZooError
+from zoo.errors import HubError, ModelDirError, WeightsIntegrityError
 from zoo.hub import hub_endpoint, hub_offline, reachable
-
-
-class HubError(ZooError):
-    """The Hub could not be reached, or refused an upload (credentials, permissions, a bad request)."""
 
 
 def push(
     folder: str | Path,
     repo_id: str,
     *,
-    private: bool = False,
+    private: bool | None = None,
     revision: str | None = None,
     commit_message: str | None = None,
     token: str | None = None,
@@ -34,7 +30,8 @@ def push(
     Args:
         folder: a model directory (what `zoo finetune` or `zoo.modeldir.save_model_dir` wrote).
         repo_id: ``"org/name"``; created when it does not exist (an existing one is kept as it is).
-        private: create the repository private (no effect on one that exists).
+        private: create the repository private (True) or public (False); None leaves it to the Hub's
+            default for the owner. No effect on a repository that exists.
         revision: the branch to commit to (default ``main``); created from ``main`` if missing.
         commit_message: the commit's summary (default: the architecture, base model and metrics).
         token: a Hub token with write access; by default huggingface_hub's own (HF_TOKEN, or the

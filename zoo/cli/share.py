@@ -35,7 +35,7 @@ def push_command(
 
     if quiet:
         disable_progress_bars()
-    url = push(folder, repo_id, private=private, revision=revision, commit_message=message, token=token)
+    url = push(folder, repo_id, private=private or None, revision=revision, commit_message=message, token=token)
     if not quiet:
         where = f"{hub_endpoint()}/{repo_id}" + (f"/tree/{revision}" if revision else "")
         click.echo(f"pushed {folder} to {where}", err=True)
