@@ -21,7 +21,7 @@ from zoo.errors import ArgumentError
 from zoo.finetuning.jobs import ModelOnLoader
 from zoo.finetuning.options import FinetuneOptions
 from zoo.finetuning.strategy import Strategy
-from zoo.finetuning.text_inputs import EPOCH_WINDOWS, spread_sample, text_inputs
+from zoo.finetuning.text_inputs import EPOCH_WINDOWS, WindowSample, spread_sample, text_inputs
 
 ZOO = str(Path(sys.executable).parent / "zoo")
 TRAIN, VAL = ["hamlet", "othello", "king-lear"], ["macbeth"]
@@ -81,6 +81,20 @@ def test_the_same_seed_scores_the_same_windows_and_another_seed_others(plays, ls
     assert all(torch.equal(a, b) for a, b in zip(first[17], again[17]))
     everything = text_inputs(lstm_text, data, FinetuneOptions(val_windows=0)).val
     assert len(everything) == len(everything.corpus) == held_out_chars()
+
+
+def test_each_epoch_draws_other_windows_and_a_resumed_run_draws_the_same(plays, lstm_text):
+    corpus = text_inputs(lstm_text, read_data(plays, None, ReadOptions()), FinetuneOptions()).train.corpus
+
+    def epoch(sample: WindowSample, number: int) -> torch.Tensor:
+        sample.set_epoch(number)
+        return sample.numbers.clone()
+
+    running, resumed = WindowSample(corpus, 500, 7, redraw=True), WindowSample(corpus, 500, 7, redraw=True)
+    first, second = epoch(running, 0), epoch(running, 1)
+    assert not torch.equal(first, second) and torch.equal(epoch(resumed, 1), second)
+    held_out = WindowSample(corpus, 500, 7)  # validation keeps its one sample whatever the epoch
+    assert torch.equal(epoch(held_out, 0), epoch(held_out, 3))
 
 
 def test_the_same_seed_gives_the_same_score_before_training(plays, tmp_path):
