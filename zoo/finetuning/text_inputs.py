@@ -51,8 +51,8 @@ def text_inputs(model: nn.Module, data: TrainingData, options: Any) -> Inputs:
 def language_model_threads(task: str, device: torch.device) -> Iterator[None]:
     """One intra-op thread while a language model trains and is scored on the CPU, unless OMP_NUM_THREADS
     chooses. A recurrent step multiplies small matrices (batch × hidden), and threads waiting for each other
-    at every step cost more than they share: a lstm-text training step (batch 32 × 40) took 45 ms of CPU on
-    one thread and 362 ms on two on this project's 2-core machine (docs/performance.md)."""
+    at every step cost more than they share: a lstm-text training step (batch 32 × 40) took 34 ms of CPU on
+    one thread and 293 ms on two on this project's shared 2-core machine (benchmarks/lstm_threads.py)."""
     if task != "language-modeling" or device.type != "cpu" or "OMP_NUM_THREADS" in os.environ:
         yield
         return
