@@ -262,3 +262,12 @@ def test_a_second_writer_of_the_same_output_is_refused_while_the_first_holds_it(
     assert result.exit_code == 1
     assert result.stderr.startswith(f"Error: {output} is being written by another zoo process")
     assert not output.exists()
+
+
+def test_a_model_that_takes_no_images_is_refused_by_the_python_api_and_writes_nothing(tmp_path):
+    from zoo.errors import ArgumentError
+
+    image = one_digit(tmp_path / "one.png")
+    with pytest.raises(ArgumentError, match=r"this model declares no image preprocessing \(input_size\)"):
+        zoo.predict_files(zoo.load("lstm-text"), [image], tmp_path / "preds.csv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.png"]

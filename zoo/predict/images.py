@@ -53,8 +53,8 @@ class ImageFiles:
 
     def __init__(self, paths: Sequence[str | Path], preprocess: dict[str, Any]):
         self.paths = list(paths)
+        self.transform = image_transform(preprocess)  # first: it says so when a model takes no images
         self.channels = int(preprocess["input_size"][0])
-        self.transform = image_transform(preprocess)
 
     def __len__(self) -> int:
         return len(self.paths)
