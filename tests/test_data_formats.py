@@ -39,8 +39,8 @@ def test_each_layout_finds_its_format(tmp_path):
 
 
 def test_a_bad_format_spec_and_an_unknown_format_name_are_refused(tmp_path):
-    with pytest.raises(ArgumentError, match="task 'audio' is not one of"):
-        DataFormat(name="wav", task="audio", detect="m:f", load="m:g")
+    with pytest.raises(ArgumentError, match="task 'audio clips' must name a registered task"):
+        DataFormat(name="wav", task="audio clips", detect="m:f", load="m:g")  # any registered task: tests/test_tasks.py
     write_folder(tmp_path, {"a": 2, "b": 2})
     with pytest.raises(ArgumentError, match="unknown data format 'jsonl'.*image-folder, text-folder, csv, corpus"):
         find_format(tmp_path, "jsonl")

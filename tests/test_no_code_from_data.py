@@ -19,6 +19,7 @@ IMPORTS = {
     ("zoo/modeldir.py", "_library_keys"): "ArchSpec.library_config, registered by a plugin (used on save, never read from a directory)",
     ("zoo/exporting.py", "function"): "Exporter.export/load, registered by a plugin",
     ("zoo/data/formats.py", "function"): "DataFormat.detect/load, registered by a plugin",
+    ("zoo/tasks/__init__.py", "function"): "a TaskSpec's callables, registered by a plugin (data names a task by its name only)",
     ("zoo/data/image_files.py", "_own_transform"): "TransformSpec.build, looked up by a plain name a plugin registered",
     ("zoo/weights.py", "convert_checkpoint"): "a converter of a plugin's WeightSpec (registry files may not name one)",
     ("zoo/testing.py", "_registry_with"): "the plugin module a plugin author's own test names, in code",

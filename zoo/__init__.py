@@ -32,6 +32,7 @@ from zoo.hookspecs import hookimpl
 from zoo.hub_upload import push
 from zoo.predict.files import PredictionSummary, predict_files
 from zoo.registry import ArchSpec, InputSpec, Registry, Source, WeightSpec
+from zoo.specs import TaskSpec
 
 from zoo.version import __version__
 
@@ -54,6 +55,7 @@ __all__ = [
     "InputSpec",
     "Source",
     "WeightSpec",
+    "TaskSpec",
     "Registry",
     "ZooError",
     "ArgumentError",

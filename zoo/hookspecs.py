@@ -30,6 +30,11 @@ def register_data_formats(register: Callable[[Any], None]) -> None:
 
 
 @hookspec
+def register_tasks(register: Callable[[Any], None]) -> None:
+    """Register tasks (loss, metrics, decoding, printing of a model's output): call `register(TaskSpec(...))` once per task."""
+
+
+@hookspec
 def register_transforms(register: Callable[[Any], None]) -> None:
     """Register image transforms that preprocessing may name: call `register(TransformSpec(...))`."""
 

@@ -24,6 +24,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "zoo.exporters.plugin",
     "zoo.modeldir",
     "zoo.hub",
+    "zoo.tasks.builtin",
     "zoo_timm",
     "zoo_rnn",
     "zoo_cnn",

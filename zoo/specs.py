@@ -247,6 +247,62 @@ class VocabSpec:
             raise RegistryError(f"vocabulary {self.name!r}: package and path are required")
 
 
+@dataclass(frozen=True)
+class TaskSpec:
+    """A task: what a model's output means, and how zoo trains, scores, decodes and prints it.
+
+    Every callable is a plugin's ``"module:function"`` string, imported only when the task is used
+    (never named by data: a model directory names its task by `name` only). `zoo.tasks` collects them.
+    """
+
+    name: str
+    """The task's name, as ArchSpec.tasks, DataFormat.task and a model directory's config name it."""
+    output: tuple[str, ...]
+    """The model output's dimensions: ``("batch", "classes")``, ``("batch", "time", "classes")``."""
+    decode: str
+    """``decode(outputs: Tensor, labels: list[str] | None, top_k: int) -> list[dict]``: one JSON-able
+    prediction per input (what ``zoo predict --json`` prints, beside ``"input"``)."""
+    columns: tuple[str, ...]
+    """The table's column headers after INPUT (``("RANK", "LABEL", "PROBABILITY")``)."""
+    rows: str
+    """``rows(prediction: dict) -> list[tuple]``: a decoded prediction's table rows, one value per column."""
+    metrics: str
+    """``metrics(labels: list[str] | None) -> accumulator`` with ``update(outputs, targets)`` per batch
+    and ``result() -> dict[str, float]`` over the whole evaluation (accuracy, CER, ...)."""
+    loss: str | None = None
+    """``loss(outputs, targets, label_smoothing: float) -> (summed loss: Tensor, count: int)``; the mean
+    is summed / count. None: cross-entropy over the last dimension, targets of -100 ignored."""
+    inputs: str | None = None
+    """``inputs(model, data: TrainingData, options) -> zoo.finetuning.inputs.Inputs``: the train/val
+    datasets of ``(input, target)`` and the collate that batches them into ``(inputs, targets)``.
+    None: the task cannot be fine-tuned or evaluated."""
+    prepare: str | None = None
+    """``prepare(model, inputs: list[str]) -> model input batch``: what ``zoo predict INPUTS`` feeds the
+    model (texts, image paths). None: zoo reads images as for classification."""
+    blank: int | None = None
+    """The class index of the CTC blank, when the output is CTC-decoded (else None)."""
+    aliases: tuple[str, ...] = ()
+    """Other names architectures give this task (``"sequence-classification"``)."""
+    description: str = ""
+    plugin: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_plain(self.name, "task")
+        object.__setattr__(self, "output", tuple(self.output))
+        object.__setattr__(self, "columns", tuple(self.columns))
+        object.__setattr__(self, "aliases", tuple(self.aliases))
+        if len(self.output) < 2 or self.output[0] != "batch" or not all(isinstance(d, str) and d for d in self.output):
+            raise RegistryError(f"task {self.name!r}: output must name its dimensions, batch first, got {self.output!r}")
+        for attr in ("decode", "rows", "metrics", "loss", "inputs", "prepare"):
+            value = getattr(self, attr)
+            if value is not None and (not isinstance(value, str) or ":" not in value):
+                raise RegistryError(f"task {self.name!r}: {attr} must be 'module:function', got {value!r}")
+        for alias in self.aliases:
+            _check_plain(alias, "task alias")
+        if self.blank is not None and (not isinstance(self.blank, int) or self.blank < 0):
+            raise RegistryError(f"task {self.name!r}: blank must be a class index (0 or more), got {self.blank!r}")
+
+
 def _check_plain(name: Any, what: str) -> None:
     if not isinstance(name, str) or not PLAIN_NAME.match(name):
         raise RegistryError(f"{what} name {name!r} must be a plain name (letters, digits, '.', '_', '-')")

@@ -15,12 +15,14 @@ from typing import Any, Callable, Sequence
 from zoo.data.split import fingerprint as data_fingerprint
 from zoo.errors import ArgumentError, DataError
 
-TASKS = ("image-classification", "text-classification", "language-modeling")
-
 
 @dataclass(frozen=True)
 class DataFormat:
-    """A kind of training data: an image folder, a text folder, a CSV file, a text corpus, ..."""
+    """A kind of training data: an image folder, a text folder, a CSV file, a text corpus, ...
+
+    `task` names the registered task (`zoo.tasks`, the `register_tasks` hook) whose targets it reads;
+    a format naming a task no plugin registers is refused when it is used.
+    """
 
     name: str
     task: str
@@ -32,8 +34,8 @@ class DataFormat:
     def __post_init__(self) -> None:
         if not self.name or not isinstance(self.name, str) or any(c.isspace() for c in self.name):
             raise ArgumentError(f"data format name {self.name!r} must be a non-empty string without spaces")
-        if self.task not in TASKS:
-            raise ArgumentError(f"data format {self.name!r}: task {self.task!r} is not one of {', '.join(TASKS)}")
+        if not isinstance(self.task, str) or not self.task or any(c.isspace() for c in self.task):
+            raise ArgumentError(f"data format {self.name!r}: task {self.task!r} must name a registered task (zoo.tasks)")
         for attr in ("detect", "load"):
             if ":" not in getattr(self, attr):
                 raise ArgumentError(f"data format {self.name!r}: {attr} must be 'module:function'")
@@ -199,6 +201,9 @@ def read_data(path: str | Path, name: str | None = None, options: ReadOptions | 
         The labelled train/val samples, with the skipped inputs counted.
     """
     fmt = find_format(path, name)
+    from zoo.tasks import get_task
+
+    get_task(fmt.task, f"data format {fmt.name!r} ({fmt.plugin})")
     if not Path(path).exists():
         raise DataError(f"data path {str(path)!r} does not exist", "check the path given to --data")
     options = options or ReadOptions()

@@ -1,0 +1,101 @@
+"""Tasks: what a model's output means, and the one place zoo looks up how to train, score, decode and print it.
+
+Plugins register `TaskSpec`s through the `register_tasks` hook (the built-in tasks too, from
+`zoo.tasks.builtin`). `task_of(model)` is the dispatch point every command uses: the model's task,
+looked up by name (`get_task`), or one `UnknownTaskError` line naming the tasks there are.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+from zoo.errors import ZooError
+from zoo.specs import TaskSpec
+
+
+class UnknownTaskError(ZooError):
+    """A model, a model directory or a data format names a task no installed plugin registers."""
+
+
+@functools.lru_cache(maxsize=1)
+def tasks() -> dict[str, TaskSpec]:
+    """Every task the installed plugins register, by name, in registration order."""
+    from zoo.plugins import accept_instances, default_plugin_manager
+
+    return default_plugin_manager().collect("register_tasks", accept_instances(TaskSpec), key=lambda t: t.name)
+
+
+def _by_name(registered: dict[str, TaskSpec]) -> dict[str, TaskSpec]:
+    """Names and aliases -> the task (a name wins over another task's alias)."""
+    found = {alias: spec for spec in registered.values() for alias in spec.aliases}
+    found.update(registered)
+    return found
+
+
+def get_task(name: str, what: str = "", registered: dict[str, TaskSpec] | None = None) -> TaskSpec:
+    """The task registered under `name` (or one of its aliases).
+
+    Args:
+        name: a task name (ArchSpec.tasks, DataFormat.task, a model directory's config).
+        what: who names it, for the error ("lstm-text", "data format 'csv'").
+        registered: the tasks to choose from (default: the registered ones).
+
+    Returns:
+        The TaskSpec.
+
+    Raises:
+        UnknownTaskError: no installed plugin registers `name`; the message names the ones that do.
+    """
+    registered = tasks() if registered is None else registered
+    spec = _by_name(registered).get(name) if isinstance(name, str) else None
+    if spec is None:
+        who = f"{what} names task" if what else "task"
+        raise UnknownTaskError(
+            f"{who} {name!r}, which no installed plugin registers; registered tasks: {', '.join(sorted(registered)) or 'none'}",
+            "install the plugin that provides the task (`zoo plugins` lists what is loaded)",
+        )
+    return spec
+
+
+def model_task_name(model: Any) -> str:
+    """The name of the task `model` does: its own `task` attribute when it has one (a recurrent model
+    built for classification), else its architecture's first task, else what its interface says."""
+    own = getattr(model, "task", None)
+    if isinstance(own, str) and own:
+        return own
+    info = getattr(model, "zoo", None)
+    arch = getattr(info, "arch", None)
+    if isinstance(arch, str):
+        from zoo.registry import default_registry
+
+        spec = default_registry().archs.get(arch)
+        if spec is not None:
+            return spec.tasks[0]
+    from zoo.heads import is_language_model, text_tokenizer
+
+    if is_language_model(model):
+        return "language-modeling"
+    return "text-classification" if text_tokenizer(model) is not None else "image-classification"
+
+
+def task_of(model: Any) -> TaskSpec:
+    """The registered task of `model`: the one lookup `zoo predict`, `finetune`, `eval` and `export` dispatch on.
+
+    Raises:
+        UnknownTaskError: the model's task is not registered (named, with the registered tasks).
+    """
+    info = getattr(model, "zoo", None)
+    return get_task(model_task_name(model), getattr(info, "name", None) or type(model).__name__)
+
+
+def function(spec: TaskSpec, attr: str) -> Callable[..., Any] | None:
+    """Import one of the task's ``"module:function"`` callables (None when the task has none)."""
+    reference = getattr(spec, attr)
+    if reference is None:
+        return None
+    from zoo.plugins import import_reference
+
+    return import_reference(reference, f"task {spec.name!r} ({spec.plugin})")
+
+
+__all__ = ["TaskSpec", "UnknownTaskError", "function", "get_task", "model_task_name", "task_of", "tasks"]

@@ -1,0 +1,67 @@
+"""The built-in tasks' code: a class per input (image, text, tabular classification) and the next
+token of a language model. `zoo.tasks.builtin` registers them; the finetuning and evaluation
+machinery that predates the hook keeps running them as it did."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+
+def decode(outputs: Any, labels: Sequence[str] | None, top_k: int) -> list[dict[str, Any]]:
+    """Each input's `top_k` classes from scores [batch, classes], as `zoo predict` prints them.
+
+    Returns:
+        One ``{"predictions": [{"rank", "index", "label", "probability"}]}`` per input.
+    """
+    from zoo.predict.images import ranked
+
+    results = ranked([""] * len(outputs), outputs.float().softmax(dim=-1), labels, top_k)
+    return [{"predictions": r["predictions"]} for r in results]
+
+
+def decode_next_token(outputs: Any, labels: Sequence[str] | None, top_k: int) -> list[dict[str, Any]]:
+    """A language model's `top_k` next tokens after each input, from scores [batch, time, vocab]."""
+    return decode(outputs[:, -1], labels, top_k)
+
+
+def rows(prediction: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """A decoded prediction's table rows: rank, label, probability."""
+    return [(p["rank"], p["label"], f"{p['probability']:.4f}") for p in prediction["predictions"]]
+
+
+class Accuracy:
+    """The share of targets whose class scores highest (targets of -100 are not counted)."""
+
+    def __init__(self, labels: Sequence[str] | None = None):
+        self.correct = 0
+        self.count = 0
+
+    def update(self, outputs: Any, targets: Any) -> None:
+        """Count one batch: scores [..., classes] against targets [...]."""
+        predicted = outputs.argmax(-1)
+        mask = targets != -100
+        self.correct += int((predicted[mask] == targets[mask]).sum())
+        self.count += int(mask.sum())
+
+    def result(self) -> dict[str, float]:
+        """The accuracy over every batch counted (NaN when nothing was)."""
+        return {"accuracy": self.correct / self.count if self.count else float("nan")}
+
+
+def image_inputs(model: Any, data: Any, options: Any) -> Any:
+    """The image datasets of a fine-tuning run (`zoo.finetuning.inputs.image_inputs`)."""
+    from zoo.finetuning.inputs import image_inputs as images
+
+    return images(model, data, options)
+
+
+def text_inputs(model: Any, data: Any, options: Any) -> Any:
+    """The text datasets of a fine-tuning run: token batches or corpus windows (`zoo.finetuning.text_inputs`)."""
+    from zoo.finetuning.text_inputs import text_inputs as texts
+
+    return texts(model, data, options)
+
+
+def prepare_texts(model: Any, inputs: list[str]) -> Any:
+    """The token-id batch of `inputs` (texts), padded by the model's tokenizer."""
+    ids, _ = model.tokenizer.batch(list(inputs))
+    return ids
