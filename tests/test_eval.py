@@ -317,3 +317,16 @@ def test_unreadable_images_are_skipped_and_named_and_workers_give_the_same_figur
     assert "Warning: skipped 1 file(s): " in result.stderr and str(data / "3" / "broken.png") in result.stderr
     assert "n               50" in result.stdout and f"accuracy        {alone['accuracy']:.4f}" in result.stdout
     assert alone["n"] == 50 and sum(alone["data"]["skipped"].values()) == 1
+
+
+def test_split_val_of_a_bounded_run_takes_the_same_validation_sample(tmp_path, digits):
+    """--steps-per-epoch validates on a seeded sample of one epoch's worth: eval selects that sample."""
+    result = zoo.finetune("mlp-digits", digits, output=str(tmp_path / "o"), epochs=2, steps_per_epoch=1, batch_size=16)
+    assert result.metrics["val_size"] == 16
+    report = zoo.evaluate(tmp_path / "o", digits, split="val")
+    assert report.n == 16 and report.accuracy == result.val_accuracy
+    full = [[0] * 10 for _ in range(10)]  # the report keeps the labels that occur; the fine-tune's has all ten
+    for i, true in enumerate(report.labels):
+        for j, predicted in enumerate(report.labels):
+            full[int(true)][int(predicted)] = report.confusion_matrix[i][j]
+    assert full == result.metrics["confusion_matrix"]
