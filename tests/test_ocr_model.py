@@ -144,6 +144,13 @@ def test_character_error_rate_on_100_rendered_lines(english_ocr, capsys):
     assert cer < 0.02
 
 
+@pytest.mark.slow
+def test_the_ocr_plugin_passes_the_conformance_kit():
+    from zoo.testing import check_plugin
+
+    assert check_plugin("zoo_ocr") == []  # onnx included: the export with a dynamic width and its parity
+
+
 def test_greedy_decoding_merges_repeats_and_drops_blanks():
     labels = ["[blank]", "a", "b"]
     # columns: a a blank a b b blank -> "aab"

