@@ -128,6 +128,8 @@ def test_a_source_checks_its_key_and_map_location():
         Source("pkg", dist="d", path="p.pth", state_dict_key="model..weights")
     with pytest.raises(RegistryError, match="map_location 'os.system' is not a device name"):
         Source("pkg", dist="d", path="p.pth", map_location="os.system")
+    with pytest.raises(RegistryError, match="a safetensors file holds its tensors at the top level"):
+        Source("hf", repo="me/m", filename="model.safetensors", state_dict_key="model_state_dict")
 
 
 def test_an_input_spec_declares_dynamic_sizes_with_their_range():
@@ -145,6 +147,7 @@ def test_an_input_spec_declares_dynamic_sizes_with_their_range():
         ("image", (1, 64, 256), {"width": (300, 400)}, "the shape's width 256 is outside \\(300, 400\\)"),
         ("image", (1, 64, 256), {"width": (0, 400)}, "need 1 <= min <= max, got \\(0, 400\\)"),
         ("tokens", (), {"seq": 5}, "dynamic size 'seq' needs \\(min, max\\), got 5"),
+        ("image", (1, 64, 256), [("width", (8, 9))], "dynamic must map size names to \\(min, max\\)"),
     ],
 )
 def test_an_impossible_dynamic_size_is_refused(kind, shape, dynamic, message):

@@ -42,7 +42,9 @@ class InputSpec:
         if self.kind not in INPUT_KINDS:
             raise RegistryError(f"input kind {self.kind!r} is not one of {', '.join(INPUT_KINDS)}")
         object.__setattr__(self, "shape", tuple(int(d) for d in self.shape))
-        object.__setattr__(self, "dynamic", {name: self._range(name, r) for name, r in dict(self.dynamic).items()})
+        if not isinstance(self.dynamic, Mapping):
+            raise RegistryError(f"dynamic must map size names to (min, max), got {self.dynamic!r}", "e.g. {'width': (8, 2048)}")
+        object.__setattr__(self, "dynamic", {name: self._range(name, r) for name, r in self.dynamic.items()})
 
     def _range(self, name: str, bounds: Any) -> tuple[int, int]:
         allowed = DYNAMIC_DIMS[self.kind]
@@ -149,6 +151,11 @@ class Source:
             isinstance(self.state_dict_key, str) and all(self.state_dict_key.split("."))
         ):
             raise RegistryError(f"state_dict_key must be a key or dotted keys ('model.state_dict'), got {self.state_dict_key!r}")
+        if self.state_dict_key is not None and str(self.filename or self.path).endswith(".safetensors"):
+            raise RegistryError(
+                f"state_dict_key {self.state_dict_key!r} is set for {self.filename or self.path}, a safetensors file",
+                "a safetensors file holds its tensors at the top level: leave state_dict_key out",
+            )
         if not isinstance(self.map_location, str) or not MAP_LOCATION.match(self.map_location):
             raise RegistryError(
                 f"map_location {self.map_location!r} is not a device name",
