@@ -229,6 +229,9 @@ def test_a_text_classifier_evaluates_and_reproduces_its_split(tmp_path, lines):
     everything = eval_cli(str(tmp_path / "o"), "--data", str(lines), "--json")
     assert everything.exit_code == 0, everything.output
     assert json.loads(everything.output)["n"] == 240 and "top_k" not in json.loads(everything.output)
+    zoo.export(str(tmp_path / "o"))
+    exported = zoo.evaluate(tmp_path / "o", lines, split="val", runtime="onnx")
+    assert exported.accuracy == report.accuracy and exported.loss == pytest.approx(report.loss, rel=1e-4)
 
 
 @pytest.mark.slow
