@@ -194,6 +194,41 @@ def test_timm_crops_as_zoo_does_whatever_the_base_tag_says(tmp_path):
     assert zoo.load(str(folder)).zoo.preprocess["crop_mode"] == "squash"
 
 
+# Run in a new process: huggingface_hub reads HF_ENDPOINT (the olah test hub) when it is imported.
+TIMM_FROM_HUB = """
+import sys, numpy, timm, torch
+model = timm.create_model(sys.argv[1], pretrained=True).eval()
+with torch.no_grad():
+    numpy.save(sys.argv[3], model(torch.from_numpy(numpy.load(sys.argv[2]))).numpy())
+print(model.pretrained_cfg["label_names"], timm.data.resolve_data_config({}, model=model)["input_size"])
+"""
+
+
+@pytest.mark.slow
+def test_timm_loads_the_directory_from_the_hub_as_zoo_does(resnet_dir, hub, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    folder, _ = resnet_dir
+    repo = f"zoo-tests/timm-compat-{tmp_path.name}"
+    hub.commit(repo, {p.name: p for p in folder.iterdir()}, lfs=("model.safetensors",))
+    x = torch.randn(2, 3, 64, 64)
+    np.save(tmp_path / "x.npy", x.numpy())
+    env = {**os.environ, "HF_ENDPOINT": hub.endpoint, "HF_HOME": str(tmp_path / "timm-hf")}
+    done = subprocess.run(
+        [sys.executable, "-c", TIMM_FROM_HUB, f"hf-hub:{repo}", str(tmp_path / "x.npy"), str(tmp_path / "y.npy")],
+        capture_output=True, text=True, env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "['cat', 'dog'] (3, 64, 64)\n"
+    with torch.no_grad():
+        ours = zoo.load(f"hf://{repo}")(x)
+    assert torch.equal(torch.from_numpy(np.load(tmp_path / "y.npy")), ours)
+
+
 REWRITE = "(the directory is damaged or was not written by zoo: save or download it again)"
 DISAGREE = "(timm and zoo would build different models from it: the file was edited or damaged; save or download the directory again)"
 
