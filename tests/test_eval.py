@@ -333,3 +333,12 @@ def test_split_val_of_a_bounded_run_takes_the_same_validation_sample(tmp_path, d
         for j, predicted in enumerate(report.labels):
             full[int(true)][int(predicted)] = report.confusion_matrix[i][j]
     assert full == result.metrics["confusion_matrix"]
+
+
+@pytest.mark.slow
+def test_split_val_of_a_directory_on_the_hub_reads_its_training_summary(hub, local_hub, digits, tuned):
+    folder, result = tuned["mlp-digits"]
+    files = {p.name: p for p in folder.iterdir() if p.is_file()}
+    local_hub.commit("h3-eval/mlp-digits-tuned", files, lfs=("model.safetensors",), message="fine-tuned")
+    report = zoo.evaluate("hf://h3-eval/mlp-digits-tuned", digits, split="val")
+    assert report.accuracy == result.val_accuracy and report.n == 60 and report.data["matches_training"] is True

@@ -51,13 +51,19 @@ def model_labels(model: Any, name: str) -> list[str]:
 
 
 def training_summary(model_or_name: Any, model: Any, name: str, required: bool) -> dict[str, Any]:
-    """The `training` record of the model's directory (the given path, else where the model was loaded
-    from: an `hf://` download, a loaded model's folder); {} when it has none and none is `required`."""
+    """The `training` record of the model's directory (the named one, `hf://` included, or the folder a
+    loaded model came from); {} when it has none and none is `required`."""
     from zoo.modeldir import is_model_dir, read_config
+    from zoo.registry import ModelDirectory
+    from zoo.resolvers import resolve
 
-    given = os.fspath(model_or_name) if isinstance(model_or_name, (str, os.PathLike)) else None
-    folder = next((f for f in (given, model.zoo.source) if f and is_model_dir(f)), None)
-    training = read_config(folder).get("training") if folder else None
+    if isinstance(model_or_name, (str, os.PathLike)):
+        found = resolve(model_or_name)  # an hf:// directory: its files link into the Hub cache, its root
+        place = (found.path, found.root) if isinstance(found, ModelDirectory) else None
+    else:
+        source = model.zoo.source
+        place = (Path(source), None) if source and is_model_dir(source) else None
+    training = read_config(*place).get("training") if place else None
     if not isinstance(training, dict) or not isinstance(training.get("args"), dict):
         if not required:
             return {}
