@@ -260,6 +260,19 @@ def test_runtime_onnx_refuses_a_run_without_a_feature_pass(digits, tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow
+def test_runtime_onnx_refuses_a_text_model_and_auto_says_it_runs_eager(tmp_path):
+    from zoo.data.packaged import write_dataset
+    from zoo.errors import ArgumentError
+
+    write_dataset("play-lines", tmp_path / "lines", plays=["macbeth", "a-midsummer-night-s-dream"])
+    lines = tmp_path / "lines" / "play_lines.csv"
+    with pytest.raises(ArgumentError, match="--runtime onnx runs the feature pass of image models; text models run eager"):
+        zoo.finetune("lstm-text", lines, label_column="play", output=str(tmp_path / "o"), runtime="onnx", epochs=1)
+    auto = zoo.finetune("lstm-text", lines, label_column="play", output=str(tmp_path / "a"), epochs=1)
+    assert auto.feature_pass["runtime"] == "eager" and auto.feature_pass["reason"] == "auto: text models run eager"
+
+
 def test_an_unknown_runtime_is_refused():
     from zoo.errors import ArgumentError
     from zoo.finetuning.options import FinetuneOptions

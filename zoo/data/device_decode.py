@@ -187,9 +187,27 @@ def _decode_on_device(items: Sequence[torch.Tensor], flags: Sequence[bool], pipe
     jpegs = [t for t, is_jpeg in zip(items, flags) if is_jpeg]
     mode = ImageReadMode.GRAY if pipeline.channels == 1 else ImageReadMode.RGB
     with _codecs():
-        decoded = iter(decode_jpeg(jpegs, mode=mode, device=device) if jpegs else [])
+        try:
+            decoded = iter(decode_jpeg(jpegs, mode=mode, device=device) if jpegs else [])
+        except RuntimeError:  # a JPEG PIL reads and nvjpeg does not: each one alone, PIL for the ones it refuses
+            decoded = iter([_decode_one(t, mode, pipeline, device) for t in jpegs])
     out = [pipeline.geometry(next(decoded)) if is_jpeg else t.to(device, non_blocking=True) for t, is_jpeg in zip(items, flags)]
     return torch.stack(out)
+
+
+def _decode_one(data: torch.Tensor, mode: Any, pipeline: PixelPipeline, device: torch.device) -> torch.Tensor:
+    """One JPEG's full-size pixels on `device`: decoded there, or by PIL when the device's decoder fails."""
+    import io
+
+    from PIL import Image
+    from torchvision.io import decode_jpeg
+
+    try:
+        return decode_jpeg(data, mode=mode, device=device)
+    except RuntimeError:
+        image = Image.open(io.BytesIO(data.numpy().tobytes())).convert("L" if pipeline.channels == 1 else "RGB")
+        pixels = np.asarray(image, dtype=np.uint8)
+        return torch.from_numpy(pixels[..., None] if pixels.ndim == 2 else pixels).permute(2, 0, 1).to(device)
 
 
 @contextlib.contextmanager

@@ -15,6 +15,7 @@ On a GPU, and for text models, the pass runs eager.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
@@ -251,7 +252,12 @@ def export_backbone(model: nn.Module, folder: Path, preprocess: Mapping[str, Any
     from zoo.registry import InputSpec
 
     folder.mkdir(parents=True, exist_ok=True)
-    export(Backbone(model), folder / FILE, format="onnx", opset=OPSET, input_spec=InputSpec("image", tuple(preprocess["input_size"])))
+    try:
+        export(Backbone(model), folder / FILE, format="onnx", opset=OPSET, input_spec=InputSpec("image", tuple(preprocess["input_size"])))
+    except BaseException:
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # a failed export leaves no folder (its staging folder is gone already)
+        raise
 
 
 def cached_backbone(key: str) -> Any:
