@@ -109,7 +109,7 @@ def read_samples(
             warnings.warn(
                 f"{str(path)!r} is not the data the model was fine-tuned on as it was then (files, sizes or times differ): "
                 "the validation split may hold other samples than the ones it held out",
-                stacklevel=4,
+                stacklevel=3,  # the caller of zoo.evaluate
             )
         return dataclasses.replace(data, train=[])
     from torch.utils.data import ConcatDataset
