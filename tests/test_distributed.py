@@ -166,6 +166,15 @@ def test_a_global_batch_too_small_for_the_ranks_is_refused_naming_the_least(face
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
+def test_a_warning_of_the_run_points_at_the_code_that_called_finetune(faces, tmp_path):
+    from zoo.finetuning.strategy import RandomBackboneWarning
+
+    with pytest.warns(RandomBackboneWarning) as caught:
+        zoo.finetune("lenet5", faces, output=str(tmp_path / "out"), epochs=1, steps_per_epoch=1)
+    assert caught[0].filename == __file__  # not a frame inside zoo (engine.run holds the process group)
+
+
 def test_each_rank_runs_the_command_line_it_was_given():
     from zoo.cli.finetune import finetune_command, rank_command
 

@@ -21,6 +21,10 @@ class RandomBackboneWarning(UserWarning):
     """A model without pretrained weights: the strategy trains more than a head, or only a head on random features."""
 
 
+# The frame of the code that called zoo.finetune: finetune -> engine.run -> engine._run -> choose_strategy.
+_CALLER = 5
+
+
 def choose_strategy(given: str | None, task: str, model_name: str, pretrained: bool) -> Strategy:
     """The strategy asked for, or the default: `full` for a language model adapting to a corpus and for a
     model with no pretrained weights (a head on a random backbone learns next to nothing), else `head`.
@@ -35,7 +39,7 @@ def choose_strategy(given: str | None, task: str, model_name: str, pretrained: b
             return Strategy("head")
         warnings.warn(
             f"{model_name} has no pretrained weights, so all of it trains (strategy full), not only a new head",
-            RandomBackboneWarning, stacklevel=4,
+            RandomBackboneWarning, stacklevel=_CALLER,
         )
         return Strategy("full")
     strategy = Strategy.parse(given)
@@ -43,7 +47,7 @@ def choose_strategy(given: str | None, task: str, model_name: str, pretrained: b
         warnings.warn(
             f"{model_name} has no pretrained weights: strategy head trains a new head on a random, frozen backbone, "
             "which rarely beats the majority baseline (use strategy full)",
-            RandomBackboneWarning, stacklevel=4,
+            RandomBackboneWarning, stacklevel=_CALLER,
         )
     return strategy
 
