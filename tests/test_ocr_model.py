@@ -97,6 +97,17 @@ def test_english_ocr_loads_from_the_pip_package_with_its_character_list(english_
     assert [name for name, _ in english_ocr.freeze_groups()] == ["features", "sequence", "head"]
 
 
+def test_the_converter_returns_the_labels_the_weights_declare_and_the_converted_file_keeps_them():
+    from zoo.registry import default_registry
+    from zoo.weights import cached, pull
+
+    registry = default_registry()
+    spec = registry.weights["crnn.english_g2"]
+    fetched = pull(registry.archs["crnn"], spec)
+    assert fetched.labels == spec.label_names()
+    assert cached(spec).labels == spec.label_names()  # read back from the cached file, not the conversion
+
+
 def test_outputs_equal_the_easyocr_packages_own_recogniser(english_ocr, tmp_path, monkeypatch):
     easyocr = pytest.importorskip("easyocr")
     easyocr_en_models = pytest.importorskip("easyocr_en_models")
