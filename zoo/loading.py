@@ -137,11 +137,12 @@ def load_model_dir(
         ModelDirError: unsafe names or symlinks, unknown format version, unknown architecture.
         WeightsIntegrityError: the weights do not hash to the sha256 in config.json.
     """
-    from zoo.modeldir import damaged_remedy, read_config, verified_weights, vocab_reference
+    from zoo.modeldir import config_task, damaged_remedy, read_config, verified_weights, vocab_reference
     from zoo.statedict import build_loaded, read_safetensors
 
     folder = Path(path)
     config = read_config(folder, root)
+    config_task(config, folder)  # a task no plugin registers: refused before anything is built
     arch = _architecture(config["architecture"], folder, registry)
     args = dict(config["arch_args"])
     vocab = vocab_reference(folder, config, root)

@@ -97,6 +97,8 @@ def read_config(folder: str | Path, root: Path | None = None) -> dict[str, Any]:
             raise ModelDirError(f"{path}: field {key!r} is missing", _REWRITE)
         if not isinstance(config[key], kind):
             raise ModelDirError(f"{path}: field {key!r} must be a JSON {_JSON_KINDS[kind]}", _REWRITE)
+    if not isinstance(config.get("task", ""), str):
+        raise ModelDirError(f"{path}: field 'task' must be a JSON string (a task's name)", _REWRITE)
     for role, entry in config["files"].items():
         if not isinstance(file_name(entry), str):
             raise ModelDirError(f"{path}: files.{role} must be a file name or an object with a \"path\"", _REWRITE)
@@ -128,6 +130,18 @@ def zoo_fields(document: Any, path: Path) -> dict[str, Any]:
     _check_version(config.get("format_version"), FORMAT_VERSION, path)
     _check_library_keys(document, config, path)
     return config
+
+
+def config_task(config: Mapping[str, Any], folder: Path) -> Any:
+    """The registered task a model directory's config names (None for a directory written before
+    configs named one): a name only, looked up among the plugins' tasks (DESIGN rule 9).
+
+    Raises:
+        UnknownTaskError: no installed plugin registers it (the registered tasks named).
+    """
+    from zoo.tasks import get_task
+
+    return get_task(config["task"], str(folder)) if config.get("task") else None
 
 
 def _check_version(version: Any, expected: int, path: Path) -> None:
@@ -388,7 +402,9 @@ def _write(
             args["vocab"] = files["vocab"] = VOCAB
         save_safetensors(model.state_dict(), tmp / WEIGHTS, metadata={"format": "pt"})
         files["weights"] = {"path": WEIGHTS, "sha256": sha256_file(tmp / WEIGHTS), "size": (tmp / WEIGHTS).stat().st_size}
-        config = _config(info, args, files, training, metrics)
+        from zoo.tasks import model_task_name
+
+        config = _config(info, args, files, training, metrics, model_task_name(model))
         spec = _arch_spec(info.arch)
         library = _library_keys(model, spec)
         document = {**library, ZOO_KEY: config}
@@ -409,7 +425,7 @@ def _plain(value: Any) -> Any:
     return list(value) if isinstance(value, (tuple, set)) else str(value)
 
 
-def _config(info: Any, args: dict[str, Any], files: dict[str, Any], training: Any, metrics: Any) -> dict[str, Any]:
+def _config(info: Any, args: dict[str, Any], files: dict[str, Any], training: Any, metrics: Any, task: str) -> dict[str, Any]:
     from zoo.version import __version__
 
     return {
@@ -419,6 +435,7 @@ def _config(info: Any, args: dict[str, Any], files: dict[str, Any], training: An
         "name": info.name,
         "architecture": info.arch,
         "arch_args": args,
+        "task": task,
         "num_classes": args.get("num_classes"),
         "labels": list(info.labels) if info.labels else None,
         "preprocess": dict(info.preprocess),

@@ -110,6 +110,7 @@ def _print_report(report: Any) -> None:
             rows.append((f"top-{report.top_k} accuracy" if key == "top_k_accuracy" else key.replace("_", " "), f"{value:.4f}"))
     if report.windows is not None:
         rows.append(("windows", f"{report.windows} of {report.windows_total}"))
+    rows += [(key.replace("_", " "), _figure(value)) for key, value in report.metrics.items()]  # a plugin task's
     rows.append(("examples/s", f"{report.examples_per_second:.1f}"))
     width = max(len(key) for key, _ in rows)
     for key, value in rows:

@@ -71,6 +71,12 @@ def predict_command(
     elif overwrite or workers is not None:
         raise click.UsageError("--overwrite and --workers go with --output")
     loaded = _load(model, runtime)
+    from zoo.tasks import is_builtin, task_of
+
+    task = task_of(loaded)  # a task no plugin registers: one line naming those that are
+    if not is_builtin(task):
+        _predict_task(loaded, task, model, inputs, top_k, output, generate, json_)
+        return
     from zoo.predict.texts import is_text_model
 
     if is_text_model(loaded) and output is not None:
@@ -159,6 +165,21 @@ def _predict_to_file(
         f"wrote {summary.inputs:,} rows to {summary.output}: {summary.predicted:,} predicted, {skipped:,} skipped "
         f"({summary.seconds:.1f} s, {summary.images_per_s:.1f} images/s)"
     )
+
+
+def _predict_task(loaded: Any, task: Any, model: str, inputs: tuple[str, ...], top_k: int, output: Path | None,
+                  generate: int | None, json_: bool) -> None:
+    """A plugin's task: its prepare, the model, its decode; printed as its columns (or --json objects)."""
+    from zoo.predict.decoded import predict_task, table_rows
+
+    if output is not None or generate is not None:
+        raise ArgumentError(f"--output and --generate are for classifiers and language models; {model} does {task.name}",
+                            "drop them: the predictions are printed")
+    results = predict_task(loaded, task, inputs, top_k)
+    if json_:
+        emit_json(results)
+    else:
+        emit_table(*table_rows(task, results))
 
 
 def _reads_tokens(model: Any) -> bool:

@@ -150,12 +150,19 @@ def unsuited_data(model: str, reads: str, data: TrainingData) -> DataError:
     )
 
 
-@functools.lru_cache(maxsize=1)
 def data_formats() -> dict[str, DataFormat]:
     """Every format the installed plugins register, in registration order."""
-    from zoo.plugins import accept_instances, default_plugin_manager
+    from zoo.plugins import default_plugin_manager
 
-    return default_plugin_manager().collect("register_data_formats", accept_instances(DataFormat), key=lambda f: f.name)
+    return _collect(default_plugin_manager())
+
+
+@functools.lru_cache(maxsize=4)
+def _collect(pm: Any) -> dict[str, DataFormat]:
+    """The formats of plugin manager `pm`, collected once per manager (a fresh manager collects again)."""
+    from zoo.plugins import accept_instances
+
+    return pm.collect("register_data_formats", accept_instances(DataFormat), key=lambda f: f.name)
 
 
 def find_format(path: str | Path, name: str | None = None, formats: dict[str, DataFormat] | None = None) -> DataFormat:

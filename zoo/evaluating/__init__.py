@@ -9,6 +9,7 @@ labels by name. No module here imports torch at the top: `import zoo` imports th
     data.py      the model's task and labels, its training summary, the data
     scoring.py   fine-tuning's inputs, the batches through the model, the report filled in
     metrics.py   EvaluationReport, the running tally, per-class precision/recall/F1
+    tasks.py     a plugin's task: its inputs, loss and metrics (`zoo.tasks`)
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from zoo.errors import ArgumentError
 from zoo.evaluating.data import LANGUAGE_MODELING, check_task, match_labels, model_labels, model_task, read_samples, training_summary
 from zoo.evaluating.metrics import EvaluationReport
 from zoo.evaluating.scoring import Progress, run
+from zoo.tasks import is_builtin, task_of
 
 SPLITS = ("all", "val")
 RUNTIMES = ("eager", "onnx")
@@ -72,13 +74,21 @@ def evaluate(
     _check_options(split, batch_size, top_k, workers, max_windows, runtime)
     model = _load(model_or_name, runtime)
     name = _model_name(model_or_name, model)
-    task = model_task(model)
+    spec = task_of(model)  # a task no plugin registers: one line naming those that are
+    task = model_task(model) if is_builtin(spec) else spec.name
     training = training_summary(model_or_name, model, name, required=split == "val")
     if max_windows is not None and task != LANGUAGE_MODELING:
         raise ArgumentError("max_windows applies to language models", f"drop it: {name} is a classifier")
     if split == "val" and task == LANGUAGE_MODELING and max_windows is None:  # the windows the fine-tune scored
         max_windows, seed = training["args"].get("val_windows") or None, training["args"].get("seed", seed)
     samples = read_samples(Path(data), task, split, training, data_format, text_column, label_column, workers)
+    if not is_builtin(spec):
+        from zoo.evaluating.tasks import run_task
+
+        return run_task(
+            model, spec, samples, name=name, split=split, training=training, batch_size=batch_size, workers=workers,
+            device=device, seed=seed, progress=progress,
+        )
     check_task(name, task, samples)
     labels = None if task == LANGUAGE_MODELING else model_labels(model, name)
     to_model = None if labels is None else match_labels(samples.classes, labels, name)

@@ -32,6 +32,7 @@ class EvaluationReport:
     perplexity: float | None = None  # per token: exp(loss)
     windows: int | None = None
     windows_total: int | None = None
+    metrics: dict[str, float] = field(default_factory=dict)  # a plugin task's (its accumulator's result)
 
     @property
     def examples_per_second(self) -> float:

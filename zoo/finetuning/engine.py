@@ -21,14 +21,16 @@ from zoo.finetuning.options import FinetuneOptions, FinetuneResult
 from zoo.finetuning.distributed import Ranks, broadcast_tensor, gather_rows, process_group, rank_device, shard, sum_over_ranks
 from zoo.finetuning.features import cache_key, compute_features, load_cached, store_cached, tensor_digest
 from zoo.finetuning.feature_runtime import check_runtime, choose_runtime, feature_batches, model_id
-from zoo.finetuning.inputs import Inputs, image_inputs
-from zoo.finetuning.text_inputs import language_model_threads, text_inputs
+from zoo.finetuning.inputs import Inputs
+from zoo.finetuning.text_inputs import language_model_threads
 from zoo.finetuning.jobs import HeadOnFeatures, ModelOnLoader, drawn_rows
 from zoo.finetuning.loop import LoopOptions, evaluate, fit, stop_on_signals
 from zoo.finetuning.report import classification_metrics, language_metrics, write_output
 from zoo.finetuning.strategy import Strategy, apply_strategy, choose_strategy, trains_batchnorm
 from zoo.fsio import lock_path, locked
 from zoo.heads import ModelInfo
+from zoo.specs import TaskSpec
+from zoo.tasks import function, get_task, is_builtin, task_of
 
 Progress = Callable[[str, int, int, dict], None]
 
@@ -58,6 +60,7 @@ def _run(model_or_name: Any, data_path: Path, options: FinetuneOptions, progress
     if options.strategy is not None:
         Strategy.parse(options.strategy)  # a mistyped strategy is refused before the model is loaded
     model, weights_sha256 = load_model(model_or_name, data, options)
+    task = data_task(model, data)
     # A model zoo built from no weights at all has a random backbone (a directory or a module passed in does not).
     random_backbone = not isinstance(model_or_name, nn.Module) and model.zoo.source is None
     strategy = choose_strategy(options.strategy, data.task, model.zoo.name, pretrained=not random_backbone)
@@ -67,7 +70,24 @@ def _run(model_or_name: Any, data_path: Path, options: FinetuneOptions, progress
     with locked(lock_path(output), f"the output {str(output)!r}") if ranks.main else contextlib.nullcontext():
         check_output_writable(output, options.overwrite)
         check_no_checkpoint(partial_dir(output), options)
-        return _train_and_write(model, weights_sha256, data, strategy, output, options, progress, started, ranks)
+        return _train_and_write(model, weights_sha256, data, task, strategy, output, options, progress, started, ranks)
+
+
+def data_task(model: nn.Module, data: TrainingData) -> TaskSpec:
+    """The task the run trains: the data's. A plugin's task needs a model of that task (the built-in
+    ones keep their own checks: a text model given images, say).
+
+    Raises:
+        UnknownTaskError: the model's or the data's task is not registered.
+        ArgumentError: a plugin task's data for a model of another task.
+    """
+    task, own = get_task(data.task, f"data format {data.format!r}"), task_of(model)
+    if (not is_builtin(task) or not is_builtin(own)) and task.name != own.name:
+        raise ArgumentError(
+            f"{model.zoo.name} does {own.name}, and {str(data.root)!r} holds {task.name} data",
+            f"fine-tune a model of task {task.name} on it (`zoo list --task {task.name}`), or give {model.zoo.name} {own.name} data",
+        )
+    return task
 
 
 def check_output_writable(output: Path, overwrite: bool) -> None:
@@ -109,7 +129,7 @@ def check_no_checkpoint(work: Path, options: FinetuneOptions) -> None:
 
 
 def _train_and_write(
-    model: nn.Module, weights_sha256: str | None, data: TrainingData, strategy: Strategy, output: Path,
+    model: nn.Module, weights_sha256: str | None, data: TrainingData, task: TaskSpec, strategy: Strategy, output: Path,
     options: FinetuneOptions, progress: Progress | None, started: float, ranks: Ranks,
 ) -> FinetuneResult:
     work = partial_dir(output)
@@ -118,13 +138,15 @@ def _train_and_write(
     if ranks.main and work.exists() and not options.resume:
         shutil.rmtree(work)
     device = rank_device(pick_device(options.device), ranks)
-    inputs = prepare_inputs(model, data, options, device)
+    inputs = prepare_inputs(model, data, options, device, task)
     model.to(device)
     if data.task == "image-classification":
         # Convolutions run faster on channels_last: 1.4-1.7x for tf_efficientnet_lite0 on this CPU, more on a GPU.
         model.to(memory_format=torch.channels_last)
     param_groups = apply_strategy(model, strategy, options.lr, options.lr_decay)
-    cached = strategy.frozen_backbone and options.cache and not options.augment and data.task != "language-modeling"
+    cached = (
+        strategy.frozen_backbone and options.cache and not options.augment and data.task != "language-modeling" and is_builtin(task)
+    )
     check_runtime(options.runtime, task=data.task, feature_pass=cached, device=device)
     feature_pass = None
     if cached:
@@ -134,16 +156,21 @@ def _train_and_write(
     loop_options = LoopOptions(
         epochs=options.epochs, seed=options.seed, label_smoothing=options.label_smoothing,
         weight_decay=options.weight_decay, warmup=options.warmup, patience=options.patience,
-        max_grad_norm=options.max_grad_norm,
+        max_grad_norm=options.max_grad_norm, loss=function(task, "loss"),
     )
     key = run_key(options, data, model.zoo, weights_sha256)
     with stop_on_signals() as stop, language_model_threads(data.task, device):
         before = evaluate(job, device, progress=progress) if data.task == "language-modeling" else None
         outcome = fit(job, loop_options, device, work / "checkpoint.pt", key, options.resume, progress, stop, ranks)
-        final = evaluate(job, device, collect=data.task != "language-modeling", progress=progress)
+        final = evaluate(
+            job, device, collect=is_builtin(task) and data.task != "language-modeling", progress=progress,
+            loss=loop_options.loss, metrics=None if is_builtin(task) else function(task, "metrics")(model.zoo.labels),
+        )
     if isinstance(job, ModelOnLoader):
         job.unwrap()
-    if data.task == "language-modeling":
+    if not is_builtin(task):
+        metrics = {"val_loss": final.loss, **final.metrics}
+    elif data.task == "language-modeling":
         metrics = language_metrics(final, before, inputs)
     else:
         metrics = classification_metrics(final, data)
@@ -189,7 +216,7 @@ def load_model(model_or_name: Any, data: TrainingData, options: FinetuneOptions)
             raise ArgumentError(f"{label} has no {method}()", "fine-tuning needs a model that follows the head protocol")
     require_architecture(model, label)
     weights_sha256 = model.zoo.weights_sha256
-    if data.task != "language-modeling":
+    if data.task != "language-modeling" and data.classes:  # a plugin task without classes keeps the model's head
         model.reset_classifier(len(data.classes))
         model.zoo.labels = list(data.classes)
         # The directory must rebuild the model with this head.
@@ -218,12 +245,12 @@ def require_architecture(model: nn.Module, label: str) -> None:
     )
 
 
-def prepare_inputs(model: nn.Module, data: TrainingData, options: Any, device: torch.device) -> Inputs:
-    """The datasets for `data`'s task; records the preprocessing they use in `model.zoo.preprocess`."""
-    if data.task == "image-classification":
-        inputs = image_inputs(model, data, options)
-    else:
-        inputs = text_inputs(model, data, options)
+def prepare_inputs(model: nn.Module, data: TrainingData, options: Any, device: torch.device, task: TaskSpec | None = None) -> Inputs:
+    """The datasets for `data`'s task (its `inputs`); records the preprocessing they use in `model.zoo.preprocess`."""
+    make = function(task or get_task(data.task), "inputs")
+    if make is None:
+        raise ArgumentError(f"task {data.task!r} cannot be fine-tuned: it says nothing of its inputs", "fine-tune a model of another task")
+    inputs = make(model, data, options)
     inputs.pin_memory = device.type == "cuda"
     if data.task == "image-classification":
         # Exactly what the images went through: nothing of the base model's (its own transform, say)

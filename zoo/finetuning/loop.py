@@ -52,6 +52,9 @@ class LoopOptions:
     warmup: float
     patience: int
     max_grad_norm: float
+    # A plugin task's loss, `(outputs, targets, label_smoothing) -> (summed, count)` (zoo.tasks);
+    # None: cross-entropy over the last dimension, targets of -100 ignored.
+    loss: Callable[..., tuple[torch.Tensor, int]] | None = None
 
 
 @dataclass
@@ -60,6 +63,7 @@ class Evaluation:
     accuracy: float
     predictions: list[int] = field(default_factory=list)
     targets: list[int] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)  # a plugin task's metrics (its accumulator's result)
 
 
 @dataclass
@@ -186,7 +190,7 @@ def fit(
         train_loss = _train_epoch(job, optimizer, scheduler, loss_fn, params, options, device, epoch, progress, stop)
         if stop.signum is not None:  # the unfinished epoch is dropped: a resume replays it whole
             raise TrainingInterrupted(stop.signum, checkpoint, epoch, options.epochs)
-        result = evaluate(job, device, progress=progress)
+        result = evaluate(job, device, progress=progress, loss=options.loss)
         if stopper.update(epoch, result.loss):
             best_state = _copy_state(job.module)
         seconds = time.perf_counter() - tick
@@ -213,11 +217,15 @@ def fit(
 def _train_epoch(job, optimizer, scheduler, loss_fn, params, options, device, epoch, progress, stop) -> float:
     total_loss, count = 0.0, 0
     for step, (inputs, targets) in enumerate(job.train_batches(epoch)):
-        inputs, targets = to_device(inputs, device), targets.to(device)
+        inputs, targets = to_device(inputs, device), to_device(targets, device)
         with autocast(device):
             logits = job.logits(inputs)
         if job.sharded:
             loss, n, batch_loss = _global_loss(logits, targets, options, stop)
+        elif options.loss is not None:
+            summed, n = options.loss(logits.float(), targets, options.label_smoothing)
+            loss = summed / max(1, n)
+            batch_loss = float(loss.detach())
         else:
             loss = loss_fn(logits.float().flatten(0, -2), targets.flatten())
             n = int((targets != -100).sum())
@@ -241,50 +249,72 @@ def _global_loss(logits: torch.Tensor, targets: torch.Tensor, options: LoopOptio
     """This rank's share of the global batch's mean loss, scaled so that DDP's average of the ranks' gradients
     is the gradient of that mean however the batch was split; the global target count and mean loss.
     A stop request on any rank stops every rank after this step."""
-    summed = nn.functional.cross_entropy(
-        logits.float().flatten(0, -2), targets.flatten(), label_smoothing=options.label_smoothing,
-        ignore_index=-100, reduction="sum",
-    )
-    count, total, stops = sum_over_ranks([float((targets != -100).sum()), float(summed.detach()), float(stop.signum is not None)])
+    summed, n = summed_loss(logits.float(), targets, options.loss, options.label_smoothing)
+    count, total, stops = sum_over_ranks([float(n), float(summed.detach()), float(stop.signum is not None)])
     if stops and stop.signum is None:
         stop.signum = signal.SIGTERM  # another rank was asked to stop
     world = torch.distributed.get_world_size()
     return summed * world / max(1.0, count), int(count), total / max(1.0, count)
 
 
-def evaluate(job: Job, device: torch.device, collect: bool = False, progress: Progress | None = None) -> Evaluation:
+def summed_loss(
+    outputs: torch.Tensor, targets: Any, loss: Callable[..., tuple[torch.Tensor, int]] | None, label_smoothing: float = 0.0
+) -> tuple[torch.Tensor, int]:
+    """A batch's summed loss and the number of targets it sums over: a plugin task's `loss`, else
+    cross-entropy over the last dimension with targets of -100 ignored."""
+    if loss is not None:
+        summed, count = loss(outputs, targets, label_smoothing)
+        return summed, int(count)
+    summed = nn.functional.cross_entropy(
+        outputs.flatten(0, -2), targets.flatten(), label_smoothing=label_smoothing, ignore_index=-100, reduction="sum",
+    )
+    return summed, int((targets != -100).sum())
+
+
+def evaluate(
+    job: Job, device: torch.device, collect: bool = False, progress: Progress | None = None,
+    loss: Callable[..., tuple[torch.Tensor, int]] | None = None, metrics: Any = None,
+) -> Evaluation:
     """Validation loss (nats per target) and accuracy, in eval mode; predictions when `collect`.
-    A sharded job's ranks each run their shard of the validation set and share the sums."""
+    A sharded job's ranks each run their shard of the validation set and share the sums.
+    `loss` is a plugin task's (None: cross-entropy); `metrics`, its accumulator, sees every batch
+    (``update(outputs, targets)``) and its ``result()`` lands in `Evaluation.metrics`. Accuracy
+    (the top class against the target) is counted where there is a target per row of outputs."""
     job.module.eval()
-    loss_fn = nn.CrossEntropyLoss(reduction="sum", ignore_index=-100)
-    total, correct, count = 0.0, 0, 0
+    total, correct, count, seen = 0.0, 0, 0, 0
     predictions: list[int] = []
     targets_seen: list[int] = []
     with torch.inference_mode(), autocast(device):
         batches = job.val_batches()
         steps = len(batches) if hasattr(batches, "__len__") else 0  # progress ("evaluate", batch, batches) when known
         for step, (inputs, targets) in enumerate(batches):
-            inputs, targets = to_device(inputs, device), targets.to(device)
-            logits = job.logits(inputs).float().flatten(0, -2)
-            targets = targets.flatten()
-            mask = targets != -100
-            total += float(loss_fn(logits, targets))
-            predicted = logits.argmax(-1)
-            correct += int((predicted[mask] == targets[mask]).sum())
-            count += int(mask.sum())
-            if collect:
-                predictions += predicted[mask].tolist()
-                targets_seen += targets[mask].tolist()
+            inputs, targets = to_device(inputs, device), to_device(targets, device)
+            outputs = job.logits(inputs).float()
+            if metrics is not None:
+                metrics.update(outputs, targets)
+            summed, n = summed_loss(outputs, targets, loss)
+            total += float(summed)
+            count += n
+            if isinstance(targets, torch.Tensor) and targets.numel() == outputs.shape[:-1].numel():
+                targets = targets.flatten()
+                mask = targets != -100
+                predicted = outputs.flatten(0, -2).argmax(-1)
+                correct += int((predicted[mask] == targets[mask]).sum())
+                seen += int(mask.sum())
+                if collect:
+                    predictions += predicted[mask].tolist()
+                    targets_seen += targets[mask].tolist()
             if progress is not None and steps:
                 progress("evaluate", step + 1, steps, {})
     if job.sharded:
-        total, correct, count = sum_over_ranks([total, float(correct), float(count)])
+        total, correct, count, seen = sum_over_ranks([total, float(correct), float(count), float(seen)])
         if collect:  # in sample order: the shards are contiguous
             predictions = gather_rows(torch.tensor(predictions, dtype=torch.int64)).tolist()
             targets_seen = gather_rows(torch.tensor(targets_seen, dtype=torch.int64)).tolist()
+    results = metrics.result() if metrics is not None else {}
     if count == 0:
-        return Evaluation(math.nan, math.nan)
-    return Evaluation(total / count, correct / count, predictions, targets_seen)
+        return Evaluation(math.nan, math.nan, metrics=results)
+    return Evaluation(total / count, correct / seen if seen else math.nan, predictions, targets_seen, results)
 
 
 def _copy_state(module: nn.Module) -> dict[str, torch.Tensor]:

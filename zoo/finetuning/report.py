@@ -113,7 +113,7 @@ def write_output(
     if staging.exists():
         shutil.rmtree(staging)
     save_model_dir(model, staging, metrics=finite(metrics), training=finite(training))
-    if classes:
+    if classes and "confusion_matrix" in metrics:  # a classifier's (a plugin task reports its own metrics)
         confusion_png(metrics["confusion_matrix"], classes, staging / "confusion_matrix.png")
     output.parent.mkdir(parents=True, exist_ok=True)
     publish_dir(staging, output, replace=overwrite)

@@ -28,10 +28,11 @@ class OnnxModel:
     """An exported ONNX file that stands in for a zoo model: `model(x)`, `.eval()`, `.zoo` (labels,
     preprocessing) and, for text models, `.tokenizer`."""
 
-    def __init__(self, path: Path, info: Any, tokenizer: Any = None, threads: int | None = None):
+    def __init__(self, path: Path, info: Any, tokenizer: Any = None, threads: int | None = None, task: str | None = None):
         self.path = path
         self.zoo = info
         self.tokenizer = tokenizer
+        self.task = task  # the task its config or sidecar names (zoo.tasks looks it up)
         self.runner = OnnxRunner(path, threads)
 
     def eval(self) -> OnnxModel:
@@ -89,7 +90,7 @@ def load_onnx_model(name: str | Path, threads: int | None = None) -> OnnxModel:
     )
     tokenizer = _tokenizer(path, config)
     try:
-        model = OnnxModel(file, info, tokenizer, threads)
+        model = OnnxModel(file, info, tokenizer, threads, task=config.get("task") if isinstance(config.get("task"), str) else None)
     except Exception as exc:  # onnxruntime's own error types: a damaged file, or not ONNX at all
         raise unreadable(file, "onnx", exc) from exc
     sidecar = file.with_name(file.name + ".json")

@@ -17,12 +17,19 @@ class UnknownTaskError(ZooError):
     """A model, a model directory or a data format names a task no installed plugin registers."""
 
 
-@functools.lru_cache(maxsize=1)
 def tasks() -> dict[str, TaskSpec]:
     """Every task the installed plugins register, by name, in registration order."""
-    from zoo.plugins import accept_instances, default_plugin_manager
+    from zoo.plugins import default_plugin_manager
 
-    return default_plugin_manager().collect("register_tasks", accept_instances(TaskSpec), key=lambda t: t.name)
+    return _collect(default_plugin_manager())
+
+
+@functools.lru_cache(maxsize=4)
+def _collect(pm: Any) -> dict[str, TaskSpec]:
+    """The tasks of plugin manager `pm`, collected once per manager."""
+    from zoo.plugins import accept_instances
+
+    return pm.collect("register_tasks", accept_instances(TaskSpec), key=lambda t: t.name)
 
 
 def _by_name(registered: dict[str, TaskSpec]) -> dict[str, TaskSpec]:
@@ -88,6 +95,14 @@ def task_of(model: Any) -> TaskSpec:
     return get_task(model_task_name(model), getattr(info, "name", None) or type(model).__name__)
 
 
+BUILTIN_PLUGIN = "zoo.tasks.builtin"
+
+
+def is_builtin(spec: TaskSpec) -> bool:
+    """Whether zoo's own machinery (which predates the hook) runs `spec`; a plugin's task runs through its callables."""
+    return spec.plugin == BUILTIN_PLUGIN
+
+
 def function(spec: TaskSpec, attr: str) -> Callable[..., Any] | None:
     """Import one of the task's ``"module:function"`` callables (None when the task has none)."""
     reference = getattr(spec, attr)
@@ -98,4 +113,4 @@ def function(spec: TaskSpec, attr: str) -> Callable[..., Any] | None:
     return import_reference(reference, f"task {spec.name!r} ({spec.plugin})")
 
 
-__all__ = ["TaskSpec", "UnknownTaskError", "function", "get_task", "model_task_name", "task_of", "tasks"]
+__all__ = ["TaskSpec", "UnknownTaskError", "function", "get_task", "is_builtin", "model_task_name", "task_of", "tasks"]

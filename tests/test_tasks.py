@@ -1,0 +1,271 @@
+"""Tasks are plugins (the register_tasks hook): a third-party plugin's own task, per-step tagging
+(examples/zoo-tagger-example), is predicted, fine-tuned, evaluated and exported through its
+TaskSpec alone; a task nobody registers, a raising task hook and a duplicate task name are refused."""
+from __future__ import annotations
+
+import json
+import os
+import random
+import warnings
+
+import pytest
+
+import zoo
+from zoo.errors import DuplicateNameError, PluginError
+from zoo.plugins import PluginWarning
+
+from helpers import ROOT, run_zoo
+from test_plugins import write_distribution
+
+EXAMPLE = ROOT / "examples" / "zoo-tagger-example"
+DETS, NOUNS, VERBS = ["the", "a", "every", "some"], ["cat", "dog", "bird", "man", "child", "tree"], ["sees", "likes", "chases", "finds"]
+
+
+def write_tags(path, sentences: int, seed: int = 0):
+    """A .tags file of `sentences` 'DET NOUN VERB DET NOUN' sentences: the tag of a word follows from the word."""
+    rng = random.Random(seed)
+    lines = []
+    for _ in range(sentences):
+        words = [rng.choice(DETS), rng.choice(NOUNS), rng.choice(VERBS), rng.choice(DETS), rng.choice(NOUNS)]
+        lines.append(" ".join(words) + "\tDET NOUN VERB DET NOUN")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def tagger(tmp_path, monkeypatch):
+    """The example tagger plugin installed (an entry point, as pip would lay it out); the env for `zoo`."""
+    site = tmp_path / "site"
+    info = site / "zoo_tagger_example-0.1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: zoo-tagger-example\nVersion: 0.1.0\n")
+    (info / "entry_points.txt").write_text("[zoo]\ntagger = zoo_tagger_example\n")
+    (info / "RECORD").write_text("")
+    monkeypatch.syspath_prepend(str(EXAMPLE))
+    monkeypatch.syspath_prepend(str(site))
+    return {"PYTHONPATH": os.pathsep.join([str(site), str(EXAMPLE)])}
+
+
+def test_builtin_tasks_are_registered_through_the_hook_and_found_by_name_or_alias():
+    from zoo.tasks import get_task, tasks
+
+    found = tasks()
+    assert {"image-classification", "text-classification", "tabular-classification", "language-modeling"} <= set(found)
+    assert {spec.plugin for spec in found.values()} == {"zoo.tasks.builtin"}
+    assert get_task("sequence-classification").name == "text-classification"
+    assert zoo.get_registry().archs["lenet5"].tasks[0] in found
+
+
+def test_a_model_knows_its_task():
+    from zoo.tasks import task_of
+
+    assert task_of(zoo.load("lenet5")).name == "image-classification"
+    assert task_of(zoo.load("lstm-text", pretrained=False)).name == "language-modeling"
+
+
+def test_the_plugin_task_is_registered_with_its_architecture_and_data_format(tagger):
+    from zoo.data import data_formats
+    from zoo.tasks import task_of, tasks
+
+    spec = tasks()["step-tagging"]
+    assert spec.plugin == "tagger" and spec.output == ("batch", "time", "classes")
+    assert task_of(zoo.load("gru-tagger")) is spec
+    assert data_formats()["tagged-lines"].task == "step-tagging"
+
+
+@pytest.mark.slow
+def test_predict_finetune_eval_and_export_run_a_plugin_task_through_its_hook(tagger, tmp_path):
+    data = write_tags(tmp_path / "train.tags", 200)
+    out = tmp_path / "tagger-out"
+    tuned = run_zoo("finetune", "gru-tagger", "--data", str(data), "--output", str(out), "--epochs", "6",
+                    "--batch-size", "16", "--lr", "0.03", "--json", env=tagger)
+    assert tuned.returncode == 0, tuned.stderr
+    summary = json.loads(tuned.stdout)
+    history = summary["history"]
+    assert history[-1]["val_loss"] < history[0]["val_loss"] / 2  # the loss goes down
+    assert summary["tag_accuracy"] > 0.95 and 0 <= summary["sentence_accuracy"] <= 1  # the task's metrics
+    config = json.loads((out / "config.json").read_text())["zoo"]
+    assert config["task"] == "step-tagging" and config["labels"] == ["DET", "NOUN", "VERB"]
+
+    evaluated = run_zoo("eval", str(out), "--data", str(data), "--split", "val", "--json", env=tagger)
+    assert evaluated.returncode == 0, evaluated.stderr
+    report = json.loads(evaluated.stdout)
+    assert report["task"] == "step-tagging" and report["n"] == 40  # the 20% the fine-tune held out
+    assert report["metrics"]["tag_accuracy"] == pytest.approx(summary["tag_accuracy"])
+    assert report["loss"] == pytest.approx(summary["val_loss"], rel=1e-5)
+
+    sentence = "the child finds a tree"
+    table = run_zoo("predict", str(out), sentence, "every dog likes some cat", env=tagger)
+    assert table.returncode == 0, table.stderr
+    assert table.stdout.splitlines()[0].split() == ["INPUT", "TAGS"]
+    assert table.stdout.splitlines()[1].endswith("DET NOUN VERB DET NOUN")
+    eager = json.loads(run_zoo("predict", str(out), sentence, "--json", env=tagger).stdout)
+    assert eager[0]["input"] == sentence and eager[0]["tags"] == ["DET", "NOUN", "VERB", "DET", "NOUN"]
+    assert len(eager[0]["probabilities"]) == 5
+
+    exported = run_zoo("export", str(out), "--format", "onnx", env=tagger)
+    assert exported.returncode == 0, exported.stderr
+    assert "parity passed" in exported.stdout
+    sidecar = json.loads((out / "model.onnx.json").read_text())
+    assert sidecar["task"] == "step-tagging" and sidecar["parity"]["passed"] and sidecar["parity"]["decoded_match"]
+    onnx = json.loads(run_zoo("predict", str(out), sentence, "--runtime", "onnx", "--json", env=tagger).stdout)
+    assert onnx[0]["tags"] == eager[0]["tags"]
+    assert onnx[0]["probabilities"] == pytest.approx(eager[0]["probabilities"], abs=1e-4)
+
+
+def test_finetuning_a_model_on_data_of_another_task_is_refused(tagger, tmp_path):
+    data = write_tags(tmp_path / "train.tags", 20)
+    with pytest.raises(zoo.ArgumentError, match=r"lenet5 does image-classification, and .* holds step-tagging data"):
+        zoo.finetune("lenet5", data, output=tmp_path / "out", epochs=1)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_bad_tags_line_is_named(tagger, tmp_path):
+    data = tmp_path / "bad.tags"
+    data.write_text("the cat\tDET NOUN\nthe dog sees\tDET NOUN\n")
+    with pytest.raises(zoo.DataError, match=r"bad.tags:2: need 'tokens<TAB>tags' with one tag per token"):
+        zoo.finetune("gru-tagger", data, output=tmp_path / "out", epochs=1)
+
+
+def _with_task(directory, task: str) -> None:
+    path = directory / "config.json"
+    config = json.loads(path.read_text())
+    config["zoo"]["task"] = task
+    path.write_text(json.dumps(config))
+
+
+def test_a_model_directory_naming_an_unregistered_task_is_one_error_line(tmp_path):
+    from zoo.modeldir import save_model_dir
+    from zoo.tasks import UnknownTaskError
+
+    folder = tmp_path / "model"
+    save_model_dir(zoo.load("lenet5"), folder)
+    assert json.loads((folder / "config.json").read_text())["zoo"]["task"] == "image-classification"
+    _with_task(folder, "audio-captioning")
+    with pytest.raises(UnknownTaskError, match="names task 'audio-captioning', which no installed plugin registers; "
+                                               "registered tasks: image-classification, language-modeling"):
+        zoo.load(folder)
+    result = run_zoo("predict", str(folder), "x.png")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"Error: {folder} names task 'audio-captioning', which no installed plugin registers; registered tasks: "
+        "image-classification, language-modeling, tabular-classification, text-classification (install the plugin "
+        "that provides the task (`zoo plugins` lists what is loaded))"
+    ]
+
+
+def test_a_plugin_tasks_model_directory_needs_the_plugin(tagger, tmp_path):
+    from zoo.modeldir import save_model_dir
+
+    folder = tmp_path / "model"
+    save_model_dir(zoo.load("gru-tagger"), folder)
+    result = run_zoo("eval", str(folder), "--data", str(tmp_path), env={"ZOO_LOAD_PLUGINS": ""})  # no third-party plugin
+    assert result.returncode == 1
+    assert "names task 'step-tagging', which no installed plugin registers" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+RAISING = """
+    import zoo
+
+    @zoo.hookimpl
+    def register_tasks(register):
+        raise RuntimeError("tasks are broken here")
+"""
+
+
+def test_a_task_hook_that_raises_skips_that_plugin_only(tmp_path, monkeypatch):
+    site = tmp_path / "site"
+    write_distribution(site, "zoo-raising-task", "zoo_raising_task", RAISING, entry_name="raising-task")
+    monkeypatch.syspath_prepend(str(site))
+    from zoo.plugins import default_plugin_manager
+    from zoo.tasks import tasks
+
+    with pytest.warns(PluginWarning, match="plugin 'raising-task' skipped: register_tasks raised RuntimeError: tasks are broken here"):
+        found = tasks()
+    assert "image-classification" in found
+    assert "register_tasks raised" in default_plugin_manager().records["raising-task"].error
+    from PIL import Image
+
+    digit = Image.new("L", (28, 28), 255)
+    digit.paste(0, (12, 4, 16, 24))  # a one
+    digit.save(tmp_path / "digit.png")
+    result = run_zoo("predict", "lenet5-digits", str(tmp_path / "digit.png"), "--json", env={"PYTHONPATH": str(site)})
+    assert result.returncode == 0, result.stderr
+    assert len(json.loads(result.stdout)[0]["predictions"]) == 5
+    assert "plugin 'raising-task' skipped: register_tasks raised RuntimeError" in result.stderr
+    monkeypatch.setenv("ZOO_STRICT_PLUGINS", "1")
+    default_plugin_manager.cache_clear()
+    with pytest.raises(PluginError, match="raising-task"):
+        tasks()
+
+
+def duplicate(name: str) -> str:
+    return f"""
+    import zoo
+
+    @zoo.hookimpl
+    def register_tasks(register):
+        register(zoo.TaskSpec(name={name!r}, output=("batch", "classes"), decode="m:decode", columns=("X",),
+                              rows="m:rows", metrics="m:Metrics"))
+"""
+
+
+def test_a_duplicate_task_name_is_refused_naming_both_plugins(tmp_path, monkeypatch):
+    site = tmp_path / "site"
+    write_distribution(site, "zoo-first", "zoo_first", duplicate("word-tagging"), entry_name="first")
+    write_distribution(site, "zoo-second", "zoo_second", duplicate("word-tagging"), entry_name="second")
+    write_distribution(site, "zoo-builtin-clash", "zoo_builtin_clash", duplicate("image-classification"), entry_name="clash")
+    monkeypatch.syspath_prepend(str(site))
+    from zoo.tasks import tasks
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        found = tasks()
+    messages = [str(w.message) for w in caught if issubclass(w.category, PluginWarning)]
+    assert any("'word-tagging' is registered by both 'first' and 'second'" in m for m in messages)
+    assert any("'image-classification' is registered by both 'zoo.tasks.builtin' and 'clash'" in m for m in messages)
+    assert found["word-tagging"].plugin == "first" and found["image-classification"].plugin == "zoo.tasks.builtin"
+    monkeypatch.setenv("ZOO_STRICT_PLUGINS", "1")
+    from zoo.plugins import default_plugin_manager
+
+    default_plugin_manager.cache_clear()
+    with pytest.raises(PluginError, match="is registered by both"):
+        tasks()
+    assert issubclass(DuplicateNameError, zoo.RegistryError)
+
+
+def test_a_data_format_naming_an_unregistered_task_is_refused_when_read(tmp_path, monkeypatch):
+    site = tmp_path / "site"
+    write_distribution(site, "zoo-audio", "zoo_audio", """
+    from zoo.data import DataFormat
+    import zoo
+
+    @zoo.hookimpl
+    def register_data_formats(register):
+        register(DataFormat(name="wav-folder", task="audio-captioning", detect="zoo_audio:detect", load="zoo_audio:load"))
+
+    def detect(path):
+        return False
+    """, entry_name="audio")
+    monkeypatch.syspath_prepend(str(site))
+    from zoo.data import read_data
+    from zoo.tasks import UnknownTaskError
+
+    with pytest.raises(UnknownTaskError, match="data format 'wav-folder' \\(audio\\) names task 'audio-captioning'"):
+        read_data(tmp_path, "wav-folder")
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"output": ("classes",)}, "output must name its dimensions, batch first"),
+        ({"decode": "no_colon"}, "decode must be 'module:function'"),
+        ({"name": "two words"}, "task name 'two words' must be a plain name"),
+        ({"blank": -1}, "blank must be a class index"),
+    ],
+)
+def test_a_bad_task_spec_is_refused(fields, message):
+    spec = {"name": "t", "output": ("batch", "classes"), "decode": "m:d", "columns": ("X",), "rows": "m:r", "metrics": "m:M"}
+    with pytest.raises(zoo.RegistryError, match=message):
+        zoo.TaskSpec(**{**spec, **fields})
