@@ -39,7 +39,7 @@ def invoke(*args: str):
 def test_every_option_has_one_flag_whose_default_is_the_dataclass_default():
     params = {param.name: param for param in finetune_command.params if isinstance(param, click.Option)}
     assert set(FIELDS) <= set(params), f"no flag for {sorted(set(FIELDS) - set(params))}"
-    assert set(params) - set(FIELDS) == {"data", "quiet", "json_", "legacy_format"}
+    assert set(params) - set(FIELDS) == {"data", "quiet", "json_", "legacy_format", "nproc"}  # nproc: how, not what, to train
     for name, spec in FIELDS.items():
         param = params[name]
         assert param.help == spec.metadata["help"]
