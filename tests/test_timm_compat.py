@@ -196,6 +196,20 @@ def test_timm_crops_as_zoo_does_whatever_the_base_tag_says(tmp_path):
     assert zoo.load(str(folder)).zoo.preprocess["crop_mode"] == "squash"
 
 
+def test_a_timm_model_with_a_zoo_transform_is_not_offered_to_timm(tmp_path):
+    """timm cannot run a transform a zoo plugin registered: such a directory is zoo's alone."""
+    model = zoo.load("resnet18", pretrained=False, num_classes=10, in_chans=1)
+    model.zoo.preprocess = {"input_size": [1, 8, 8], "transform": "digits"}
+    folder = save_model_dir(model, tmp_path / "digits")
+    assert list(json.loads((folder / "config.json").read_text())) == ["zoo"]
+    from zoo.modeldir import read_front_matter
+
+    assert read_front_matter(folder / "README.md")["library_name"] == "zoo"
+    x = torch.rand(2, 1, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(zoo.load(str(folder))(x), model.eval()(x))
+
+
 # Run in a new process: huggingface_hub reads HF_ENDPOINT (the olah test hub) when it is imported.
 TIMM_FROM_HUB = """
 import sys, numpy, timm, torch

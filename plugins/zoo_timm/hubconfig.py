@@ -23,11 +23,14 @@ def timm_config(model: Any) -> dict[str, Any]:
         model: a timm model with ``model.zoo`` (its labels and preprocessing go into the config).
 
     Returns:
-        The keys, as timm's ``save_config_for_hf`` writes them.
+        The keys, as timm's ``save_config_for_hf`` writes them; none when the preprocessing names a
+        transform a plugin registered (timm could not reproduce it: the directory is zoo's alone).
     """
     from timm.models._hub import save_config_for_hf
 
     info = model.zoo
+    if "transform" in info.preprocess:
+        return {}
     extra = {"label_names": list(info.labels)} if info.labels else {}
     preprocess = {k: tuple(v) if isinstance(v, list) else v for k, v in info.preprocess.items()}
     if preprocess:  # zoo's transform crops at the centre unless told otherwise; timm would take the base tag's mode
