@@ -391,3 +391,19 @@ def test_each_family_s_card_names_its_pipeline_and_zoo_as_its_library(tmp_path, 
     assert card.data.model_name is None and card.data.eval_results is None  # no results: no model-index
     assert list(json.loads((folder / "config.json").read_text())) == ["zoo"]
     assert zoo.load(str(folder)).zoo.arch == read_config(folder)["architecture"]
+
+
+@pytest.mark.parametrize("data_path, name", [("/data/reviews", "reviews"), ("reviews/", "reviews"), (".", "data"), ("/", "data")])
+def test_the_model_index_names_the_data_set_after_the_training_folder(tmp_path, data_path, name):
+    from huggingface_hub import ModelCard
+
+    from zoo.card import card_text
+
+    config = {
+        "name": "m", "architecture": "lstm", "labels": ["neg", "pos"],
+        "metrics": {"val_accuracy": 0.75, "val_size": 40, "val_loss_before": 0.9, "majority_baseline": 0.5},
+        "training": {"data": {"path": data_path, "format": "text-folder"}},
+    }
+    (tmp_path / "README.md").write_text(card_text(config, task="text-classification"))
+    [result] = ModelCard.load(tmp_path / "README.md").data.eval_results
+    assert (result.dataset_name, result.dataset_type, result.metric_type, result.metric_value) == (name, "text-folder", "accuracy", 0.75)

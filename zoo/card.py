@@ -114,7 +114,7 @@ def eval_results(config: Mapping[str, Any], task: str) -> list[Any]:
             EvalResult(
                 task_type=task,
                 dataset_type=str(data.get("format") or "custom"),
-                dataset_name=PurePath(str(data["path"])).name,
+                dataset_name=PurePath(str(data["path"])).name or "data",  # "." or "/" have no name
                 dataset_split=SPLITS[prefix],
                 metric_type=name.removeprefix(prefix),
                 metric_name=name,
