@@ -196,6 +196,8 @@ def test_nproc_is_refused_inside_a_torchrun_rank_and_bad_options_before_any_rank
     )
     bad = run_zoo("finetune", "lenet5", "--data", str(faces), "--nproc", "2", "--epochs", "0", "-o", str(tmp_path / "o"))
     assert (bad.returncode, bad.stderr.strip()) == (1, "Error: epochs must be a positive integer, got 0")
+    typo = run_zoo("finetune", "lenet55", "--data", str(faces), "--nproc", "2")
+    assert typo.returncode == 1 and typo.stderr.startswith("Error: unknown model 'lenet55' (did you mean 'lenet5'")  # no rank started
     zero = run_zoo("finetune", "lenet5", "--data", str(faces), "--nproc", "0")
     assert zero.returncode == 2 and "--nproc" in zero.stderr
     cores = os.cpu_count()

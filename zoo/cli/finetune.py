@@ -240,7 +240,10 @@ def launch_ranks(model: str, data: str, given: dict[str, Any], quiet: bool, json
     from zoo.finetuning.engine import output_path, partial_dir
     from zoo.finetuning.loop import TrainingInterrupted
 
-    options = FinetuneOptions(**given)  # a bad option is refused once, before any rank starts
+    from zoo.resolvers import resolve
+
+    options = FinetuneOptions(**given)  # a bad option, or a mistyped model, is refused once, before any rank starts
+    resolve(model)
     checkpoint = partial_dir(output_path(given.get("output"), model)) / "checkpoint.pt"
     try:
         launch(rank_command(model, data, given, quiet, json_), nproc, checkpoint, options.device)
