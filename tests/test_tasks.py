@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import warnings
 
 import pytest
@@ -61,6 +62,9 @@ def test_a_model_knows_its_task():
 
     assert task_of(zoo.load("lenet5")).name == "image-classification"
     assert task_of(zoo.load("lstm-text", pretrained=False)).name == "language-modeling"
+    assert task_of(zoo.load("gru", task="sequence-classification", num_classes=2)).name == "text-classification"
+    tagger = zoo.load("gru", task="sequence-tagging", num_classes=4, vocab_size=20, hidden_size=8)
+    assert task_of(tagger).name == "sequence-tagging" and task_of(tagger).output == ("batch", "time", "classes")
 
 
 def test_the_plugin_task_is_registered_with_its_architecture_and_data_format(tagger):
@@ -143,13 +147,13 @@ def test_a_model_directory_naming_an_unregistered_task_is_one_error_line(tmp_pat
     assert json.loads((folder / "config.json").read_text())["zoo"]["task"] == "image-classification"
     _with_task(folder, "audio-captioning")
     with pytest.raises(UnknownTaskError, match="names task 'audio-captioning', which no installed plugin registers; "
-                                               "registered tasks: image-classification, language-modeling"):
+                                               "registered tasks: image-classification, language-modeling, sequence-tagging"):
         zoo.load(folder)
     result = run_zoo("predict", str(folder), "x.png")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         f"Error: {folder} names task 'audio-captioning', which no installed plugin registers; registered tasks: "
-        "image-classification, language-modeling, tabular-classification, text-classification (install the plugin "
+        "image-classification, language-modeling, sequence-tagging, tabular-classification, text-classification (install the plugin "
         "that provides the task (`zoo plugins` lists what is loaded))"
     ]
 
@@ -269,3 +273,56 @@ def test_a_bad_task_spec_is_refused(fields, message):
     spec = {"name": "t", "output": ("batch", "classes"), "decode": "m:d", "columns": ("X",), "rows": "m:r", "metrics": "m:M"}
     with pytest.raises(zoo.RegistryError, match=message):
         zoo.TaskSpec(**{**spec, **fields})
+
+
+# -- the conformance kit checks a plugin's tasks ---------------------------------------------------
+def test_the_example_tagger_passes_the_kit_task_checks_included(monkeypatch):
+    monkeypatch.syspath_prepend(str(EXAMPLE))
+    from zoo.testing import plugin_checks
+
+    checks = plugin_checks("zoo_tagger_example")
+    assert {str(c) for c in checks if c.name == "task"} == {"task[gru-tagger]", "task[step-tagging]"}
+    for check in checks:
+        if check.name in ("task", "forward", "head", "round_trip"):
+            check.run()
+
+
+def broken_tagger(tmp_path, monkeypatch, package: str, file: str, old: str, new: str) -> str:
+    """A copy of the example tagger as `package`, with `old` replaced by `new` in `file`; importable."""
+    folder = tmp_path / package
+    folder.mkdir()
+    for source in (EXAMPLE / "zoo_tagger_example").glob("*.py"):
+        text = source.read_text().replace("zoo_tagger_example", package)
+        if source.name == file:
+            assert old in text, f"{file} no longer holds {old!r}: update this test"
+            text = text.replace(old, new)
+        (folder / source.name).write_text(text)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return package
+
+
+@pytest.mark.parametrize(
+    ("case", "file", "old", "new", "expected"),
+    [
+        ("unregistered", "__init__.py", 'tasks=("step-tagging",)', 'tasks=("pos-tagging",)',
+         r"check 'task' failed for architecture 'gru-tagger' \(plugin zoo_kit_unregistered\): gru-tagger names task "
+         r"'pos-tagging', which no installed plugin registers"),
+        ("one_dict", "task.py", "    return [\n        {\n            \"tags\"", "    return {\"all\": 1} or [\n        {\n            \"tags\"",
+         r"check 'task' failed for architecture 'gru-tagger' \(plugin zoo_kit_one_dict\): decode gave dict for a batch of 2"),
+        ("missing_metrics", "__init__.py", 'metrics="zoo_kit_missing_metrics.task:TagAccuracy"', 'metrics="zoo_kit_missing_metrics.task:Nothing"',
+         r"check 'task' failed for task 'step-tagging' \(plugin zoo_kit_missing_metrics\): task 'step-tagging' "
+         r"\(zoo_kit_missing_metrics\): 'zoo_kit_missing_metrics.task:Nothing' cannot be imported"),
+    ],
+)
+def test_the_kit_names_a_broken_task(tmp_path, monkeypatch, case, file, old, new, expected):
+    from zoo.testing import ConformanceError, plugin_checks
+
+    package = broken_tagger(tmp_path, monkeypatch, f"zoo_kit_{case}", file, old, new)
+    checks = [c for c in plugin_checks(package) if c.name == "task"]
+    failures = []
+    for check in checks:
+        try:
+            check.run()
+        except ConformanceError as exc:
+            failures.append(str(exc))
+    assert len(failures) == 1 and re.search(expected, failures[0]), failures

@@ -20,7 +20,8 @@ The checks (`CHECKS`): importing the plugin's entry module imports no torch; eac
 `num_params` equals a meta-device build; a forward pass on a random valid input has the right shape;
 the head protocol holds; a state dict survives a model directory; ONNX export passes the parity
 check (skipped when onnx is not installed); each declared sha256 matches its file when the file is
-here. torch is imported inside the checks only.
+here; each architecture's task is registered, and a task the plugin registers itself imports its code
+and decodes, prints and scores a forward pass on a tiny batch. torch is imported inside the checks only.
 """
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ from typing import Any, Callable, Iterable
 from zoo.errors import ZooError
 from zoo.registry import ArchSpec, Registry, WeightSpec
 
-CHECKS = ("import", "num_params", "forward", "head", "round_trip", "onnx", "sha256")
+CHECKS = ("import", "num_params", "forward", "head", "round_trip", "onnx", "sha256", "task")
 BATCH = 2
 NEW_CLASSES = 3
 
@@ -68,6 +69,7 @@ class Check:
     subject: str
     plugin: str
     _run: Callable[[], None]
+    kind: str = ""  # what `subject` is, when the check's name does not say (a task)
 
     def __str__(self) -> str:
         return f"{self.name}[{self.subject}]"
@@ -88,7 +90,7 @@ class Check:
             ) from exc
 
     def describe(self, problem: str) -> str:
-        kind = "module" if self.name == "import" else "weights" if self.name == "sha256" else "architecture"
+        kind = self.kind or ("module" if self.name == "import" else "weights" if self.name == "sha256" else "architecture")
         return f"check {self.name!r} failed for {kind} {self.subject!r} (plugin {self.plugin}): {problem}"
 
 
@@ -124,7 +126,7 @@ def plugin_checks(plugin: str, *, skip: Iterable[str] = (), archs: Iterable[str]
     unknown = sorted(set(skip) - set(CHECKS))
     if unknown:
         raise ZooError(f"unknown check(s) {', '.join(unknown)}", f"use names from {', '.join(CHECKS)}")
-    name, registry = _registry_with(plugin)
+    name, registry, tasks = _registry_with(plugin)
     wanted = set(archs) if archs is not None else None
     specs = [a for a in registry.archs.values() if a.plugin == name and (wanted is None or a.name in wanted)]
     weights = [w for w in registry.weights.values() if w.plugin == name and any(w.arch == a.name for a in specs)]
@@ -133,6 +135,8 @@ def plugin_checks(plugin: str, *, skip: Iterable[str] = (), archs: Iterable[str]
         for check in ("num_params", "forward", "head", "round_trip", "onnx"):
             checks.append(Check(check, arch.name, name, _bind(_ARCH_CHECKS[check], arch, registry)))
     checks += [Check("sha256", w.id, name, _bind(_sha256_matches, w)) for w in weights if any(s.sha256 for s in w.sources)]
+    checks += [Check("task", arch.name, name, _bind(_arch_task, arch, tasks, name)) for arch in specs]
+    checks += [Check("task", task.name, name, _bind(_task_code, task), kind="task") for task in tasks.values() if task.plugin == name]
     return [c for c in checks if c.name not in set(skip)]
 
 
@@ -140,9 +144,11 @@ def _bind(function: Callable[..., None], *args: Any) -> Callable[[], None]:
     return lambda: function(*args)
 
 
-def _registry_with(module_name: str) -> tuple[str, Registry]:
-    """The plugin's name and a registry of the built-in plugins plus it (registered under its entry-point name)."""
+def _registry_with(module_name: str) -> tuple[str, Registry, dict[str, Any]]:
+    """The plugin's name, a registry of the built-in plugins plus it (registered under its entry-point
+    name), and the tasks they register."""
     from zoo.plugins import BUILTIN_PLUGINS, get_plugin_manager
+    from zoo.tasks import tasks_of
 
     pm = get_plugin_manager(entry_points=False)
     name = module_name
@@ -151,13 +157,14 @@ def _registry_with(module_name: str) -> tuple[str, Registry]:
         name = entry.name if entry is not None else module_name
         pm.add(importlib.import_module(module_name), name, version=entry.dist.version if entry and entry.dist else None)
     registry = Registry.from_plugin_manager(pm, files=[])
+    tasks = tasks_of(pm)
     record = pm.records.get(name)
     if record is None or record.error:
         raise ConformanceError(f"plugin {module_name!r} could not be registered: {record.error if record else 'unknown'}",
                                "fix the error above (ZOO_STRICT_PLUGINS=1 shows it as it happens)")
     if record.warnings:
         raise ConformanceError(f"plugin {module_name!r}: {'; '.join(record.warnings)}", "rename the entries it names")
-    return name, registry
+    return name, registry, tasks
 
 
 # -- the checks --------------------------------------------------------------------------------------
@@ -262,6 +269,46 @@ def _onnx(arch: ArchSpec, registry: Registry) -> None:
             export(model, Path(tmp) / f"{arch.name}.onnx", format="onnx", input_spec=arch.input)
         except ZooError as exc:
             raise _Failed(f"ONNX export: {exc}", "use operations torch.onnx.export supports, with batch (and length) dynamic") from None
+
+
+def _arch_task(arch: ArchSpec, tasks: dict[str, Any], plugin: str) -> None:
+    """The architecture's task is registered; one the plugin registers itself reads a forward pass on a tiny batch."""
+    import json
+
+    import torch
+
+    from zoo.tasks import UnknownTaskError, function, get_task
+
+    try:
+        task = get_task(arch.tasks[0], arch.name, registered=tasks)
+    except UnknownTaskError as exc:
+        raise _Failed(exc.message, "register the task (the register_tasks hook), or name a registered one first in tasks") from None
+    if task.plugin != plugin:
+        return  # another plugin's task (a built-in one): its own checks cover its code
+    model, _, out = _built(arch)
+    if out.dim() != len(task.output):
+        raise _Failed(f"task {task.name!r} declares output {task.output}, the model gives {tuple(out.shape)}",
+                      "make the model's output match the task's output dimensions (or fix TaskSpec.output)")
+    with torch.no_grad():
+        decoded = function(task, "decode")(out, None, 1)
+    if not isinstance(decoded, list) or len(decoded) != BATCH or not all(isinstance(d, dict) for d in decoded):
+        raise _Failed(f"decode gave {type(decoded).__name__} for a batch of {BATCH}", "return one dict per input: a list of BATCH dicts")
+    json.dumps(decoded)  # what zoo predict --json prints: it must be JSON
+    for prediction in decoded:
+        for row in function(task, "rows")(prediction):
+            if len(row) != len(task.columns):
+                raise _Failed(f"rows gave {row!r} for columns {task.columns}", "give one value per column in each row")
+
+
+def _task_code(task: Any) -> None:
+    """Every callable the task names imports; its metrics start empty and give a dict."""
+    from zoo.tasks import function
+
+    for attr in ("decode", "rows", "metrics", "loss", "inputs", "prepare"):
+        function(task, attr)
+    result = function(task, "metrics")(None).result()
+    if not isinstance(result, dict):
+        raise _Failed(f"metrics(None).result() gave {type(result).__name__}", "return a dict of metric name -> float")
 
 
 def _sha256_matches(spec: WeightSpec) -> None:

@@ -21,12 +21,12 @@ def tasks() -> dict[str, TaskSpec]:
     """Every task the installed plugins register, by name, in registration order."""
     from zoo.plugins import default_plugin_manager
 
-    return _collect(default_plugin_manager())
+    return tasks_of(default_plugin_manager())
 
 
 @functools.lru_cache(maxsize=4)
-def _collect(pm: Any) -> dict[str, TaskSpec]:
-    """The tasks of plugin manager `pm`, collected once per manager."""
+def tasks_of(pm: Any) -> dict[str, TaskSpec]:
+    """The tasks plugin manager `pm` registers, collected once per manager."""
     from zoo.plugins import accept_instances
 
     return pm.collect("register_tasks", accept_instances(TaskSpec), key=lambda t: t.name)
@@ -96,11 +96,14 @@ def task_of(model: Any) -> TaskSpec:
 
 
 BUILTIN_PLUGIN = "zoo.tasks.builtin"
+# The built-in tasks that zoo's own machinery (which predates the hook) runs: feature caching, the
+# confusion matrix, continuations, ... Every other task runs through its TaskSpec's callables.
+_MACHINERY = frozenset({"image-classification", "text-classification", "tabular-classification", "language-modeling"})
 
 
 def is_builtin(spec: TaskSpec) -> bool:
-    """Whether zoo's own machinery (which predates the hook) runs `spec`; a plugin's task runs through its callables."""
-    return spec.plugin == BUILTIN_PLUGIN
+    """Whether zoo's own classification / language-model machinery runs `spec`, rather than its callables."""
+    return spec.plugin == BUILTIN_PLUGIN and spec.name in _MACHINERY
 
 
 def function(spec: TaskSpec, attr: str) -> Callable[..., Any] | None:
@@ -113,4 +116,4 @@ def function(spec: TaskSpec, attr: str) -> Callable[..., Any] | None:
     return import_reference(reference, f"task {spec.name!r} ({spec.plugin})")
 
 
-__all__ = ["TaskSpec", "UnknownTaskError", "function", "get_task", "is_builtin", "model_task_name", "task_of", "tasks"]
+__all__ = ["TaskSpec", "UnknownTaskError", "function", "get_task", "is_builtin", "model_task_name", "task_of", "tasks", "tasks_of"]

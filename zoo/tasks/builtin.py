@@ -29,3 +29,8 @@ def register_tasks(register: Callable[[TaskSpec], None]) -> None:
         inputs=f"{_CODE}:text_inputs", prepare=f"{_CODE}:prepare_texts",
         description="the next token at every position of a text",
     ))
+    register(TaskSpec(
+        name="sequence-tagging", output=("batch", "time", "classes"), decode=f"{_CODE}:decode_steps", columns=("TAGS",),
+        rows=f"{_CODE}:step_rows", metrics=f"{_CODE}:Accuracy", prepare=f"{_CODE}:prepare_texts",
+        description="a class for every token of a text (a recurrent model built with task='sequence-tagging')",
+    ))

@@ -1,5 +1,5 @@
-"""The built-in tasks' code: a class per input (image, text, tabular classification) and the next
-token of a language model. `zoo.tasks.builtin` registers them; the finetuning and evaluation
+"""The built-in tasks' code: a class per input (image, text, tabular classification), the next
+token of a language model, and a class per step (a recurrent tagger). `zoo.tasks.builtin` registers them; the finetuning and evaluation
 machinery that predates the hook keeps running them as it did."""
 from __future__ import annotations
 
@@ -21,6 +21,24 @@ def decode(outputs: Any, labels: Sequence[str] | None, top_k: int) -> list[dict[
 def decode_next_token(outputs: Any, labels: Sequence[str] | None, top_k: int) -> list[dict[str, Any]]:
     """A language model's `top_k` next tokens after each input, from scores [batch, time, vocab]."""
     return decode(outputs[:, -1], labels, top_k)
+
+
+def decode_steps(outputs: Any, labels: Sequence[str] | None, top_k: int) -> list[dict[str, Any]]:
+    """A tagger's best class at every step, from scores [batch, time, classes], with its probability."""
+    probabilities, best = outputs.float().softmax(-1).max(-1)
+    names = list(labels or [])
+    return [
+        {
+            "tags": [names[i] if i < len(names) else str(i) for i in row.tolist()],
+            "probabilities": [round(p, 6) for p in probs.tolist()],
+        }
+        for row, probs in zip(best, probabilities)
+    ]
+
+
+def step_rows(prediction: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """A tagger's table row: its tags, space-separated."""
+    return [(" ".join(prediction["tags"]),)]
 
 
 def rows(prediction: dict[str, Any]) -> list[tuple[Any, ...]]:
