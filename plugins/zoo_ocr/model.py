@@ -9,12 +9,20 @@ at least `MIN_WIDTH` pixels works: the sequence length T follows the width.
 """
 from __future__ import annotations
 
+import contextlib
+from typing import Iterator
+
 import torch
 from torch import nn
 
 from zoo.heads import ZooModel
 
 MIN_WIDTH = 8  # two 2×2 pools and a 2×2 convolution leave at least one column from 8 pixels
+
+
+def time_steps(width: int) -> int:
+    """The number of output columns (CTC time steps) of a line `width` pixels wide: W/4 - 1."""
+    return max(1, width // 4 - 1)
 
 
 def vgg_features(in_chans: int, channels: int) -> nn.Sequential:
@@ -65,10 +73,27 @@ class CRNN(ZooModel):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         columns = self.features(x).mean(dim=2).permute(0, 2, 1)  # EasyOCR's AdaptiveAvgPool2d((None, 1))
-        return self.sequence(columns)
+        with onednn_off(columns):
+            return self.sequence(columns)
 
     def make_head(self, num_classes: int) -> nn.Module:
         return nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
+
+
+@contextlib.contextmanager
+def onednn_off(x: torch.Tensor) -> Iterator[None]:
+    """oneDNN off while the LSTMs run on the CPU: it builds its kernels anew for every sequence length,
+    and lines come in every width (one line at a new width: BiLSTMs ~0.55 s with it off, ~9 s on, on
+    this shared 2-core CPU; docs/performance.md). Left alone while tracing or compiling an export."""
+    tracing = torch.jit.is_tracing() or torch.compiler.is_compiling()
+    if x.device.type != "cpu" or tracing or not torch.backends.mkldnn.enabled:
+        yield
+        return
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = True
 
 
 def crnn(*, in_chans: int = 1, channels: int = 256, hidden_size: int = 256, num_classes: int = 97) -> CRNN:

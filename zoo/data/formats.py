@@ -150,6 +150,9 @@ def unsuited_data(model: str, reads: str, data: TrainingData) -> DataError:
     )
 
 
+ZOO_FORMATS = "zoo.data.plugin"  # the plugin that registers zoo's own formats
+
+
 def data_formats() -> dict[str, DataFormat]:
     """Every format the installed plugins register, in registration order."""
     from zoo.plugins import default_plugin_manager
@@ -186,7 +189,8 @@ def find_format(path: str | Path, name: str | None = None, formats: dict[str, Da
         raise DataError(f"data path {str(path)!r} does not exist", "check the path given to --data")
     if path.is_dir() and not any(p for p in path.iterdir() if not p.name.startswith(".")):
         raise DataError(f"data folder {str(path)!r} is empty", "put one sub-folder per class in it, each holding examples")
-    for fmt in formats.values():
+    # zoo's own formats are catch-alls (any folder of .txt files is a corpus): a plugin's, more specific, go first.
+    for fmt in sorted(formats.values(), key=lambda f: f.plugin == ZOO_FORMATS):
         if fmt.function("detect")(path):
             return fmt
     raise DataError(
