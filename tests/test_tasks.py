@@ -326,3 +326,40 @@ def test_the_kit_names_a_broken_task(tmp_path, monkeypatch, case, file, old, new
         except ConformanceError as exc:
             failures.append(str(exc))
     assert len(failures) == 1 and re.search(expected, failures[0]), failures
+
+
+# -- hostile uses of a plugin task -----------------------------------------------------------------
+def test_predict_refuses_output_files_and_generation_for_a_plugin_task(tagger):
+    from click.testing import CliRunner
+
+    from zoo.cli import cli
+
+    runner = CliRunner()
+    for extra in (["--output", "tags.csv"], ["--generate", "5"]):
+        result = runner.invoke(cli, ["predict", "gru-tagger", "the cat sees a dog", *extra])
+        assert result.exit_code == 1
+        assert "--output and --generate are for classifiers and language models; gru-tagger does step-tagging" in result.output
+
+
+def test_a_decode_that_does_not_give_one_prediction_per_input_is_named(tagger, tmp_path, monkeypatch):
+    from zoo.predict.decoded import predict_task
+
+    package = broken_tagger(tmp_path, monkeypatch, "zoo_two_per_input", "task.py", "        for row, probs in zip(best, probabilities)\n",
+                            "        for row, probs in zip(best, probabilities)\n        for _ in range(2)\n")
+    spec = zoo.TaskSpec(name="two-per-input", output=("batch", "time", "classes"), decode=f"{package}.task:decode",
+                        columns=("TAGS",), rows=f"{package}.task:rows", metrics=f"{package}.task:TagAccuracy",
+                        prepare=f"{package}.task:prepare", plugin="twice")
+    with pytest.raises(zoo.ArgumentError, match=r"task 'two-per-input' \(twice\) decoded one input into 2 predictions"):
+        predict_task(zoo.load("gru-tagger"), spec, ["the cat"])
+
+
+def test_eval_refuses_data_whose_tags_differ_from_the_models(tagger, tmp_path):
+    from zoo.modeldir import save_model_dir
+
+    model = zoo.load("gru-tagger")
+    model.zoo.labels = ["DET", "NOUN", "VERB"]
+    folder = save_model_dir(model, tmp_path / "model")
+    other = tmp_path / "other.tags"
+    other.write_text("the cat\tD N\na dog\tD N\n")
+    with pytest.raises(zoo.DataError, match=r"names its classes 'D', 'N', and .* knows 'DET', 'NOUN', 'VERB'"):
+        zoo.evaluate(folder, other)
