@@ -180,6 +180,21 @@ def test_timm_and_zoo_read_the_same_facts_from_a_small_resnet(resnet_dir):
     assert config["input_size"] == (3, 64, 64) and config["std"] == [0.25] * 3 and config["interpolation"] == "bilinear"
 
 
+def test_a_model_built_through_the_timm_prefix_is_saved_for_timm_too(tmp_path):
+    """`timm/<name>` (an architecture no catalogue lists, resolved on demand) gets timm's keys as well."""
+    import timm
+
+    torch.manual_seed(0)
+    folder = save_model_dir(zoo.load("timm/resnet10t", pretrained=False, num_classes=3), tmp_path / "r10t")
+    document = json.loads((folder / "config.json").read_text())
+    assert document["architecture"] == "resnet10t" and document["zoo"]["architecture"] == "timm/resnet10t"
+    assert "library_name: timm" in (folder / "README.md").read_text()
+    theirs = timm.create_model(f"local-dir:{folder}", pretrained=True).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(theirs(x), zoo.load(str(folder))(x))
+
+
 def test_timm_crops_as_zoo_does_whatever_the_base_tag_says(tmp_path):
     """zoo's preprocessing without a crop_mode crops at the centre; the base weights' tag may squash."""
     import timm

@@ -22,21 +22,17 @@ from typing import Any, Mapping
 from zoo.errors import ModelDirError
 from zoo.hookspecs import hookimpl
 from zoo.registry import ModelDirectory
+from zoo.specs import MODEL_CONFIG, is_model_dir  # is_model_dir: re-exported, the name callers know
 
 FORMAT_VERSION = 2
 ZOO_KEY = "zoo"  # version 2: zoo's fields under this key of config.json
-CONFIG = "config.json"
+CONFIG = MODEL_CONFIG
 WEIGHTS = "model.safetensors"
 CARD = "README.md"
 VOCAB = "vocab.json"
 
 
 # -- names ---------------------------------------------------------------------------------------
-def is_model_dir(name: str | os.PathLike[str]) -> bool:
-    """Whether `name` is a folder holding a config.json."""
-    return (Path(name) / CONFIG).is_file()
-
-
 def resolve_path(name: str) -> ModelDirectory:
     """The resolver of paths (the empty prefix): a folder on disk, read as a model directory.
 
@@ -447,12 +443,15 @@ def _config(info: Any, args: dict[str, Any], files: dict[str, Any], training: An
 
 
 def _arch_spec(arch: str) -> Any:
-    """The registered ArchSpec of a model's architecture (None: a name only a resolver knows, such
-    as ``timm/resnet10t``: `zoo.resolvers` sits above this module, so such a directory keeps zoo's
-    fields alone)."""
-    from zoo.registry import default_registry
+    """The ArchSpec of a model's architecture: a registered one, or one a resolver gives
+    (``timm/resnet10t``); None when neither knows it."""
+    from zoo.errors import UnknownModelError
+    from zoo.resolvers import architecture
 
-    return default_registry().archs.get(arch)
+    try:
+        return architecture(arch)
+    except UnknownModelError:
+        return None
 
 
 def _library_keys(model: Any, spec: Any) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from typing import Any, Callable, Union
 
 from zoo.errors import PluginError, RegistryError, UnknownModelError
 from zoo.registry import ModelDirectory, Registry, Resolved
+from zoo.specs import is_model_dir
 
 # The prefix of the model-directory resolver: it answers names that are paths.
 PATHS = ""
@@ -69,8 +70,6 @@ def resolve(name: str | os.PathLike[str], *, registry: Registry | None = None, p
         UnknownModelError: no resolver claims the name and the registry does not know it.
         PluginError: a resolver returned something other than a Resolved or a ModelDirectory.
     """
-    from zoo.modeldir import is_model_dir
-
     name = os.fspath(name)
     table = resolvers(pm)
     if is_model_dir(name) and PATHS in table:

@@ -2,6 +2,7 @@
 and what a reference resolves to. Plain data, no torch; `zoo.registry` collects them."""
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -332,6 +333,14 @@ class ModelDirectory:
 
     path: Path
     root: Path | None = None
+
+
+MODEL_CONFIG = "config.json"
+
+
+def is_model_dir(name: str | os.PathLike[str]) -> bool:
+    """Whether `name` is a folder holding a config.json (a model directory, read by zoo.modeldir)."""
+    return (Path(name) / MODEL_CONFIG).is_file()
 
 
 def _check_name(name: Any, what: str) -> None:

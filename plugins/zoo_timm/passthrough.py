@@ -46,6 +46,8 @@ def arch_spec(arch_name: str) -> ArchSpec:
         defaults={"num_classes": 1000, "in_chans": 3},
         description=f"timm {arch_name} (passthrough)",
         plugin="zoo_timm",
+        library="timm",
+        library_config="zoo_timm.hubconfig:timm_config",
     )
 
 
