@@ -62,7 +62,7 @@ def _run(model_or_name: Any, data_path: Path, options: FinetuneOptions, progress
     model, weights_sha256 = load_model(model_or_name, data, options)
     task = data_task(model, data)
     if ranks.active and not is_builtin(task):  # its metrics accumulate in one process: they are not gathered
-        raise ArgumentError(f"task {task.name!r} ({task.plugin}) trains in one process only", "drop --nproc (or run it without torchrun)")
+        raise ArgumentError(f"task {task.name!r} ({task.plugin}) trains in one process only", "drop --nproc: one process trains it")
     # A model zoo built from no weights at all has a random backbone (a directory or a module passed in does not).
     random_backbone = not isinstance(model_or_name, nn.Module) and model.zoo.source is None
     strategy = choose_strategy(options.strategy, data.task, model.zoo.name, pretrained=not random_backbone)
