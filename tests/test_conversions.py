@@ -159,3 +159,18 @@ def _saved(folder: Path, obj) -> Path:
     path = folder / "checkpoint.pth"
     torch.save(obj, path)
     return path
+
+
+@pytest.mark.slow
+def test_labels_a_converter_returns_reach_the_loaded_model_when_the_spec_declares_none():
+    """english-ocr's converter returns its 97 characters; a spec without labels still loads them."""
+    import dataclasses
+
+    from zoo.loading import load_pretrained
+    from zoo.registry import default_registry
+
+    registry = default_registry()
+    weights = registry.weights["crnn.english_g2"]
+    unlabelled = dataclasses.replace(weights, labels=None)
+    model = load_pretrained(registry.archs["crnn"], unlabelled)
+    assert model.zoo.labels == weights.label_names() and len(model.zoo.labels) == 97

@@ -100,7 +100,7 @@ def load_pretrained(
         arch_args=_final_args(arch, args, num_classes),
         weights=weights.id,
         weights_sha256=fetched.record.sha256,
-        labels=None if report.new else weights.label_names(),
+        labels=None if report.new else (weights.label_names() or fetched.labels),
         preprocess=weights.preprocess,
         source=fetched.source.describe(),
         load_report=report.as_dict(),
