@@ -88,6 +88,8 @@ def test_predict_finetune_eval_and_export_run_a_plugin_task_through_its_hook(tag
     history = summary["history"]
     assert history[-1]["val_loss"] < history[0]["val_loss"] / 2  # the loss goes down
     assert summary["tag_accuracy"] > 0.95 and 0 <= summary["sentence_accuracy"] <= 1  # the task's metrics
+    table = run_zoo("finetune", "gru-tagger", "--data", str(data), "--output", str(tmp_path / "again"), "--epochs", "1", env=tagger)
+    assert re.search(r"^tag_accuracy +[0-9.]+$", table.stdout, re.MULTILINE), table.stdout  # the task's metrics printed
     config = json.loads((out / "config.json").read_text())["zoo"]
     assert config["task"] == "step-tagging" and config["labels"] == ["DET", "NOUN", "VERB"]
 

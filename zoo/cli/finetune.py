@@ -224,6 +224,7 @@ def finetune_command(
     metrics = result.metrics
     rows = [("output", str(result.output))]
     rows += [(key, f"{metrics[key]:.4f}") for key in ("val_accuracy", "val_loss", "val_nats_per_char", "val_nats_per_char_before", "majority_baseline") if metrics.get(key) is not None]
+    rows += [(key, f"{metrics[key]:.4f}") for key in result.task_metrics if metrics.get(key) is not None]  # a plugin task's
     if metrics.get("val_windows") is not None:  # a corpus: the held-out sample scored before and after
         rows.append(("val_windows", f"{metrics['val_windows']:,} of {metrics['val_windows_total']:,}"))
     rows += [("epochs", str(len(result.history))), ("features", result.features), ("seconds", f"{result.seconds:.1f}")]

@@ -196,7 +196,7 @@ def _train_and_write(
         write_output(model, output, work, metrics=metrics, training=training, classes=data.classes, overwrite=options.overwrite)
     return FinetuneResult(
         output=output, metrics=metrics, history=outcome.history, data=data.summary(), features=features,
-        seconds=time.perf_counter() - started, feature_pass=feature_pass,
+        seconds=time.perf_counter() - started, feature_pass=feature_pass, task_metrics=tuple(final.metrics),
     )
 
 

@@ -108,6 +108,7 @@ class FinetuneResult:
     features: str = "none"
     seconds: float = 0.0
     feature_pass: dict[str, Any] | None = None  # the ranks, and the samples each ran through the backbone (when computed)
+    task_metrics: tuple[str, ...] = ()  # the names in `metrics` that a plugin task's metrics gave (zoo.tasks)
 
     @property
     def val_accuracy(self) -> float | None:
