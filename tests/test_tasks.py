@@ -376,3 +376,11 @@ def test_a_plugin_task_is_refused_on_several_ranks_by_name(tagger, tmp_path):
         "Error: rank 0 of 2 failed: task 'step-tagging' (tagger) trains in one process only (drop --nproc: one process trains it)"
     )
     assert not (tmp_path / "out").exists()
+
+
+def test_an_export_sidecar_names_the_task_and_whether_decoding_agrees(tmp_path):
+    result = zoo.export(zoo.load("lenet5"), tmp_path / "lenet5.onnx")
+    assert result.record["task"] == "image-classification" and result.record["parity"]["decoded_match"] is True
+    lm = zoo.export(zoo.load("textgenrnn", pretrained=False), tmp_path / "lm.onnx")
+    assert lm.record["task"] == "language-modeling"
+    assert lm.record["parity"]["decoded_match"] is None  # its output [batch, vocab] scores the next token only, not each step

@@ -19,8 +19,9 @@ def decode(outputs: Any, labels: Sequence[str] | None, top_k: int) -> list[dict[
 
 
 def decode_next_token(outputs: Any, labels: Sequence[str] | None, top_k: int) -> list[dict[str, Any]]:
-    """A language model's `top_k` next tokens after each input, from scores [batch, time, vocab]."""
-    return decode(outputs[:, -1], labels, top_k)
+    """A language model's `top_k` next tokens after each input, from scores [batch, time, vocab] (or
+    [batch, vocab], a model that scores the next token only)."""
+    return decode(outputs[:, -1] if outputs.dim() == 3 else outputs, labels, top_k)
 
 
 def decode_steps(outputs: Any, labels: Sequence[str] | None, top_k: int) -> list[dict[str, Any]]:
