@@ -75,6 +75,11 @@ def test_the_plugin_task_is_registered_with_its_architecture_and_data_format(tag
     assert spec.plugin == "tagger" and spec.output == ("batch", "time", "classes")
     assert task_of(zoo.load("gru-tagger")) is spec
     assert data_formats()["tagged-lines"].task == "step-tagging"
+    listed = {r["name"]: r for r in json.loads(run_zoo("plugins", "--json", env=tagger).stdout)}
+    assert listed["tagger"]["registered"] == {
+        "architectures": ["gru-tagger"], "data_formats": ["tagged-lines"], "tasks": ["step-tagging"],
+    }
+    assert listed["zoo.tasks.builtin"]["registered"]["tasks"][:2] == ["image-classification", "text-classification"]
 
 
 @pytest.mark.slow

@@ -244,10 +244,12 @@ def plugins_command(json_: bool) -> None:
     from zoo.exporting import exporters
     from zoo.registry import TransformSpec, VocabSpec, registered
     from zoo.resolvers import resolvers
+    from zoo.tasks import tasks
 
     default_registry()  # registering is what fills each plugin's record
     exporters()
     data_formats()
+    tasks()
     resolvers()
     registered("register_transforms", TransformSpec)
     registered("register_vocabularies", VocabSpec)
