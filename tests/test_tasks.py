@@ -19,6 +19,7 @@ from helpers import ROOT, run_zoo
 from test_plugins import write_distribution
 
 EXAMPLE = ROOT / "examples" / "zoo-tagger-example"
+BUILTIN_TASKS = ("image-classification", "text-classification", "tabular-classification", "language-modeling", "sequence-tagging")
 DETS, NOUNS, VERBS = ["the", "a", "every", "some"], ["cat", "dog", "bird", "man", "child", "tree"], ["sees", "likes", "chases", "finds"]
 
 
@@ -51,8 +52,8 @@ def test_builtin_tasks_are_registered_through_the_hook_and_found_by_name_or_alia
     from zoo.tasks import get_task, tasks
 
     found = tasks()
-    assert {"image-classification", "text-classification", "tabular-classification", "language-modeling"} <= set(found)
-    assert {spec.plugin for spec in found.values()} == {"zoo.tasks.builtin"}
+    assert set(BUILTIN_TASKS) <= set(found)
+    assert {found[name].plugin for name in BUILTIN_TASKS} == {"zoo.tasks.builtin"}
     assert get_task("sequence-classification").name == "text-classification"
     assert zoo.get_registry().archs["lenet5"].tasks[0] in found
 
@@ -147,21 +148,22 @@ def _with_task(directory, task: str) -> None:
 
 def test_a_model_directory_naming_an_unregistered_task_is_one_error_line(tmp_path):
     from zoo.modeldir import save_model_dir
-    from zoo.tasks import UnknownTaskError
+    from zoo.tasks import UnknownTaskError, tasks
 
+    registered = ", ".join(sorted(tasks()))  # the built-in plugins' (zoo_ocr's text-recognition among them)
+    assert registered.startswith("image-classification, language-modeling, sequence-tagging, tabular-classification")
     folder = tmp_path / "model"
     save_model_dir(zoo.load("lenet5"), folder)
     assert json.loads((folder / "config.json").read_text())["zoo"]["task"] == "image-classification"
     _with_task(folder, "audio-captioning")
-    with pytest.raises(UnknownTaskError, match="names task 'audio-captioning', which no installed plugin registers; "
-                                               "registered tasks: image-classification, language-modeling, sequence-tagging"):
+    with pytest.raises(UnknownTaskError, match=f"names task 'audio-captioning', which no installed plugin registers; "
+                                               f"registered tasks: {registered} "):
         zoo.load(folder)
     result = run_zoo("predict", str(folder), "x.png")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        f"Error: {folder} names task 'audio-captioning', which no installed plugin registers; registered tasks: "
-        "image-classification, language-modeling, sequence-tagging, tabular-classification, text-classification (install the plugin "
-        "that provides the task (`zoo plugins` lists what is loaded))"
+        f"Error: {folder} names task 'audio-captioning', which no installed plugin registers; registered tasks: {registered} "
+        "(install the plugin that provides the task (`zoo plugins` lists what is loaded))"
     ]
 
 
@@ -389,3 +391,25 @@ def test_an_export_sidecar_names_the_task_and_whether_decoding_agrees(tmp_path):
     lm = zoo.export(zoo.load("textgenrnn", pretrained=False), tmp_path / "lm.onnx")
     assert lm.record["task"] == "language-modeling"
     assert lm.record["parity"]["decoded_match"] is None  # its output [batch, vocab] scores the next token only, not each step
+
+
+def test_a_task_alias_that_is_another_tasks_name_is_skipped_naming_both(tmp_path, monkeypatch):
+    site = tmp_path / "site"
+    write_distribution(site, "zoo-alias", "zoo_alias", """
+    import zoo
+
+    @zoo.hookimpl
+    def register_tasks(register):
+        register(zoo.TaskSpec(name="pixel-labelling", aliases=("image-classification", "segmentation"),
+                              output=("batch", "classes", "height", "width"), decode="m:decode", columns=("X",),
+                              rows="m:rows", metrics="m:Metrics"))
+    """, entry_name="alias")
+    monkeypatch.syspath_prepend(str(site))
+    from zoo.tasks import get_task, tasks
+
+    with pytest.warns(PluginWarning, match="task alias 'image-classification' of 'pixel-labelling' is already task "
+                                           "'image-classification' of plugin 'zoo.tasks.builtin'; alias skipped"):
+        found = tasks()
+    assert found["pixel-labelling"].aliases == ("segmentation",)
+    assert get_task("image-classification").plugin == "zoo.tasks.builtin"
+    assert get_task("segmentation").name == "pixel-labelling"

@@ -6,6 +6,7 @@ looked up by name (`get_task`), or one `UnknownTaskError` line naming the tasks 
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any, Callable
 
@@ -29,11 +30,30 @@ def tasks_of(pm: Any) -> dict[str, TaskSpec]:
     """The tasks plugin manager `pm` registers, collected once per manager."""
     from zoo.plugins import accept_instances
 
-    return pm.collect("register_tasks", accept_instances(TaskSpec), key=lambda t: t.name)
+    found = pm.collect("register_tasks", accept_instances(TaskSpec), key=lambda t: t.name)
+    return _without_taken_aliases(found, pm)
+
+
+def _without_taken_aliases(found: dict[str, TaskSpec], pm: Any) -> dict[str, TaskSpec]:
+    """An alias that is already a task's name or an earlier task's alias is dropped (a warning names
+    both plugins): a name always means the one task."""
+    taken = {name: spec for name, spec in found.items()}
+    kept = {}
+    for name, spec in found.items():
+        aliases = []
+        for alias in spec.aliases:
+            other = taken.get(alias)
+            if other is not None and other is not spec:
+                pm.skip(spec.plugin, f"task alias {alias!r} of {name!r} is already task {other.name!r} of plugin {other.plugin!r}; alias skipped")
+                continue
+            taken[alias] = spec
+            aliases.append(alias)
+        kept[name] = spec if len(aliases) == len(spec.aliases) else dataclasses.replace(spec, aliases=tuple(aliases))
+    return kept
 
 
 def _by_name(registered: dict[str, TaskSpec]) -> dict[str, TaskSpec]:
-    """Names and aliases -> the task (a name wins over another task's alias)."""
+    """Names and aliases -> the task."""
     found = {alias: spec for spec in registered.values() for alias in spec.aliases}
     found.update(registered)
     return found
