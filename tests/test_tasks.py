@@ -122,6 +122,8 @@ def test_predict_finetune_eval_and_export_run_a_plugin_task_through_its_hook(tag
     assert sidecar["task"] == "step-tagging" and sidecar["parity"]["passed"] and sidecar["parity"]["decoded_match"]
     onnx = json.loads(run_zoo("predict", str(out), sentence, "--runtime", "onnx", "--json", env=tagger).stdout)
     assert onnx[0]["tags"] == eager[0]["tags"]
+    in_ort = json.loads(run_zoo("eval", str(out), "--data", str(data), "--split", "val", "--runtime", "onnx", "--json", env=tagger).stdout)
+    assert in_ort["metrics"] == pytest.approx(report["metrics"]) and in_ort["loss"] == pytest.approx(report["loss"], abs=1e-5)
     assert onnx[0]["probabilities"] == pytest.approx(eager[0]["probabilities"], abs=1e-4)
 
 
@@ -413,3 +415,16 @@ def test_a_task_alias_that_is_another_tasks_name_is_skipped_naming_both(tmp_path
     assert found["pixel-labelling"].aliases == ("segmentation",)
     assert get_task("image-classification").plugin == "zoo.tasks.builtin"
     assert get_task("segmentation").name == "pixel-labelling"
+
+
+def test_a_config_whose_task_is_no_string_is_refused_by_name(tmp_path):
+    from zoo.errors import ModelDirError
+    from zoo.modeldir import save_model_dir
+
+    folder = save_model_dir(zoo.load("lenet5"), tmp_path / "model")
+    path = folder / "config.json"
+    config = json.loads(path.read_text())
+    config["zoo"]["task"] = {"module": "os", "function": "system"}  # data names a task by its name only
+    path.write_text(json.dumps(config))
+    with pytest.raises(ModelDirError, match="field 'task' must be a JSON string"):
+        zoo.load(folder)
