@@ -428,3 +428,15 @@ def test_a_config_whose_task_is_no_string_is_refused_by_name(tmp_path):
     path.write_text(json.dumps(config))
     with pytest.raises(ModelDirError, match="field 'task' must be a JSON string"):
         zoo.load(folder)
+
+
+def test_a_recurrent_tagger_predicts_per_token_and_one_without_a_vocabulary_is_named():
+    from zoo.predict.decoded import predict_task
+    from zoo.tasks import task_of
+
+    tagger = zoo.load("lstm", task="sequence-tagging", num_classes=3, vocab="lstm-text", hidden_size=8)
+    [result] = predict_task(tagger, task_of(tagger), ["abc"])
+    assert result["input"] == "abc" and len(result["tags"]) == len(tagger.tokenizer.encode("abc")) == len(result["probabilities"])
+    bare = zoo.load("gru", task="sequence-tagging", num_classes=3, vocab_size=20, hidden_size=8)
+    with pytest.raises(zoo.ArgumentError, match="gru reads token ids but carries no vocabulary"):
+        predict_task(bare, task_of(bare), ["abc"])

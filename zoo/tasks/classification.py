@@ -81,6 +81,21 @@ def text_inputs(model: Any, data: Any, options: Any) -> Any:
 
 
 def prepare_texts(model: Any, inputs: list[str]) -> Any:
-    """The token-id batch of `inputs` (texts), padded by the model's tokenizer."""
-    ids, _ = model.tokenizer.batch(list(inputs))
+    """The token-id batch of `inputs` (texts), padded by the model's tokenizer.
+
+    Raises:
+        ArgumentError: the model carries no vocabulary, so text cannot become its input.
+    """
+    from zoo.heads import text_tokenizer
+
+    tokenizer = text_tokenizer(model)
+    if tokenizer is None:
+        from zoo.errors import ArgumentError
+
+        name = getattr(getattr(model, "zoo", None), "name", type(model).__name__)
+        raise ArgumentError(
+            f"{name} reads token ids but carries no vocabulary, so text cannot be turned into its input",
+            "build it with a vocabulary (vocab=...), or predict with a model directory `zoo finetune` wrote from text",
+        )
+    ids, _ = tokenizer.batch(list(inputs))
     return ids
