@@ -272,3 +272,18 @@ def test_a_model_that_takes_no_images_is_refused_by_the_python_api_and_writes_no
     with pytest.raises(ArgumentError, match=r"this model declares no image preprocessing \(input_size\)"):
         zoo.predict_files(zoo.load("lstm-text"), [image], tmp_path / "preds.csv")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["one.png"]
+
+
+def test_with_output_a_folder_stands_for_its_images_at_any_depth_hidden_folders_left_out(tmp_path):
+    folder = tmp_path / "shots"
+    (folder / "b" / "deeper").mkdir(parents=True)
+    (folder / ".cache").mkdir()
+    for name in ("z.png", "b/a.png", "b/deeper/c.png", ".cache/hidden.png", "b/.hidden.png"):
+        one_digit(folder / name)
+    (folder / "b" / "notes.txt").write_text("not an image")
+    result = CliRunner().invoke(cli, ["predict", "lenet5-digits", str(folder), "-o", str(tmp_path / "preds.jsonl")])
+    assert result.exit_code == 0, result.output
+    paths = [json.loads(line)["path"] for line in (tmp_path / "preds.jsonl").read_text().splitlines()]
+    assert paths == [str(folder / "b" / "a.png"), str(folder / "b" / "deeper" / "c.png"), str(folder / "z.png")]
+    printed = CliRunner().invoke(cli, ["predict", "lenet5-digits", str(folder), "--json"])  # without --output: its own files
+    assert [r["input"] for r in json.loads(printed.stdout)] == [str(folder / "z.png")]

@@ -45,11 +45,12 @@ def predict_command(
     """Classify INPUTS with MODEL (a name, a model directory or hf://org/repo).
 
     Images may be PNG or JPEG in any mode (L, RGB, RGBA, CMYK, P); each model's own preprocessing
-    and labels are used. A folder stands for its image files at any depth, in path order (hidden
-    ones left out). Images run in batches of --batch-size, each printed as soon as it is done, so
-    memory stays flat however many there are. With --output FILE.csv or FILE.jsonl every file gets
-    one row, in order, written as the run goes and renamed into place at the end; a file that
-    cannot be read is skipped, counted on stderr and named in its row; progress goes to stderr.
+    and labels are used. A folder stands for its own image files, in name order. Images run in
+    batches of --batch-size, each printed as soon as it is done, so memory stays flat however many
+    there are. With --output FILE.csv or FILE.jsonl, a folder stands for its image files at any
+    depth, in path order, and every file gets one row, in order, written as the run goes and
+    renamed into place at the end; a file that cannot be read is skipped, counted on stderr and
+    named in its row; progress goes to stderr.
     For a text model, INPUTS are texts: a language model prints their likely
     continuations (or, with --generate N, samples N tokens), a text classifier their classes.
 

@@ -127,7 +127,7 @@ def predict_files(
 
     target = checked_output(output, overwrite)
     inputs = [item for item in inputs if not _same_file(item, target)]  # an old output is never an input
-    paths = image_inputs(inputs)
+    paths = image_inputs(inputs, recursive=True)
     workers = default_workers() if workers is None else workers
     with locked(lock_path(target), str(target)):
         _remove_leftovers(target)

@@ -14,9 +14,10 @@ from zoo.errors import DataError
 Problem = tuple[str, str, str]
 
 
-def image_inputs(inputs: Sequence[str | Path]) -> list[Path]:
-    """The image files `inputs` name: each file as given, each folder's image files at any depth in
-    path order (hidden files and folders, and other suffixes, left out).
+def image_inputs(inputs: Sequence[str | Path], recursive: bool = False) -> list[Path]:
+    """The image files `inputs` name: each file as given, each folder's own image files in name order
+    (with `recursive`, those at any depth, in path order); hidden files and folders, and other
+    suffixes, are left out.
 
     Raises:
         DataError: an input does not exist (said before any batch runs), or a folder holds no image.
@@ -28,18 +29,18 @@ def image_inputs(inputs: Sequence[str | Path]) -> list[Path]:
         if not item.is_dir():
             paths.append(item)
             continue
-        found = sorted(_folder_images(item), key=lambda p: p.relative_to(item).parts)
+        found = sorted(_folder_images(item, recursive), key=lambda p: p.relative_to(item).parts)
         if not found:
             raise DataError(f"the folder {item} holds no images ({', '.join(IMAGE_SUFFIXES)})", "put images in it, or name the files")
         paths += found
     return paths
 
 
-def _folder_images(folder: Path) -> Iterator[Path]:
-    """The image files under `folder`; hidden files and hidden folders (zoo's temporary ones among
-    them) are left out, and links to folders are not followed."""
+def _folder_images(folder: Path, recursive: bool) -> Iterator[Path]:
+    """The image files in `folder` (and, with `recursive`, under it); hidden files and hidden folders
+    (zoo's temporary ones among them) are left out, and links to folders are not followed."""
     for root, folders, files in os.walk(folder):
-        folders[:] = [name for name in folders if not name.startswith(".")]
+        folders[:] = [name for name in folders if recursive and not name.startswith(".")]
         for name in files:
             path = Path(root, name)
             if not name.startswith(".") and path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
