@@ -95,7 +95,6 @@ def register_tasks(register):
             loss="zoo_ocr.task:loss",
             inputs="zoo_ocr.task:inputs",
             prepare="zoo_ocr.task:prepare",
-            aliases=("ocr",),
             description="the text of a picture of one line: a class per column, read with CTC (CER, word accuracy)",
         )
     )
