@@ -371,3 +371,28 @@ def test_gpu_decoded_features_match_the_cpu_path_on_real_jpegs(faces, tmp_path):
     cpu, _ = compute_features(model, torch.utils.data.DataLoader(samples, batch_size=16), cuda, len(samples))
     cosine = torch.nn.functional.cosine_similarity(gpu, cpu, dim=1)
     assert cosine.min().item() > 0.98, cosine
+
+
+@pytest.mark.slow
+def test_a_killed_export_leaves_what_zoo_cache_clean_removes_and_the_next_run_exports(faces, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    command = [str(Path(sys.executable).parent / "zoo"), "finetune", LITE0, "--data", str(faces), "--image-size", str(SIZE),
+               "--runtime", "onnx", "-o", str(tmp_path / "o"), "--epochs", "1"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 600
+    while not list(backbones_dir().glob("*/.zoo-export-*")) and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    (staging,) = backbones_dir().glob("*/.zoo-export-*")
+    cleaned = run_zoo("cache", "clean", "--json")
+    assert cleaned.returncode == 0, cleaned.stderr
+    assert str(staging) in {row["path"] for row in json.loads(cleaned.stdout)}
+    assert not staging.exists()
+    result = zoo.finetune(LITE0, faces, output=str(tmp_path / "o2"), image_size=SIZE, runtime="onnx", epochs=1)
+    assert result.feature_pass["backbone"] == "exported"

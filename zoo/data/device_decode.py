@@ -87,7 +87,7 @@ class PixelSamples:
         from zoo.data.image_files import open_image
 
         path, target = self.samples.samples[index]
-        pixels = np.asarray(self.pipeline.geometry(open_image(path, self.pipeline.channels)), dtype=np.uint8)
+        pixels = np.array(self.pipeline.geometry(open_image(path, self.pipeline.channels)), dtype=np.uint8)  # writable
         return (pixels[..., None] if pixels.ndim == 2 else pixels), target
 
 
