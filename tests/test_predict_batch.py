@@ -287,3 +287,12 @@ def test_with_output_a_folder_stands_for_its_images_at_any_depth_hidden_folders_
     assert paths == [str(folder / "b" / "a.png"), str(folder / "b" / "deeper" / "c.png"), str(folder / "z.png")]
     printed = CliRunner().invoke(cli, ["predict", "lenet5-digits", str(folder), "--json"])  # without --output: its own files
     assert [r["input"] for r in json.loads(printed.stdout)] == [str(folder / "z.png")]
+
+
+def test_output_with_a_text_model_is_refused_and_workers_without_output_is_a_usage_error(tmp_path):
+    text = CliRunner().invoke(cli, ["predict", "lstm-text", "I love recurrent", "-o", str(tmp_path / "preds.csv")])
+    assert text.exit_code == 1
+    assert text.stderr == "Error: --output writes image predictions, and lstm-text reads text (drop --output: texts' answers are printed)\n"
+    workers = CliRunner().invoke(cli, ["predict", "lenet5-digits", str(one_digit(tmp_path / "one.png")), "--workers", "2"])
+    assert workers.exit_code == 2 and "--overwrite and --workers go with --output" in workers.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.png"]
