@@ -440,3 +440,10 @@ def test_a_recurrent_tagger_predicts_per_token_and_one_without_a_vocabulary_is_n
     bare = zoo.load("gru", task="sequence-tagging", num_classes=3, vocab_size=20, hidden_size=8)
     with pytest.raises(zoo.ArgumentError, match="gru reads token ids but carries no vocabulary"):
         predict_task(bare, task_of(bare), ["abc"])
+
+
+def test_augment_is_refused_for_a_plugin_tasks_data_by_its_task(tagger, tmp_path):
+    data = write_tags(tmp_path / "train.tags", 10)
+    with pytest.raises(zoo.ArgumentError, match=r"--augment applies to images of image classification, and .*train.tags' holds "
+                                                r"step-tagging data \(drop --augment\)"):
+        zoo.finetune("gru-tagger", data, output=tmp_path / "out", augment=True)

@@ -56,7 +56,8 @@ def _run(model_or_name: Any, data_path: Path, options: FinetuneOptions, progress
     )
     data = read_data(data_path, options.data_format, read_options)
     if options.augment and data.task != "image-classification":
-        raise ArgumentError(f"--augment applies to images, and {str(data_path)!r} holds text", "drop --augment")
+        holds = "text" if data.task in ("text-classification", "language-modeling") else f"{data.task} data"
+        raise ArgumentError(f"--augment applies to images of image classification, and {str(data_path)!r} holds {holds}", "drop --augment")
     if options.strategy is not None:
         Strategy.parse(options.strategy)  # a mistyped strategy is refused before the model is loaded
     model, weights_sha256 = load_model(model_or_name, data, options)
