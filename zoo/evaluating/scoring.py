@@ -30,16 +30,19 @@ class _Feed:
 
 def eval_inputs(model: Any, data: Any, batch_size: int, workers: int, max_windows: int | None, seed: int) -> Any:
     """Fine-tuning's inputs for `data` (`zoo.finetuning.inputs.Inputs`): its validation side is what is evaluated,
-    through the model's own preprocessing (images), max_length (text) or context (a language model's windows)."""
-    from zoo.finetuning.inputs import image_inputs
-    from zoo.finetuning.text_inputs import text_inputs
+    through the model's own preprocessing (images), max_length (text) or context (a language model's windows):
+    what the data's task (`zoo.tasks`) makes of it."""
+    from zoo.tasks import function, get_task
 
     preprocess = model.zoo.preprocess or {}
     context = int(preprocess.get("context") or preprocess.get("max_length") or 256)
     feed = _Feed(batch_size, workers, context, val_windows=max_windows or 0, seed=seed)
-    if data.task == "image-classification":
-        return image_inputs(model, data, feed)
-    return text_inputs(model, data, feed)
+    task = get_task(data.task)
+    make = function(task, "inputs")
+    if make is None:
+        raise DataError(f"task {task.name!r} ({task.plugin}) cannot be evaluated: it says nothing of its inputs",
+                        "report it to the plugin's authors")
+    return make(model, data, feed)
 
 
 def run(

@@ -6,7 +6,7 @@ from typing import Any, Callable
 
 from zoo.errors import DataError
 from zoo.evaluating.metrics import EvaluationReport
-from zoo.evaluating.scoring import _Feed, _data_summary
+from zoo.evaluating.scoring import _data_summary, eval_inputs
 from zoo.tasks import TaskSpec, function
 
 Progress = Callable[[str, int, int, dict], None]
@@ -38,11 +38,8 @@ def run_task(
 
     labels = getattr(model.zoo, "labels", None)
     _check_data(name, spec, data, labels)
-    make = function(spec, "inputs")
-    if make is None:
-        raise DataError(f"task {spec.name!r} cannot be evaluated: it says nothing of its inputs", "report it to the plugin's authors")
     where = pick_device(device)
-    inputs = make(model, data, _Feed(batch_size, workers, 0, seed=seed))
+    inputs = eval_inputs(model, data, batch_size, workers, None, seed)
     if len(inputs.val) == 0:
         raise DataError(f"{str(data.root)!r} holds nothing to evaluate", "give data with examples in it")
     metrics, loss = function(spec, "metrics")(labels), function(spec, "loss")
