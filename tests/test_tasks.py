@@ -447,3 +447,44 @@ def test_augment_is_refused_for_a_plugin_tasks_data_by_its_task(tagger, tmp_path
     with pytest.raises(zoo.ArgumentError, match=r"--augment applies to images of image classification, and .*train.tags' holds "
                                                 r"step-tagging data \(drop --augment\)"):
         zoo.finetune("gru-tagger", data, output=tmp_path / "out", augment=True)
+
+
+NO_INPUTS = """
+    import zoo
+    from zoo.data import DataFormat
+    from zoo.data.formats import TrainingData
+
+    @zoo.hookimpl
+    def register_tasks(register):
+        register(zoo.TaskSpec(name="scoring-only", output=("batch", "classes"), decode="zoo.tasks.classification:decode",
+                              columns=("RANK", "LABEL", "PROBABILITY"), rows="zoo.tasks.classification:rows",
+                              metrics="zoo.tasks.classification:Accuracy"))
+
+    @zoo.hookimpl
+    def register_architectures(register):
+        register(zoo.ArchSpec(name="scorer", family="mlp", build="zoo_mlp.model:mlp", tasks=("scoring-only",),
+                              input=zoo.InputSpec("features", (64,))))
+
+    @zoo.hookimpl
+    def register_data_formats(register):
+        register(DataFormat(name="scores", task="scoring-only", detect="zoo_scoring:detect", load="zoo_scoring:load"))
+
+    def detect(path):
+        return path.suffix == ".scores"
+
+    def load(path, options):
+        return TrainingData("scores", "scoring-only", path, ["a", "b"], [(0, 0), (1, 1)], [(2, 0)])
+"""
+
+
+def test_a_task_without_inputs_cannot_be_fine_tuned_and_says_so(tmp_path, monkeypatch):
+    site = tmp_path / "site"
+    write_distribution(site, "zoo-scoring", "zoo_scoring", NO_INPUTS, entry_name="scoring")
+    monkeypatch.syspath_prepend(str(site))
+    data = tmp_path / "x.scores"
+    data.write_text("")
+    with pytest.raises(zoo.ArgumentError, match="task 'scoring-only' cannot be fine-tuned: it says nothing of its inputs"):
+        zoo.finetune("scorer", data, output=tmp_path / "out", epochs=1)
+    with pytest.raises(zoo.DataError, match=r"task 'scoring-only' \(scoring\) cannot be evaluated: it says nothing of its inputs"):
+        zoo.evaluate(zoo.load("scorer"), data)
+    assert not (tmp_path / "out").exists()
