@@ -3,6 +3,7 @@ export per backbone, a damaged or hostile cached export never used; batched deco
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import textwrap
 import warnings
@@ -273,6 +274,12 @@ def test_runtime_onnx_refuses_a_text_model_and_auto_says_it_runs_eager(tmp_path)
         zoo.finetune("lstm-text", lines, label_column="play", output=str(tmp_path / "o"), runtime="onnx", epochs=1)
     auto = zoo.finetune("lstm-text", lines, label_column="play", output=str(tmp_path / "a"), epochs=1)
     assert auto.feature_pass["runtime"] == "eager" and auto.feature_pass["reason"] == "auto: text models run eager"
+
+
+def test_zoo_finetune_prints_the_runtime_and_why(digits, tmp_path):
+    done = run_zoo("finetune", "lenet5.digits", "--data", str(digits), "-o", str(tmp_path / "o"), "--epochs", "1", "--runtime", "eager")
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"^runtime +eager \(asked for\)$", done.stdout, re.M), done.stdout
 
 
 def test_an_unknown_runtime_is_refused():
