@@ -227,7 +227,10 @@ def finetune_command(
     rows += [(key, f"{metrics[key]:.4f}") for key in result.task_metrics if metrics.get(key) is not None]  # a plugin task's
     if metrics.get("val_windows") is not None:  # a corpus: the held-out sample scored before and after
         rows.append(("val_windows", f"{metrics['val_windows']:,} of {metrics['val_windows_total']:,}"))
-    rows += [("epochs", str(len(result.history))), ("features", result.features), ("seconds", f"{result.seconds:.1f}")]
+    rows += [("epochs", str(len(result.history))), ("features", result.features)]
+    if result.feature_pass and result.feature_pass.get("runtime"):  # what ran the backbone (--runtime), and why
+        rows.append(("runtime", f"{result.feature_pass['runtime']} ({result.feature_pass['reason']})"))
+    rows.append(("seconds", f"{result.seconds:.1f}"))
     width = max(len(key) for key, _ in rows)
     for key, value in rows:
         click.echo(f"{key.ljust(width)}  {value}")
