@@ -488,3 +488,20 @@ def test_a_task_without_inputs_cannot_be_fine_tuned_and_says_so(tmp_path, monkey
     with pytest.raises(zoo.DataError, match=r"task 'scoring-only' \(scoring\) cannot be evaluated: it says nothing of its inputs"):
         zoo.evaluate(zoo.load("scorer"), data)
     assert not (tmp_path / "out").exists()
+
+
+def test_fine_tuning_an_architecture_whose_task_nobody_registers_is_refused_before_the_data_is_read(tmp_path, monkeypatch):
+    site = tmp_path / "site"
+    write_distribution(site, "zoo-captioner", "zoo_captioner", """
+    import zoo
+
+    @zoo.hookimpl
+    def register_architectures(register):
+        register(zoo.ArchSpec(name="captioner", family="mlp", build="zoo_mlp.model:mlp", tasks=("audio-captioning",),
+                              input=zoo.InputSpec("features", (64,))))
+    """, entry_name="captioner")
+    monkeypatch.syspath_prepend(str(site))
+    from zoo.tasks import UnknownTaskError
+
+    with pytest.raises(UnknownTaskError, match="captioner names task 'audio-captioning', which no installed plugin registers"):
+        zoo.finetune("captioner", tmp_path / "no-such-data", output=tmp_path / "out")

@@ -30,7 +30,7 @@ from zoo.finetuning.strategy import Strategy, apply_strategy, choose_strategy, t
 from zoo.fsio import lock_path, locked
 from zoo.heads import ModelInfo
 from zoo.specs import TaskSpec
-from zoo.tasks import function, get_task, is_builtin, task_of
+from zoo.tasks import function, get_task, is_builtin, require_arch_task, task_of
 
 Progress = Callable[[str, int, int, dict], None]
 
@@ -46,8 +46,11 @@ def _run(model_or_name: Any, data_path: Path, options: FinetuneOptions, progress
     started = time.perf_counter()
     if isinstance(model_or_name, str):  # a mistyped name is the first thing to hear about, before any data is read
         from zoo.resolvers import resolve
+        from zoo.specs import Resolved
 
-        resolve(model_or_name)
+        found = resolve(model_or_name)
+        if isinstance(found, Resolved):  # and a task no plugin registers (a directory's is checked as it loads)
+            require_arch_task(found.arch, model_or_name)
     read_options = ReadOptions(
         val_split=options.val_split, seed=options.seed, strict=options.strict_data,
         text_column=options.text_column, label_column=options.label_column, workers=options.workers,

@@ -84,6 +84,17 @@ def get_task(name: str, what: str = "", registered: dict[str, TaskSpec] | None =
     return spec
 
 
+def require_arch_task(arch: Any, name: str) -> None:
+    """Refuse an architecture none of whose tasks is registered (before anything is loaded).
+
+    Raises:
+        UnknownTaskError: its first task named, with the registered tasks.
+    """
+    by_name = _by_name(tasks())
+    if not any(task in by_name for task in arch.tasks):
+        get_task(arch.tasks[0], name)
+
+
 def model_task_name(model: Any) -> str:
     """The name of the task `model` does: its own `task` attribute when it has one (a recurrent model
     built for classification), else its architecture's first task, else what its interface says."""
@@ -136,4 +147,4 @@ def function(spec: TaskSpec, attr: str) -> Callable[..., Any] | None:
     return import_reference(reference, f"task {spec.name!r} ({spec.plugin})")
 
 
-__all__ = ["TaskSpec", "UnknownTaskError", "function", "get_task", "is_builtin", "model_task_name", "task_of", "tasks", "tasks_of"]
+__all__ = ["TaskSpec", "UnknownTaskError", "function", "get_task", "is_builtin", "model_task_name", "require_arch_task", "task_of", "tasks", "tasks_of"]
