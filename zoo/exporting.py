@@ -181,7 +181,9 @@ def export(
         record = _record(exporter, model, source, target, request, output_shapes, signature, fixed, notes, report)
         record["task"] = task.name
         if report is not None:  # the predictions the task decodes from each, on one batch at the nominal size
-            record["parity"]["decoded_match"] = _decoded_match(model, read_back(exporter, staged), signature, task, fixed)
+            from zoo.tasks.agreement import decoded_match
+
+            record["parity"]["decoded_match"] = decoded_match(model, read_back(exporter, staged), signature, task, fixed)
         if not exporter.directory:  # a folder is published in one rename, sidecar inside; files one by one
             hashes = _hashes(stage)
             record.update(sha256=hashes.pop(target.name), data_sha256=hashes)
@@ -448,39 +450,6 @@ def _parity(
     from zoo.parity import check_parity
 
     return check_parity(model, read_back(exporter, path), signature, fixed=fixed, atol=atol)
-
-
-def _decoded_match(model: nn.Module, exported: Any, signature: InputSignature, task: Any, fixed: Mapping[str, int]) -> bool | None:
-    """Whether the task's decode reads the same predictions (top-1, confidences to 1e-4) from the
-    export's outputs as from the model's, on a fresh batch at the nominal sizes; None when the model's
-    output has other dimensions than the task declares (a language model scoring the next token only)."""
-    import torch
-
-    from zoo.parity import flatten_outputs
-    from zoo.tasks import function
-
-    decode = function(task, "decode")
-    sizes = {**signature.nominal_sizes(), **fixed}
-    x = signature.sample(int(sizes.get("batch", 2)), int(sizes.get("seq", 13)), torch.Generator().manual_seed(1), sizes=sizes)
-    labels = getattr(getattr(model, "zoo", None), "labels", None)
-    with torch.inference_mode():
-        eager = flatten_outputs(model(x))[0]
-        if eager.dim() != len(task.output):
-            return None
-        want = decode(eager, labels, 1)
-        got = decode(flatten_outputs(exported(x))[0], labels, 1)
-    return _close(want, got)
-
-
-def _close(a: Any, b: Any) -> bool:
-    """Equal decoded predictions: the same structure and text, numbers within 1e-4."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b))
-    if isinstance(a, float) and isinstance(b, (int, float)):
-        return abs(a - b) <= 1e-4
-    return a == b
 
 
 def read_back(exporter: Exporter, path: Path) -> Any:
