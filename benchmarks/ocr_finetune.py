@@ -2,6 +2,7 @@
 
     python benchmarks/ocr_finetune.py                       # defaults below
     python benchmarks/ocr_finetune.py --train 200 --test 50 --epochs 3 --font /path/to/font.ttf
+    python benchmarks/ocr_finetune.py --onednn              # only: the BiLSTMs at new widths, oneDNN on vs off
 
 The poor font is Computer Modern Italic (cmti10.ttf, shipped by the matplotlib pip package) unless
 --font names another. The vocabulary is split in two: training lines use one half's words, the
@@ -47,6 +48,29 @@ def cer(model: str, folder: Path) -> dict:
     return {k: round(v, 4) for k, v in report.metrics.items()}
 
 
+def onednn_lstm_seconds(widths: list[int]) -> dict:
+    """Median seconds of english-ocr's BiLSTMs on one line at each new width, oneDNN on vs off (the
+    model turns it off around them: zoo_ocr.model.onednn_off; here it is set by hand around `sequence`)."""
+    import torch
+
+    import zoo
+
+    model = zoo.load("english-ocr").eval()
+    figures = {}
+    for enabled, offset in ((True, 0), (False, 1)):  # other widths for each setting: every shape is new
+        times = []
+        for width in widths:
+            with torch.inference_mode():
+                columns = model.features(torch.randn(1, 1, 64, width + offset)).mean(dim=2).permute(0, 2, 1)
+                torch.backends.mkldnn.enabled = enabled
+                started = time.perf_counter()
+                model.sequence(columns)
+                times.append(time.perf_counter() - started)
+                torch.backends.mkldnn.enabled = True
+        figures["on" if enabled else "off"] = round(sorted(times)[len(times) // 2], 3)
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clean", type=int, default=100, help="clean DejaVu Sans lines scored (0: skip)")
@@ -57,7 +81,11 @@ def main() -> None:
     parser.add_argument("--strategy", default="full", help="head, last-n:K or full")
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--font", type=Path, default=None)
+    parser.add_argument("--onednn", action="store_true", help="only time the BiLSTMs with oneDNN on vs off")
     args = parser.parse_args()
+    if args.onednn:
+        print(json.dumps({"bilstm_seconds_new_width": onednn_lstm_seconds([300 + 14 * i for i in range(6)])}))
+        return
 
     import zoo
     from zoo_ocr.render import random_lines, write_lines
