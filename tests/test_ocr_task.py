@@ -69,7 +69,8 @@ def test_a_folder_with_labels_csv_or_labels_txt_is_read_as_text_lines(clean_line
     tab.mkdir()
     for name, text in texts.items():
         (tab / name).write_bytes((clean_lines / name).read_bytes())
-    (tab / "labels.txt").write_text("".join(f"{n}\t{t}\n" for n, t in texts.items()), encoding="utf-8")
+    # CRLF line ends and spaces around a transcript, as label files come: the text is what lies between
+    (tab / "labels.txt").write_text("".join(f"{n}\t {t}  \r\n" for n, t in texts.items()), encoding="utf-8")
     assert find_format(tab).name == "text-lines"
     again = read_data(tab, options=ReadOptions(val_split=0.25, seed=0))
     assert sorted(again.train + again.val, key=str) == sorted(
@@ -261,11 +262,28 @@ def test_finetuning_on_a_poor_font_lowers_the_cer_on_lines_of_words_it_never_saw
     )
     assert tuned.returncode == 0, tuned.stderr
     summary = json.loads(tuned.stdout)
-    assert {"val_loss", "cer", "word_accuracy"} <= set(summary["metrics"])
-    config = json.loads((out / "config.json").read_text())
+    assert {"val_loss", "cer", "word_accuracy"} <= set(summary)  # the task's metrics of the held-out tenth
+    config = json.loads((out / "config.json").read_text())["zoo"]
     assert config["task"] == "text-recognition" and config["labels"] == list(ENGLISH_G2_LABELS)  # the charset stays
     after = zoo_cli(home, "eval", str(out), "--data", str(test), "--json")
     assert after.returncode == 0, after.stderr
     cer_before, cer_after = (json.loads(r.stdout)["metrics"]["cer"] for r in (before, after))
     print(f"\nheld-out CER on cmti10 lines: {cer_before:.4f} before, {cer_after:.4f} after fine-tuning")
     assert cer_before > 0 and cer_after < cer_before
+
+
+@pytest.mark.slow
+def test_a_finetuned_recogniser_exports_and_onnx_runtime_predicts_and_scores_it_alike(clean_lines, home, tmp_path):
+    out = tmp_path / "tuned"
+    tuned = zoo_cli(home, "finetune", "english-ocr", "--data", str(clean_lines), "--epochs", "1", "-o", str(out), "--quiet")
+    assert tuned.returncode == 0, tuned.stderr
+    exported = zoo_cli(home, "export", str(out))
+    assert exported.returncode == 0 and (out / "model.onnx").is_file(), exported.stderr
+    image = str(clean_lines / "line-00003.png")
+    eager, onnx = (json.loads(zoo_cli(home, "predict", str(out), image, "--json", *runtime).stdout)[0]
+                   for runtime in ((), ("--runtime", "onnx")))
+    assert onnx["text"] == eager["text"] == (clean_lines / "labels.csv").read_text().splitlines()[4].split(",", 1)[1]
+    assert onnx["confidences"] == pytest.approx(eager["confidences"], abs=1e-4)
+    scores = [json.loads(zoo_cli(home, "eval", str(out), "--data", str(clean_lines), "--json", *runtime).stdout)["metrics"]
+              for runtime in ((), ("--runtime", "onnx"))]
+    assert scores[0] == scores[1] and scores[0]["cer"] < 0.02

@@ -78,7 +78,7 @@ def _rows(labels: Path) -> list[tuple[int, str, str]]:
     for number, row in rows:
         if len(row) != 2 or not row[0].strip():
             raise DataError(f"{labels}:{number}: need {shape}, got {_show(row)}", f"write one line a row: {shape}")
-        name, text = row[0].strip(), row[1]
+        name, text = row[0].strip(), row[1].strip()  # a line's transcript neither starts nor ends with a space
         if not text.strip():
             raise DataError(
                 f"{labels}:{number}: {name!r} has an empty transcript",
