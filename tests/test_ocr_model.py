@@ -17,6 +17,8 @@ from zoo_ocr.convert import easyocr_keys
 from zoo_ocr.ctc import Reading, greedy_decode
 from zoo_ocr.lines import batch_lines, pad_width
 from zoo_ocr.model import MIN_WIDTH
+from zoo_ocr.render import render_line
+from zoo_ocr.scoring import edit_distance
 
 FONTS = Path("/usr/share/fonts/truetype/dejavu")
 WORDS = (
@@ -35,15 +37,8 @@ def font_path() -> Path:
 
 
 def render(text: str, size: int = 32):
-    """One line of black text on white, with a margin of a quarter of the font size."""
-    from PIL import Image, ImageDraw, ImageFont
-
-    font = ImageFont.truetype(str(font_path()), size)
-    left, top, right, bottom = font.getbbox(text)
-    margin = size // 4
-    image = Image.new("L", (right - left + 2 * margin, bottom - top + 2 * margin), 255)
-    ImageDraw.Draw(image).text((margin - left, margin - top), text, font=font, fill=0)
-    return image
+    """One line of black text on white in the installed font (zoo_ocr.render)."""
+    return render_line(text, font_path(), size)
 
 
 def mixed_lines(n: int, seed: int = 0) -> list[str]:
@@ -53,25 +48,6 @@ def mixed_lines(n: int, seed: int = 0) -> list[str]:
         " ".join(rng.choice(WORDS) if rng.random() < 0.6 else str(rng.randint(0, 9999)) for _ in range(rng.randint(2, 4)))
         for _ in range(n)
     ]
-
-
-def edit_distance(a: str, b: str) -> int:
-    """Levenshtein distance: insertions, deletions and substitutions of characters."""
-    row = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        previous, row[0] = row[0], i
-        for j, cb in enumerate(b, 1):
-            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (ca != cb))
-    return row[-1]
-
-
-def exports_through_the_text_recognition_task() -> None:
-    """zoo export dispatches on the model's task: english-ocr exports once a plugin registers
-    'text-recognition' (the CTC task of issue 14); until then export refuses it in one line."""
-    from zoo.tasks import tasks
-
-    if "text-recognition" not in tasks():
-        pytest.skip("no plugin registers the 'text-recognition' task yet, and zoo export dispatches on it")
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +144,6 @@ def test_character_error_rate_on_100_rendered_lines(english_ocr, capsys):
 def test_the_ocr_plugin_passes_the_conformance_kit():
     from zoo.testing import check_plugin
 
-    exports_through_the_text_recognition_task()
     assert check_plugin("zoo_ocr") == []  # onnx included: the export with a dynamic width and its parity
 
 
@@ -228,7 +203,6 @@ def test_onnx_export_keeps_the_width_dynamic_and_onnx_runtime_reads_the_same_tex
 
     from zoo.data.image_files import image_transform
 
-    exports_through_the_text_recognition_task()
     result = zoo.export(english_ocr, tmp_path / "ocr.onnx")
     assert result.parity.passed, result.parity.summary()
     assert sorted({c.input_shape[3] for c in result.parity.cases}) == [8, 256, 2048]  # min, nominal, max
