@@ -101,7 +101,7 @@ def test_a_registered_transform_is_chosen_by_its_plain_name(tmp_path, digit_png)
     result = zoo_cli("predict", str(good), str(digit_png), "--json")
     assert result.exit_code == 0, result.output
     unknown = digits_dir(tmp_path / "unknown", {"input_size": [1, 8, 8], "transform": "sharpen"})
-    assert_refused(zoo_cli("predict", str(unknown), str(digit_png)), "unknown image transform 'sharpen' (registered: digits)")
+    assert_refused(zoo_cli("predict", str(unknown), str(digit_png)), "unknown image transform 'sharpen' (registered: digits, text-line)")
 
 
 def test_zoo_info_shows_the_transform_the_vocabulary_and_the_arguments_of_a_directory(tmp_path, marker):
