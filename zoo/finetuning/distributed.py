@@ -104,6 +104,10 @@ def process_group(device: str) -> Iterator[Ranks]:
         _record(exc)
         raise  # the group is not destroyed: a collective with a dead peer could hang, and the process ends
     if created:
+        # Every rank leaves together: rank 0 is still writing the model directory when the others are
+        # done, and the agent that hosts the rendezvous store may belong to a node that would otherwise
+        # exit first, taking the store from ranks still using it (a worker then aborts in TCPStore).
+        dist.barrier()
         dist.destroy_process_group()
 
 
