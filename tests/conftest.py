@@ -107,6 +107,16 @@ def registry(plugin_manager):
 
 
 @pytest.fixture(scope="session")
+def faces(tmp_path_factory):
+    """scikit-image's 200 LFW faces / non-faces, written once by `zoo data lfw-faces`'s code (read only)."""
+    from zoo.data.packaged import write_dataset
+
+    folder = tmp_path_factory.mktemp("lfw") / "faces"
+    write_dataset("lfw-faces", folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
 def local_hub(tmp_path_factory):
     """olah on a free loopback port (offline mode), serving the test repositories (tests/hubrepos.py).
 

@@ -25,16 +25,6 @@ from zoo.modeldir import read_config
 LITE0 = "tf_efficientnet_lite0.in1k"
 
 
-@pytest.fixture(scope="module")
-def faces(tmp_path_factory):
-    """scikit-image's 200 LFW faces / non-faces, written by `zoo data lfw-faces`."""
-    from zoo.data.packaged import write_dataset
-
-    folder = tmp_path_factory.mktemp("lfw") / "faces"
-    write_dataset("lfw-faces", folder)
-    return folder
-
-
 def feature_files(home: Path) -> list[Path]:
     return sorted((home / "zoo" / "features").glob("*.safetensors"))
 

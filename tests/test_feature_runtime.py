@@ -6,7 +6,6 @@ import json
 import re
 import shutil
 import textwrap
-import warnings
 from pathlib import Path
 
 import pytest
@@ -21,16 +20,6 @@ from zoo.finetuning.feature_runtime import FILE, backbone_key, backbones_dir, ca
 
 LITE0 = "tf_efficientnet_lite0.in1k"
 SIZE = 64  # the tests' image size: the backbone and the checks are the same at 224, only slower
-
-
-@pytest.fixture(scope="module")
-def faces(tmp_path_factory):
-    """scikit-image's 200 LFW faces / non-faces, written by `zoo data lfw-faces`."""
-    from zoo.data.packaged import write_dataset
-
-    folder = tmp_path_factory.mktemp("lfw") / "faces"
-    write_dataset("lfw-faces", folder)
-    return folder
 
 
 @pytest.fixture(scope="module")

@@ -13,16 +13,6 @@ from helpers import run_zoo
 LITE0 = "tf_efficientnet_lite0.in1k"
 
 
-@pytest.fixture(scope="module")
-def faces(tmp_path_factory):
-    """scikit-image's 200 LFW faces / non-faces, written by `zoo data lfw-faces`."""
-    from zoo.data.packaged import write_dataset
-
-    folder = tmp_path_factory.mktemp("lfw") / "faces"
-    write_dataset("lfw-faces", folder)
-    return folder
-
-
 def test_pretrained_lite0_from_its_package_learns_faces_and_random_init_does_not(faces, tmp_path):
     pretrained = zoo.finetune(LITE0, faces, output=str(tmp_path / "pre"), image_size=64)
     config = read_config(tmp_path / "pre")
