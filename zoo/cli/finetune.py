@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import shlex
 import sys
 import time
@@ -14,7 +13,7 @@ from typing import Any, Callable
 import click
 from click.core import ParameterSource
 
-from zoo.cli.output import emit_json, json_option
+from zoo.cli.output import emit_json, json_option, progress_interval
 from zoo.finetuning.options import DEVICES, FinetuneOptions
 
 
@@ -51,23 +50,6 @@ def epoch_line(epoch: int, epochs: int, info: dict) -> str:
         f"epoch {epoch}/{epochs}  train_loss {info['train_loss']:.4f}  val_loss {info['val_loss']:.4f}  "
         f"val_accuracy {info['val_accuracy']:.4f}  {info['seconds']:.1f}s  ETA {info['eta']:.0f}s"
     )
-
-
-PROGRESS_SECONDS = "ZOO_PROGRESS_SECONDS"
-
-
-def progress_interval() -> float:
-    """Seconds between two progress lines when stderr is not a terminal: $ZOO_PROGRESS_SECONDS, else 60."""
-    from zoo.errors import ArgumentError
-
-    value = os.environ.get(PROGRESS_SECONDS, "").strip() or "60"
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = math.nan
-    if not seconds >= 0 or math.isinf(seconds):
-        raise ArgumentError(f"{PROGRESS_SECONDS} must be a number of seconds, got {value!r}", f"unset it, or set {PROGRESS_SECONDS}=60")
-    return seconds
 
 
 class ProgressLog:

@@ -1,7 +1,10 @@
-"""Writing data to stdout: JSON, or an aligned table. Logs and progress go to stderr elsewhere."""
+"""Writing data to stdout: JSON, or an aligned table; and how often progress is logged to a stderr
+that is not a terminal (the progress itself goes to stderr from each command)."""
 from __future__ import annotations
 
 import json
+import math
+import os
 from typing import Any, Sequence
 
 import click
@@ -29,3 +32,20 @@ def human_count(n: int | None) -> str:
 
 
 json_option = click.option("json_", "--json", is_flag=True, help="Print JSON on stdout instead of a table.")
+
+
+PROGRESS_SECONDS = "ZOO_PROGRESS_SECONDS"
+
+
+def progress_interval() -> float:
+    """Seconds between two progress lines when stderr is not a terminal: $ZOO_PROGRESS_SECONDS, else 60."""
+    from zoo.errors import ArgumentError
+
+    value = os.environ.get(PROGRESS_SECONDS, "").strip() or "60"
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not seconds >= 0 or math.isinf(seconds):
+        raise ArgumentError(f"{PROGRESS_SECONDS} must be a number of seconds, got {value!r}", f"unset it, or set {PROGRESS_SECONDS}=60")
+    return seconds

@@ -147,7 +147,7 @@ def _predict_to_file(
     """Write the rows, with progress and the skipped files on stderr; print what was written."""
     import sys
 
-    from zoo.cli.finetune import progress_interval
+    from zoo.cli.output import progress_interval
     from zoo.predict.files import predict_files
     from zoo.predict.progress import Progress
 
