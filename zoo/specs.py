@@ -289,6 +289,23 @@ class TaskSpec:
     model (texts, image paths). None: zoo reads images as for classification."""
     blank: int | None = None
     """The class index of the CTC blank, when the output is CTC-decoded (else None)."""
+    reads: str = "images"
+    """What ``zoo predict INPUTS`` are: ``"images"`` (files; a folder stands for its image files) or
+    ``"texts"`` (each argument is a text)."""
+    predict: str | None = None
+    """``predict(model, inputs: list[str], options: dict) -> Iterable[list[dict]]``: the whole of ``zoo
+    predict`` for a task that does more than prepare, run and decode (a language model's continuations
+    and sampling); batches of ``{"input": ..., **decoded}``. None: `prepare`, the model, `decode`, in batches."""
+    evaluate: str | None = None
+    """``evaluate(model, samples, context: dict) -> zoo.evaluating.EvaluationReport``: the whole of ``zoo
+    eval`` for a task whose report is more than its loss and metrics (a classifier's confusion matrix).
+    None: the samples through `inputs`, the model, `loss` and `metrics`."""
+    report: str | None = None
+    """``report(evaluation, before, data, inputs) -> dict``: the metrics a fine-tune records from its final
+    evaluation (``val_accuracy``, a confusion matrix, ...). None: ``val_loss`` and the `metrics` result."""
+    cache_features: bool = False
+    """Whether a frozen-backbone fine-tune may cache the backbone's features once (one fixed-size feature
+    vector per example, the head trained on them): classification's is; a per-step task's is not."""
     aliases: tuple[str, ...] = ()
     """Other names architectures give this task (``"sequence-classification"``)."""
     description: str = ""
@@ -301,7 +318,9 @@ class TaskSpec:
         object.__setattr__(self, "aliases", tuple(self.aliases))
         if len(self.output) < 2 or self.output[0] != "batch" or not all(isinstance(d, str) and d for d in self.output):
             raise RegistryError(f"task {self.name!r}: output must name its dimensions, batch first, got {self.output!r}")
-        for attr in ("decode", "rows", "metrics", "loss", "inputs", "prepare"):
+        if self.reads not in ("images", "texts"):
+            raise RegistryError(f"task {self.name!r}: reads must be 'images' or 'texts', got {self.reads!r}")
+        for attr in ("decode", "rows", "metrics", "loss", "inputs", "prepare", "predict", "evaluate", "report"):
             value = getattr(self, attr)
             if value is not None and (not isinstance(value, str) or ":" not in value):
                 raise RegistryError(f"task {self.name!r}: {attr} must be 'module:function', got {value!r}")

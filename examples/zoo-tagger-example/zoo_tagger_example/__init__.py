@@ -16,7 +16,7 @@ def register_tasks(register):
         name="step-tagging", output=("batch", "time", "classes"),
         decode="zoo_tagger_example.task:decode", columns=("TAGS",), rows="zoo_tagger_example.task:rows",
         metrics="zoo_tagger_example.task:TagAccuracy", inputs="zoo_tagger_example.task:inputs",
-        prepare="zoo_tagger_example.task:prepare", description="a tag for every token of a sentence",
+        prepare="zoo_tagger_example.task:prepare", reads="texts", description="a tag for every token of a sentence",
     ))
 
 
