@@ -161,3 +161,21 @@ def test_entries_for_an_architecture_no_loaded_plugin_registers_are_skipped_with
         registry = Registry.from_plugin_manager(plugin_manager, files=[orphan])
     assert registry.list_models(pretrained=True) == []
     assert registry.list_models() == ["mlp", "perceptron", "perceptron-logistic"]
+
+
+def test_task_filter_finds_architectures_that_name_the_task_by_an_alias():
+    # zoo_rnn's lstm-text names "sequence-classification", an alias of the built-in text-classification.
+    by_name = zoo.list_models(task="text-classification")
+    assert "lstm" in by_name and "gru" in by_name
+    assert zoo.list_models(task="sequence-classification") == by_name
+    assert "lenet5" not in by_name
+
+
+def test_zoo_list_with_a_mistyped_task_names_the_registered_tasks():
+    from helpers import run_zoo
+
+    result = run_zoo("list", "--task", "imagee-classification")
+    assert result.returncode == 1
+    assert "'imagee-classification'" in result.stderr and "did you mean 'image-classification'" in result.stderr
+    assert "registered tasks: image-classification, language-modeling" in result.stderr
+    assert result.stdout == ""

@@ -228,17 +228,21 @@ class Registry:
         pretrained: bool | None = None,
     ) -> list[str]:
         """Names matching any fnmatch pattern: architectures (pretrained=False), weight ids
-        (pretrained=True), or both (None), filtered by family and task."""
+        (pretrained=True), or both (None), filtered by family and task (its name or an alias)."""
         rows: list[tuple[str, ArchSpec, tuple[str, ...]]] = []
         if pretrained is not True:
             rows += [(a.name, a, (a.name,)) for a in self.archs.values()]
         if pretrained is not False:
             rows += [(w.id, self.archs[w.arch], (w.id, *w.aliases)) for w in self.weights.values()]
         out = []
+        if task is not None:
+            from zoo.tasks import task_names
+
+            wanted = task_names(task)  # an architecture may name the task by one of its aliases
         for name, arch, matchable in rows:
             if family is not None and arch.family != family:
                 continue
-            if task is not None and task not in arch.tasks:
+            if task is not None and wanted.isdisjoint(arch.tasks):
                 continue
             if patterns and not any(fnmatch.fnmatchcase(m, p) for m in matchable for p in patterns):
                 continue

@@ -88,6 +88,10 @@ def list_command(
       zoo list --task language-modeling --json
     """
     registry = default_registry()
+    if task is not None:
+        from zoo.tasks import get_task
+
+        get_task(task, "--task")  # a mistyped task is an error naming the registered ones, not an empty list
     names = registry.list_models(*patterns, family=family, task=task, pretrained=True if pretrained else None)
     records = [
         weight_record(registry, registry.weights[n]) if n in registry.weights else arch_record(registry, registry.archs[n])

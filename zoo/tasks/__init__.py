@@ -74,14 +74,26 @@ def get_task(name: str, what: str = "", registered: dict[str, TaskSpec] | None =
         UnknownTaskError: no installed plugin registers `name`; the message names the ones that do.
     """
     registered = tasks() if registered is None else registered
-    spec = _by_name(registered).get(name) if isinstance(name, str) else None
+    known = _by_name(registered)
+    spec = known.get(name) if isinstance(name, str) else None
     if spec is None:
+        import difflib
+
         who = f"{what} names task" if what else "task"
+        close = difflib.get_close_matches(name, list(known), n=2, cutoff=0.7) if isinstance(name, str) else []
+        remedy = "install the plugin that provides the task (`zoo plugins` lists what is loaded)"
         raise UnknownTaskError(
             f"{who} {name!r}, which no installed plugin registers; registered tasks: {', '.join(sorted(registered)) or 'none'}",
-            "install the plugin that provides the task (`zoo plugins` lists what is loaded)",
+            f"did you mean {' or '.join(map(repr, close))}? Else {remedy}" if close else remedy,
         )
     return spec
+
+
+def task_names(name: str) -> frozenset[str]:
+    """Every name that means the same task as `name`: the registered task's name and aliases (just
+    `name` when no plugin registers it), so a filter by task finds architectures that use an alias."""
+    spec = _by_name(tasks()).get(name)
+    return frozenset({name} if spec is None else {spec.name, *spec.aliases})
 
 
 def require_arch_task(arch: Any, name: str) -> None:
@@ -147,4 +159,4 @@ def function(spec: TaskSpec, attr: str) -> Callable[..., Any] | None:
     return import_reference(reference, f"task {spec.name!r} ({spec.plugin})")
 
 
-__all__ = ["TaskSpec", "UnknownTaskError", "function", "get_task", "is_builtin", "model_task_name", "require_arch_task", "task_of", "tasks", "tasks_of"]
+__all__ = ["TaskSpec", "UnknownTaskError", "function", "get_task", "is_builtin", "model_task_name", "require_arch_task", "task_names", "task_of", "tasks", "tasks_of"]
