@@ -8,7 +8,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from zoo.errors import ArgumentError
+from zoo.errors import ArgumentError, PluginError, ZooError
 from zoo.heads import model_info, require_complete
 from zoo.plugins import import_reference
 from zoo.registry import ArchSpec
@@ -41,8 +41,18 @@ def arch_arguments(arch: ArchSpec, args: dict[str, Any]) -> dict[str, Any]:
 def build_model(arch: ArchSpec, *, device: str | torch.device | None = None, **args: Any) -> nn.Module:
     """Build `arch` with random weights (on `device`; "meta" allocates nothing), with `model.zoo`."""
     merged = arch_arguments(arch, args)
-    with torch.device(device) if device is not None else contextlib.nullcontext():
-        model = builder(arch)(**merged)
+    build = builder(arch)
+    try:
+        with torch.device(device) if device is not None else contextlib.nullcontext():
+            model = build(**merged)
+    except ZooError:
+        raise
+    except Exception as exc:  # the plugin's code: named, with what it was given, never an internal error
+        shown = ", ".join(f"{k}={v!r}" for k, v in merged.items()) or "no arguments"
+        raise PluginError(
+            f"architecture {arch.name!r} (plugin {arch.plugin}) failed to build with {shown}: {type(exc).__name__}: {exc}",
+            "check the architecture arguments; if they are right, report it to the plugin's authors",
+        ) from exc
     require_complete(model, f"architecture {arch.name!r} ({arch.plugin})")
     model.zoo = model_info(arch.name, arch.name, arch_args=merged)
     return model

@@ -37,6 +37,10 @@ def load(
                 "drop pretrained=False and the architecture arguments (num_classes may change the head)",
             )
         return load_model_dir(found.path, num_classes=num_classes, root=found.root, registry=registry)
+    if registry is None:  # a task no installed plugin registers: one line naming those that are, before any download
+        from zoo.tasks import require_arch_task
+
+        require_arch_task(found.arch, name)
     if pretrained and found.weights is None and found.arch_name is None:
         (registry or _default_registry()).require_weights(name)  # names the weights there are
     model = load_resolved(found, pretrained=pretrained, num_classes=num_classes, **arch_args)
