@@ -323,6 +323,9 @@ def broken_tagger(tmp_path, monkeypatch, package: str, file: str, old: str, new:
         ("missing_metrics", "__init__.py", 'metrics="zoo_kit_missing_metrics.task:TagAccuracy"', 'metrics="zoo_kit_missing_metrics.task:Nothing"',
          r"check 'task' failed for task 'step-tagging' \(plugin zoo_kit_missing_metrics\): task 'step-tagging' "
          r"\(zoo_kit_missing_metrics\): 'zoo_kit_missing_metrics.task:Nothing' cannot be imported"),
+        ("missing_report", "__init__.py", 'reads="texts", description', 'reads="texts", report="zoo_kit_missing_report.task:report", description',
+         r"check 'task' failed for task 'step-tagging' \(plugin zoo_kit_missing_report\): task 'step-tagging' "
+         r"\(zoo_kit_missing_report\): 'zoo_kit_missing_report.task:report' cannot be imported"),
     ],
 )
 def test_the_kit_names_a_broken_task(tmp_path, monkeypatch, case, file, old, new, expected):

@@ -304,7 +304,7 @@ def _task_code(task: Any) -> None:
     """Every callable the task names imports; its metrics start empty and give a dict."""
     from zoo.tasks import function
 
-    for attr in ("decode", "rows", "metrics", "loss", "inputs", "prepare"):
+    for attr in ("decode", "rows", "metrics", "loss", "inputs", "prepare", "predict", "evaluate", "report"):
         function(task, attr)
     result = function(task, "metrics")(None).result()
     if not isinstance(result, dict):
