@@ -199,6 +199,12 @@ def test_zoo_predict_prints_the_text_of_a_line_and_json_its_confidences(clean_li
     (got,) = json.loads(result.stdout)
     assert got["input"] == images[0] and got["text"] == texts[0]
     assert len(got["confidences"]) == len(texts[0]) and all(0.5 < p <= 1 for p in got["confidences"])
+    # --top-k 5 (the default): the five most probable texts by beam search, the clean line's reading first
+    alternatives = got["alternatives"]
+    assert len(alternatives) == 5 and alternatives[0]["text"] == texts[0]
+    probabilities = [a["probability"] for a in alternatives]
+    assert probabilities == sorted(probabilities, reverse=True) and 0.5 < probabilities[0] and sum(probabilities) <= 1 + 1e-6
+    assert len({a["text"] for a in alternatives}) == 5
 
 
 @pytest.mark.slow
