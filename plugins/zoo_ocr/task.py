@@ -5,6 +5,7 @@ length, and each line's number of output columns (its own width's, not the padde
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -12,7 +13,7 @@ import torch
 
 from zoo.errors import DataError
 from zoo.finetuning.inputs import Inputs
-from zoo_ocr.ctc import greedy_decode
+from zoo_ocr.ctc import beam_decode, greedy_decode
 from zoo_ocr.lines import batch_lines, text_line_transform
 from zoo_ocr.model import time_steps
 from zoo_ocr.scoring import TextScore
@@ -104,9 +105,11 @@ def _names(labels: Sequence[str] | None, classes: int) -> list[str]:
 
 
 def decode(outputs: torch.Tensor, labels: Sequence[str] | None, top_k: int = 1) -> list[dict[str, Any]]:
-    """Each line's text (greedy CTC), the probability of each character, and the least of them."""
-    readings = greedy_decode(outputs, _names(labels, outputs.shape[-1]), BLANK)
-    return [
+    """Each line's text (greedy CTC), the probability of each character, and the least of them; with
+    `top_k` above 1 also the `top_k` most probable texts and their probabilities (prefix beam search)."""
+    names = _names(labels, outputs.shape[-1])
+    readings = greedy_decode(outputs, names, BLANK)
+    decoded = [
         {
             "text": r.text,
             "confidence": round(min(r.confidences), 6) if r.confidences else 0.0,
@@ -114,6 +117,11 @@ def decode(outputs: torch.Tensor, labels: Sequence[str] | None, top_k: int = 1) 
         }
         for r in readings
     ]
+    if top_k > 1:
+        beams = beam_decode(outputs, names, BLANK, beam_width=max(8, 2 * top_k), top_n=top_k)
+        for prediction, texts in zip(decoded, beams):
+            prediction["alternatives"] = [{"text": text, "probability": round(p, 6)} for text, p in texts]
+    return decoded
 
 
 def rows(prediction: dict[str, Any]) -> list[tuple[str, float]]:
@@ -149,6 +157,11 @@ class Metrics:
         columns = targets[2].clamp(max=outputs.shape[1]).tolist()  # each line's own columns, not its padding
         for truth, row, n in zip(transcripts(targets, names), outputs, columns):
             self.score.add(truth, greedy_decode(row[None, :n], names, BLANK)[0].text)
+
+    def merge(self, other: Metrics) -> None:
+        """Add another rank's totals (`zoo finetune --nproc`: each rank scores its share of the lines)."""
+        for field in dataclasses.fields(self.score):
+            setattr(self.score, field.name, getattr(self.score, field.name) + getattr(other.score, field.name))
 
     def result(self) -> dict[str, float]:
         return self.score.result()
