@@ -38,6 +38,7 @@ class PredictionSummary:
         skipped: reason -> how many files were skipped for it.
         skipped_names: reason -> the first three of those files.
         seconds: the whole run, reading files to the last row.
+        runtime: what ran the model (`zoo.predict.runtime.RuntimeReport.as_dict`).
     """
 
     output: Path
@@ -46,6 +47,7 @@ class PredictionSummary:
     skipped: dict[str, int] = field(default_factory=dict)
     skipped_names: dict[str, list[str]] = field(default_factory=dict)
     seconds: float = 0.0
+    runtime: dict[str, Any] = field(default_factory=dict)
 
     @property
     def images_per_s(self) -> float:
@@ -71,7 +73,7 @@ class PredictionSummary:
         return {
             "output": str(self.output), "inputs": self.inputs, "predicted": self.predicted,
             "skipped": dict(self.skipped), "skip_report": self.skip_report(),
-            "seconds": round(self.seconds, 3), "images_per_s": round(self.images_per_s, 1),
+            "seconds": round(self.seconds, 3), "images_per_s": round(self.images_per_s, 1), "runtime": dict(self.runtime),
         }
 
 
@@ -98,7 +100,7 @@ def checked_output(output: str | os.PathLike[str], overwrite: bool = False) -> P
 def predict_files(
     model: Any, inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str], *, top_k: int = 5,
     batch_size: int = 32, workers: int | None = None, overwrite: bool = False,
-    progress: Callable[[str, int, int, dict[str, Any]], None] | None = None,
+    progress: Callable[[str, int, int, dict[str, Any]], None] | None = None, runtime: str = "auto",
 ) -> PredictionSummary:
     """Classify image files and write one row per file to a CSV or JSONL file, atomically.
 
@@ -109,16 +111,20 @@ def predict_files(
             [{"label", "index", "probability"}]}``, with ``"error"`` for a skipped file).
         top_k: classes per file.
         batch_size: files the model sees at once; memory grows with it, not with the number of files.
-        workers: preprocessing processes (0: this one; default `default_workers()`).
+        workers: preprocessing processes (0: a thread of this one, a batch ahead of the model;
+            default `default_workers()`).
         overwrite: replace an existing output.
         progress: called as ``progress("predict", done, total, {})`` after each batch
             (`zoo.predict.progress.Progress` writes count/total and images/s to a stream).
+        runtime: ``auto`` (ONNX Runtime on a CPU when the run pays for the export, which is cached
+            for later runs; eager otherwise), ``eager`` or ``onnx`` (`zoo.predict.runtime`).
 
     Returns:
         The counts: rows, predicted, skipped by reason (with names), seconds.
 
     Raises:
-        ArgumentError: the output cannot be written as asked (`checked_output`).
+        ArgumentError: the output cannot be written as asked (`checked_output`), or an unknown runtime.
+        ExportError: ``runtime="onnx"`` and the model cannot be exported, or its export does not match it.
         DataError: an input does not exist, or a folder holds no image.
         BusyError: another zoo process writes the same output.
     """
@@ -135,7 +141,7 @@ def predict_files(
             partial = staging / target.name
             # UTF-8; a file name that is not UTF-8 is written as its own bytes (read with errors="surrogateescape")
             with partial.open("w", encoding="utf-8", errors="surrogateescape", newline="") as stream:
-                summary = _write_rows(model, paths, stream, target, top_k, batch_size, workers, progress)
+                summary = _write_rows(model, paths, stream, target, top_k, batch_size, workers, progress, runtime)
             checked_output(target, overwrite)  # another writer's file appeared meanwhile
             move_into_place(partial, target)
     return summary
@@ -143,17 +149,19 @@ def predict_files(
 
 def _write_rows(
     model: Any, paths: list[Path], stream: TextIO, target: Path, top_k: int, batch_size: int, workers: int,
-    progress: Callable[[str, int, int, dict[str, Any]], None] | None,
+    progress: Callable[[str, int, int, dict[str, Any]], None] | None, runtime: str,
 ) -> PredictionSummary:
     """Every path's row, in order, batch after batch."""
-    from zoo.predict.images import forward_pass, image_batches, ranked
+    from zoo.predict.images import image_batches, prefetched, ranked
+    from zoo.predict.runtime import predict_runtime
 
     labels = getattr(model.zoo, "labels", None)
     rows = Rows(stream, target.suffix.lower(), min(top_k, len(labels)) if labels else top_k)
     summary = PredictionSummary(target)
     started = time.perf_counter()
-    with forward_pass(model) as forward:
-        for indices, batch, skipped in image_batches(model, paths, batch_size, workers):
+    batches = image_batches(model, paths, batch_size, workers)
+    with predict_runtime(model, runtime, images=len(paths)) as forward:
+        for indices, batch, skipped in batches if workers else prefetched(batches):
             answers = ranked([str(paths[i]) for i in indices], forward(batch), labels, top_k) if indices else []
             ordered = sorted([(i, a["predictions"], None) for i, a in zip(indices, answers)] + [(i, None, p[2]) for i, p in skipped])
             for index, predictions, reason in ordered:
@@ -166,6 +174,7 @@ def _write_rows(
             if progress is not None:
                 progress("predict", summary.inputs, len(paths), {})
     summary.seconds = time.perf_counter() - started
+    summary.runtime = forward.report.as_dict()
     return summary
 
 

@@ -93,6 +93,49 @@ def image_batches(model: Any, paths: Sequence[str | Path], batch_size: int = 32,
     yield from DataLoader(data, batch_size=batch_size, num_workers=workers, collate_fn=collate)
 
 
+def prefetched(items: Iterator[Any], depth: int = 2) -> Iterator[Any]:
+    """`items`, made by a thread of this process up to `depth` ahead of the consumer: decoding the
+    next batch overlaps the model's run of this one where the runtime releases the GIL (ONNX Runtime,
+    PyTorch's kernels). An exception in the thread is raised here; leaving early stops the thread.
+    """
+    import queue
+    import threading
+
+    box: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def put(entry: tuple[Any, BaseException | None]) -> bool:
+        while not stop.is_set():
+            with contextlib.suppress(queue.Full):
+                box.put(entry, timeout=0.1)
+                return True
+        return False
+
+    def fill() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+            put((end, None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            put((end, exc))
+
+    thread = threading.Thread(target=fill, name="zoo-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = box.get()
+            if error is not None:
+                raise error
+            if item is end:
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
 @contextlib.contextmanager
 def forward_pass(model: Any) -> Iterator[Callable[[Any], Any]]:
     """For the block, a function from a batch [N, C, H, W] to the model's class probabilities

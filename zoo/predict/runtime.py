@@ -1,0 +1,283 @@
+"""The runtime behind `predict_files`: the model eager, or the whole model exported to ONNX and run by
+ONNX Runtime.
+
+``auto`` (the default), on a CPU with onnxruntime and a PyTorch model: an export of this model that is
+cached already runs at once; otherwise the first batch runs eager (it warms up), the second runs
+eager and is timed, and the model is exported when the images left would take eager longer than
+``REUSE × export_estimate(model)``: the export is cached, so later runs of the model start in ONNX
+Runtime, and a first run may spend on it up to about twice its own eager time. ``onnx`` exports (or
+reuses) at once and fails loudly; ``eager`` never exports. A model that is an ONNX export already
+(`zoo.predict.onnx_runtime.OnnxModel`) runs as it is.
+
+The export goes through `zoo.export` (the ONNX exporter and its parity check) into the cache that
+fine-tuning's backbones use, ``ZOO_HOME/backbones/<key>/`` (`zoo.finetuning.feature_runtime`: the
+same checks on reuse: the sidecar's sha256, a passed parity check, standard operator domains only,
+no external file it did not hash; anything else is deleted and exported again; nothing in it is ever
+unpickled or imported). The key covers the weights' bytes (head included), the architecture and its
+arguments, the preprocessing, the opset and the torch and onnx versions. The first batch ONNX
+Runtime answers is checked against eager as well (`PARITY_ATOL`, export's tolerance); an export or
+a check that fails makes ``auto`` fall back to eager with one warning.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+from zoo.errors import ArgumentError, ExportError
+
+RUNTIMES = ("auto", "eager", "onnx")
+PARITY_ATOL = 1e-4  # zoo.export's default
+REUSE = 0.5  # auto exports when the eager time left exceeds REUSE × the export's estimate
+MODEL_VERSION = 1  # of what the whole-model key covers
+
+
+@dataclass
+class RuntimeReport:
+    """What ran the model: `eager` or `onnx`, why, and whether the export was made or found cached.
+
+    Attributes:
+        runtime: eager or onnx.
+        requested: what the caller asked for (auto, eager, onnx).
+        reason: why, in a few words.
+        export: ``exported`` (this run), ``cached`` (an earlier run's), or None.
+        export_seconds: the export and its parity check, when this run made it.
+    """
+
+    runtime: str
+    requested: str
+    reason: str = ""
+    export: str | None = None
+    export_seconds: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data, for `--json`."""
+        return dict(self.__dict__)
+
+
+class Runtime:
+    """A function from a preprocessed batch [N, C, H, W] to class probabilities that runs eager or in
+    ONNX Runtime as the module docstring says; `report` says which. Made by `predict_runtime`."""
+
+    def __init__(self, model: Any, eager: Callable[[Any], Any], requested: str, images: int, threads: int | None):
+        self.model, self.eager, self.images, self.threads = model, eager, images, threads
+        self.report = RuntimeReport("eager", requested)
+        self.runner: Any = None
+        self.checked = False  # the first batch ONNX Runtime answers is compared with eager
+        self.measuring = False  # auto, not cached: the second batch is timed
+        self.done = 0
+
+    def __call__(self, batch: Any) -> Any:
+        if self.runner is not None:
+            out = self._onnx(batch)
+        elif self.measuring and self.done:
+            out = self._measure(batch)
+        else:
+            out = self.eager(batch)
+        self.done += len(batch)
+        return out
+
+    def _onnx(self, batch: Any) -> Any:
+        import torch
+
+        logits = self.runner(torch.from_numpy(batch.numpy()))[0]
+        if not self.checked:
+            self.checked = True
+            expected = self.eager(batch)
+            worst = float((logits.float().softmax(dim=-1) - expected).abs().max())
+            if worst > PARITY_ATOL:
+                return self._fallback(f"ONNX Runtime's probabilities differ from eager by {worst:.2g} on the first batch", expected)
+        return logits.float().softmax(dim=-1)
+
+    def _measure(self, batch: Any) -> Any:
+        """auto: time a warm batch eager, then export when the images left pay for it."""
+        self.measuring = False
+        start = time.perf_counter()
+        out = self.eager(batch)
+        per_image = (time.perf_counter() - start) / max(1, len(batch))
+        left = self.images - self.done - len(batch)
+        estimate = REUSE * export_estimate(self.model)
+        rule = f"{left} images × {per_image * 1000:.1f} ms eager = {left * per_image:.1f} s"
+        if left * per_image > estimate:
+            self.report.reason = f"auto: {rule} > {estimate:.0f} s, {REUSE:g} × the export's estimate"
+            self._open(fallback=True)
+        else:
+            self.report.reason = f"auto: {rule} <= {estimate:.0f} s, {REUSE:g} × the export's estimate"
+        return out
+
+    def _open(self, fallback: bool) -> None:
+        """Run ONNX Runtime from now on: the cached export, made first when there is none."""
+        try:
+            self.runner = open_export(self.model, self.report, self.threads)
+        except ExportError as exc:
+            if not fallback:
+                raise
+            self._fallback(f"the model could not be exported to ONNX ({exc.message})", None)
+            return
+        self.report.runtime = "onnx"
+
+    def _fallback(self, problem: str, out: Any) -> Any:
+        """Eager from now on (raise instead when ONNX was asked for); `out` passes through."""
+        if self.report.requested == "onnx":
+            raise ExportError(problem, "run with --runtime eager, and report the model")
+        warnings.warn(f"{problem}; predicting eager", stacklevel=4)
+        self.runner, self.report.runtime = None, "eager"
+        self.report.reason += "; fell back to eager"
+        return out
+
+
+@contextlib.contextmanager
+def predict_runtime(model: Any, runtime: str = "auto", *, images: int = 0, threads: int | None = None) -> Iterator[Runtime]:
+    """For the block, the function `predict_files` runs each batch through (see the module docstring).
+
+    Args:
+        model: a zoo image classifier, or an ONNX export standing in for one.
+        runtime: auto, eager or onnx.
+        images: how many images the run will see (auto weighs the export against them).
+        threads: ONNX Runtime's intra-op threads (default: its own choice, one per core).
+
+    Yields:
+        A `Runtime`; its `report` says what ran.
+
+    Raises:
+        ArgumentError: an unknown runtime, or onnx without onnxruntime or on a GPU.
+        ExportError: onnx, and the export failed or does not match the model.
+    """
+    from zoo.finetuning.feature_runtime import onnxruntime_available
+    from zoo.predict.images import forward_pass
+
+    if runtime not in RUNTIMES:
+        raise ArgumentError(f"unknown runtime {runtime!r}", f"choose one of {', '.join(RUNTIMES)}")
+    with forward_pass(model) as eager:
+        chosen = Runtime(model, eager, runtime, images, threads)
+        torch_model = _is_torch(model)
+        if not torch_model:
+            chosen.report.runtime, chosen.report.reason = "onnx", "an ONNX export"
+        elif runtime == "eager":
+            chosen.report.reason = "asked for"
+        elif _device(model) != "cpu":
+            _refuse_if(runtime == "onnx", "--runtime onnx runs on the CPU, and the model is on the GPU", "move it to the CPU, or use auto")
+            chosen.report.reason = "auto: eager on a GPU"
+        elif not onnxruntime_available():
+            _refuse_if(runtime == "onnx", "--runtime onnx needs onnxruntime, which cannot be imported", "pip install onnxruntime")
+            chosen.report.reason = "auto: onnxruntime is not installed"
+        elif runtime == "onnx":
+            chosen.report.reason = "asked for"
+            chosen._open(fallback=False)
+        elif _cached(model, threads) is not None:
+            chosen.report.reason = "auto: the export is cached"
+            chosen._open(fallback=True)
+        else:
+            chosen.measuring, chosen.report.reason = True, "auto: one batch, too few to time: eager"
+        yield chosen
+
+
+def _refuse_if(refused: bool, message: str, remedy: str) -> None:
+    if refused:
+        raise ArgumentError(message, remedy)
+
+
+def _is_torch(model: Any) -> bool:
+    import torch
+
+    return isinstance(model, torch.nn.Module)
+
+
+def _device(model: Any) -> str:
+    parameter = next(model.parameters(), None)
+    return parameter.device.type if parameter is not None else "cpu"
+
+
+def export_estimate(model: Any) -> float:
+    """Seconds the export and its parity check are expected to take (fine-tuning's estimate)."""
+    from zoo.finetuning.feature_runtime import export_estimate as estimate
+
+    return estimate(model)
+
+
+def model_key(model: Any) -> str:
+    """The cache key of a whole model's export: its tensors' bytes (head included), architecture and
+    arguments, labels, preprocessing, opset, and the torch and onnx versions that export it."""
+    import onnx
+    import torch
+
+    from zoo.finetuning.feature_runtime import OPSET
+    from zoo.finetuning.features import tensor_digest
+
+    info = model.zoo
+    parts = {
+        "version": MODEL_VERSION, "whole model": tensor_digest(model.state_dict()), "arch": info.arch,
+        "arch_args": info.arch_args, "labels": info.labels, "preprocess": info.preprocess, "opset": OPSET,
+        "torch": torch.__version__, "onnx": onnx.__version__,
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _cached(model: Any, threads: int | None) -> Any:
+    """An OnnxRunner on the checked cached export of `model`, or None (an unsound one is deleted)."""
+    from zoo.finetuning.feature_runtime import FILE, backbones_dir, cached_backbone
+
+    runner = cached_backbone(model_key(model))
+    if runner is None or threads is None:
+        return runner
+    from zoo.predict.onnx_runtime import OnnxRunner
+
+    return OnnxRunner(backbones_dir() / model_key(model) / FILE, threads)
+
+
+def open_export(model: Any, report: RuntimeReport, threads: int | None = None) -> Any:
+    """An OnnxRunner on the cached export of `model`, exported first when it is missing or unsound.
+
+    Raises:
+        ExportError: the export failed, its parity check did not pass, or it cannot be read back.
+    """
+    from zoo.exporting import export
+    from zoo.finetuning.feature_runtime import FILE, OPSET, backbones_dir
+    from zoo.fsio import lock_path, locked
+    from zoo.registry import InputSpec
+
+    key = model_key(model)
+    folder = backbones_dir() / key
+    with locked(lock_path(folder), f"the exported model {folder}", wait=600):
+        runner = _cached(model, threads)
+        if runner is not None:
+            report.export = "cached"
+            return runner
+        start = time.perf_counter()
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            with _contiguous(model):
+                export(model, folder / FILE, format="onnx", opset=OPSET, input_spec=InputSpec("image", tuple(model.zoo.preprocess["input_size"])))
+        finally:
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only when empty: a failed export leaves no folder
+        report.export, report.export_seconds = "exported", round(time.perf_counter() - start, 3)
+        runner = _cached(model, threads)
+    if runner is None:
+        raise ExportError(f"the model exported to {folder} cannot be read back")
+    return runner
+
+
+@contextlib.contextmanager
+def _contiguous(model: Any) -> Iterator[None]:
+    """The model in its usual memory layout for the block (the exporter traces it), as it was after."""
+    import torch
+
+    channels_last = any(p.dim() == 4 and p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous() for p in model.parameters())
+    model.to(memory_format=torch.contiguous_format)
+    try:
+        yield
+    finally:
+        if channels_last:
+            model.to(memory_format=torch.channels_last)
+
+
+def default_threads() -> int | None:
+    """ONNX Runtime's intra-op threads: ZOO_ORT_THREADS when set, else its own choice."""
+    value = os.environ.get("ZOO_ORT_THREADS")
+    return int(value) if value and value.isdigit() else None
