@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import textwrap
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Sequence
 
 import click
 
@@ -71,31 +71,60 @@ def predict_command(
         checked_output(output, overwrite)  # before the model loads
     elif overwrite or workers is not None:
         raise click.UsageError("--overwrite and --workers go with --output")
+    _require_registered_task(model, runtime)  # before any weights load
     loaded = _load(model, runtime)
-    from zoo.tasks import is_builtin, task_of
+    from zoo.tasks import function, task_of
 
-    task = task_of(loaded)  # a task no plugin registers: one line naming those that are
-    if not is_builtin(task):
-        _predict_task(loaded, task, model, inputs, top_k, output, generate, json_)
-        return
-    from zoo.predict.texts import is_text_model
-
-    if is_text_model(loaded) and output is not None:
+    task = task_of(loaded)
+    if generate is not None and task.predict is None:
+        raise ArgumentError(f"--generate needs a language model; {model} is not one: it does {task.name}",
+                            "drop --generate: its answers are printed")
+    if output is not None and task.reads == "texts":
         raise ArgumentError(f"--output writes image predictions, and {model} reads text", "drop --output: texts' answers are printed")
-    if is_text_model(loaded):
-        _predict_texts(loaded, inputs, top_k, batch_size, generate, temperature, seed, json_)
-        return
-    if _reads_tokens(loaded):
-        raise ArgumentError(
-            f"{model} reads token ids but carries no vocabulary, so text cannot be turned into its input",
-            "predict with a text model that has one: lstm-text, or a directory `zoo finetune` wrote from text",
-        )
-    if generate is not None:
-        raise click.UsageError(f"--generate needs a language model; {model} is not one")
+    if output is not None and task.output != ("batch", "classes"):  # until predict_files takes a task
+        raise ArgumentError(f"--output writes classes, and {model} does {task.name}", "drop --output: its answers are printed")
     if output is not None:
-        _predict_to_file(loaded, inputs, output, top_k, batch_size, workers, overwrite, json_)
+        _predict_to_file(loaded, task, inputs, output, top_k, batch_size, workers, overwrite, json_)
         return
-    _predict_images(loaded, inputs, top_k, batch_size, json_)
+    from zoo.predict.decoded import predict_batches, task_inputs
+
+    items = task_inputs(task, inputs)  # a missing file is named before any batch runs
+    if task.predict is not None:
+        options = dict(top_k=top_k, batch_size=batch_size, generate=generate, temperature=temperature, seed=seed)
+        batches = function(task, "predict")(loaded, items, options)
+    else:
+        batches = predict_batches(loaded, task, items, top_k=top_k, batch_size=batch_size)
+    if json_:
+        _print_json(batches)
+    elif generate is not None:
+        for batch in batches:  # a sample prints as the text it continues
+            for result in batch:
+                click.echo(result["input"] + result["generated"])
+    else:
+        _print_table(task, loaded, items, batches)
+
+
+def _require_registered_task(model: str, runtime: str) -> None:
+    """Refuse a registry name or a model directory whose task no installed plugin registers (one
+    line naming the registered tasks); other references are checked as they load."""
+    from zoo.specs import is_model_dir
+
+    if is_model_dir(model):
+        from zoo.modeldir import config_task, read_config
+
+        config_task(read_config(model), Path(model))
+        return
+    if runtime == "onnx":
+        return
+    from zoo.errors import UnknownModelError
+    from zoo.registry import default_registry
+    from zoo.tasks import require_arch_task
+
+    try:
+        found = default_registry().resolve(model)
+    except UnknownModelError:  # a file, a Hub reference, a mistyped name: zoo.load says which
+        return
+    require_arch_task(found.arch, model)
 
 
 def _load(model: str, runtime: str) -> Any:
@@ -111,38 +140,55 @@ def _load(model: str, runtime: str) -> Any:
     return zoo.load(model)
 
 
-def _predict_images(model: Any, inputs: tuple[str, ...], top_k: int, batch_size: int, json_: bool) -> None:
-    """Print each batch's results as soon as it is done: a JSON array, or one table whose columns
-    are sized up front from the input names and the labels."""
-    from zoo.predict.images import classify_image_batches, image_inputs
+def _print_json(batches: Iterable[list[dict[str, Any]]]) -> None:
+    """One JSON array, each batch's objects printed as soon as the batch is done."""
+    separator = "[\n"
+    for batch in batches:
+        for result in batch:
+            click.echo(separator + textwrap.indent(json.dumps(result, indent=2, default=str), "  "), nl=False)
+            separator = ",\n"
+    click.echo("[]" if separator == "[\n" else "\n]")
 
-    paths = image_inputs(inputs)
-    batches = classify_image_batches(model, paths, top_k=top_k, batch_size=batch_size)
-    if json_:
-        separator = "[\n"
-        for batch in batches:
-            for result in batch:
-                click.echo(separator + textwrap.indent(json.dumps(result, indent=2, default=str), "  "), nl=False)
-                separator = ",\n"
-        click.echo("\n]")
+
+def _print_table(task: Any, model: Any, inputs: list[str], batches: Iterable[list[dict[str, Any]]]) -> None:
+    """INPUT and the task's columns, one row per `rows` of each prediction.
+
+    Texts (all given on the command line) print as one table sized to its cells. Images (a folder
+    may hold thousands) print each batch as soon as it is done, in columns sized once: INPUT to the
+    longest input, the last column not at all, the others to the first batch's cells, or to the
+    model's longest label in a column of labels, at most 40 wide (a longer cell pushes its row right).
+    """
+    from zoo.tasks import function
+
+    rows_of = function(task, "rows")
+    headers = ("INPUT", *task.columns)
+    if task.reads == "texts":
+        emit_table(headers, [(r["input"], *row) for batch in batches for r in batch for row in rows_of(r)])
         return
-    labels = getattr(model.zoo, "labels", None) or ["99999"]  # unnamed classes print their index
-    # A few of ImageNet's names run past 100 characters: those rows push their probability right.
-    widths = (max([5, *(len(str(p)) for p in paths)]), max(4, len(str(top_k))), min(40, max([5, *map(len, labels)])), 0)
-    row = "  ".join(f"{{:<{w}}}" for w in widths)
-    header = row.format("INPUT", "RANK", "LABEL", "PROBABILITY")
+    line = ""
     for batch in batches:  # the header comes with the first batch, so an unusable first image prints nothing
-        if header:
-            click.echo(header)
-            header = ""
-        for r in batch:
-            for p in r["predictions"]:
-                click.echo(row.format(r["input"], p["rank"], p["label"], f"{p['probability']:.4f}"))
+        cells = [tuple(map(str, (r["input"], *row))) for r in batch for row in rows_of(r)]
+        if not line:
+            widths = _widths(headers, inputs, cells, getattr(getattr(model, "zoo", None), "labels", None) or [])
+            line = "  ".join(f"{{:<{w}}}" for w in widths)
+            click.echo(line.format(*headers))
+        for cell in cells:
+            click.echo(line.format(*cell))
+
+
+def _widths(headers: Sequence[str], inputs: list[str], cells: list[tuple[str, ...]], labels: Sequence[str]) -> list[int]:
+    """The streamed table's column widths (`_print_table`)."""
+    widths = [max(len(headers[0]), *map(len, inputs))]
+    for i, header in enumerate(headers[1:-1], start=1):
+        column = [c[i] for c in cells]
+        known = labels if column and set(column) <= set(labels) else []
+        widths.append(min(40, max([len(header), *map(len, column), *map(len, known)])))
+    return [*widths, 0][: len(headers)]
 
 
 def _predict_to_file(
-    model: Any, inputs: tuple[str, ...], output: Path, top_k: int, batch_size: int, workers: int | None, overwrite: bool,
-    json_: bool,
+    model: Any, task: Any, inputs: tuple[str, ...], output: Path, top_k: int, batch_size: int, workers: int | None,
+    overwrite: bool, json_: bool,
 ) -> None:
     """Write the rows, with progress and the skipped files on stderr; print what was written."""
     import sys
@@ -166,60 +212,6 @@ def _predict_to_file(
         f"wrote {summary.inputs:,} rows to {summary.output}: {summary.predicted:,} predicted, {skipped:,} skipped "
         f"({summary.seconds:.1f} s, {summary.images_per_s:.1f} images/s)"
     )
-
-
-def _predict_task(loaded: Any, task: Any, model: str, inputs: tuple[str, ...], top_k: int, output: Path | None,
-                  generate: int | None, json_: bool) -> None:
-    """A plugin's task: its prepare, the model, its decode; printed as its columns (or --json objects)."""
-    from zoo.predict.decoded import predict_task, table_rows
-
-    if output is not None or generate is not None:
-        raise ArgumentError(f"--output and --generate are for classifiers and language models; {model} does {task.name}",
-                            "drop them: the predictions are printed")
-    results = predict_task(loaded, task, inputs, top_k)
-    if json_:
-        emit_json(results)
-    else:
-        emit_table(*table_rows(task, results))
-
-
-def _reads_tokens(model: Any) -> bool:
-    """Whether the model's registered architecture takes token ids (an untrained rnn/lstm/gru, say)."""
-    from zoo.registry import default_registry
-
-    arch = default_registry().archs.get(getattr(getattr(model, "zoo", None), "arch", None) or "")
-    return arch is not None and arch.input.kind == "tokens"
-
-
-def _predict_texts(
-    model, texts: tuple[str, ...], top_k: int, batch_size: int, generate: int | None, temperature: float, seed: int,
-    json_: bool,
-) -> None:
-    from zoo.predict.texts import classify_texts, continue_texts, generate_texts, is_language_model
-
-    if generate is not None:
-        results = generate_texts(model, texts, generate, temperature=temperature, seed=seed)
-        if json_:
-            emit_json(results)
-        else:
-            for r in results:
-                click.echo(r["input"] + r["generated"])
-        return
-    if not is_language_model(model):
-        results = classify_texts(model, texts, top_k=top_k, batch_size=batch_size)
-        rows = [(r["input"], p["rank"], p["label"], f"{p['probability']:.4f}") for r in results for p in r["predictions"]]
-        headers = ("INPUT", "RANK", "LABEL", "PROBABILITY")
-    else:
-        results = continue_texts(model, texts, top_k=top_k)
-        rows = [
-            (r["input"], c["rank"], json.dumps(c["text"], ensure_ascii=False), f"{c['probability']:.4f}")
-            for r in results for c in r["continuations"]
-        ]
-        headers = ("INPUT", "RANK", "CONTINUATION", "PROBABILITY")
-    if json_:
-        emit_json(results)
-    else:
-        emit_table(headers, rows)
 
 
 COMMANDS = [predict_command]

@@ -61,6 +61,11 @@ class Accuracy:
         self.correct += int((predicted[mask] == targets[mask]).sum())
         self.count += int(mask.sum())
 
+    def merge(self, other: Accuracy) -> None:
+        """Add another rank's counts (`zoo finetune --nproc`: each rank scores its share)."""
+        self.correct += other.correct
+        self.count += other.count
+
     def result(self) -> dict[str, float]:
         """The accuracy over every batch counted (NaN when nothing was)."""
         return {"accuracy": self.correct / self.count if self.count else float("nan")}
@@ -80,8 +85,34 @@ def text_inputs(model: Any, data: Any, options: Any) -> Any:
     return texts(model, data, options)
 
 
+def prepare_images(model: Any, paths: list[str]) -> Any:
+    """The image files as the model's preprocessing makes them, one batch [N, C, H, W].
+
+    Raises:
+        DataError: a file cannot be used (unreadable, not an image, too large to decode safely), named.
+    """
+    import torch
+
+    from zoo.data.image_files import image_transform, open_image
+
+    preprocess = model.zoo.preprocess
+    transform = image_transform(preprocess)  # first: it says so when a model takes no images
+    channels = int(preprocess["input_size"][0])
+    return torch.stack([transform(open_image(path, channels)) for path in paths])
+
+
 def prepare_texts(model: Any, inputs: list[str]) -> Any:
     """The token-id batch of `inputs` (texts), padded by the model's tokenizer.
+
+    Raises:
+        ArgumentError: the model carries no vocabulary, so text cannot become its input.
+    """
+    ids, _ = require_tokenizer(model).batch(list(inputs))
+    return ids
+
+
+def require_tokenizer(model: Any) -> Any:
+    """The tokenizer of a model that reads text.
 
     Raises:
         ArgumentError: the model carries no vocabulary, so text cannot become its input.
@@ -97,5 +128,4 @@ def prepare_texts(model: Any, inputs: list[str]) -> Any:
             f"{name} reads token ids but carries no vocabulary, so text cannot be turned into its input",
             "build it with a vocabulary (vocab=...), or predict with a model directory `zoo finetune` wrote from text",
         )
-    ids, _ = tokenizer.batch(list(inputs))
-    return ids
+    return tokenizer

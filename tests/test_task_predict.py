@@ -1,0 +1,159 @@
+"""`zoo predict` runs every model through its task's TaskSpec: the inputs it reads (a folder of lines
+for english-ocr), its prepare in batches (inputs of one shape run together, none padded to another's
+size), its decode, streamed; and a task that no plugin registers is one line before anything loads."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+import zoo
+from zoo.predict.decoded import predict_batches, predict_task
+from zoo.predict.images import classify_images
+from zoo.tasks import task_of
+from zoo_ocr.render import random_lines, write_lines
+
+from helpers import run_zoo
+from test_ocr_task import WORDS, font
+from test_plugins import write_distribution
+from test_tasks import tagger  # noqa: F401 - the example tagger plugin installed, a fixture
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    """A ZOO_HOME of the module's own: english-ocr is converted into it once."""
+    return str(tmp_path_factory.mktemp("task-predict-home"))
+
+
+@pytest.fixture(scope="module")
+def ocr(home):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ZOO_HOME", home)
+        yield zoo.load("english-ocr")
+
+
+@pytest.fixture(scope="module")
+def lines(tmp_path_factory):
+    """Five rendered lines of different widths, and their transcripts."""
+    texts = random_lines(WORDS, 5, seed=4)
+    return write_lines(tmp_path_factory.mktemp("lines") / "lines", texts, font()), texts
+
+
+def forward_calls(model) -> list[int]:
+    """The batch size of every forward call the model gets from now on."""
+    calls: list[int] = []
+    model.register_forward_hook(lambda module, args, output: calls.append(args[0].shape[0]))
+    return calls
+
+
+def test_lines_of_one_width_run_together_and_every_line_reads_as_it_does_alone(ocr, lines, tmp_path):
+    folder, texts = lines
+    first = folder / "line-00000.png"
+    twin = tmp_path / "twin.png"
+    shutil.copy(first, twin)  # the same width as the first line: one run of two
+    inputs = [str(first), str(twin), str(folder / "line-00001.png"), str(first)]
+    spec = task_of(ocr)
+    alone = predict_task(ocr, spec, inputs, batch_size=1)
+    calls = forward_calls(ocr)
+    batches = list(predict_batches(ocr, spec, inputs, batch_size=4))
+    assert calls == [2, 1, 1] and [len(b) for b in batches] == [4]
+    together = batches[0]
+    assert [r["input"] for r in together] == inputs
+    assert [r["text"] for r in together] == [texts[0], texts[0], texts[1], texts[0]] == [r["text"] for r in alone]
+    for a, b in zip(together, alone):
+        assert a["confidences"] == pytest.approx(b["confidences"], abs=1e-4)
+
+
+def test_zoo_predict_reads_a_folder_of_lines_in_name_order_in_batches(home, lines):
+    folder, texts = lines
+    env = {"ZOO_HOME": home, "OMP_NUM_THREADS": "2"}
+    result = run_zoo("predict", "english-ocr", str(folder), "--batch-size", "2", "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    records = json.loads(result.stdout)
+    assert [r["input"] for r in records] == [str(folder / f"line-{i:05d}.png") for i in range(5)]
+    assert [r["text"] for r in records] == texts
+    table = run_zoo("predict", "english-ocr", str(folder), "--batch-size", "1", env=env)
+    header, *rows = table.stdout.splitlines()
+    assert header.split() == ["INPUT", "TEXT", "CONFIDENCE"] and len(rows) == 5
+    assert [row.split(None, 1)[1].rsplit(None, 1)[0] for row in rows] == texts  # one table, a batch at a time
+
+
+def test_images_of_one_size_run_a_batch_at_a_time(tmp_path):
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    paths = []
+    for i in range(5):
+        paths.append(str(tmp_path / f"{i}.png"))
+        Image.fromarray((digits.images[i] * 255 / 16).astype("uint8")).resize((28, 28)).save(paths[-1])
+    model = zoo.load("lenet5-digits")
+    whole = classify_images(model, paths, top_k=3, batch_size=5)  # zoo's image classifier, in one batch
+    calls = forward_calls(model)
+    batches = list(predict_batches(model, task_of(model), paths, top_k=3, batch_size=2))
+    assert calls == [2, 2, 1] and [[r["input"] for r in b] for b in batches] == [paths[:2], paths[2:4], paths[4:]]
+    streamed = [r for b in batches for r in b]
+    assert [[p["label"] for p in r["predictions"]] for r in streamed] == [[p["label"] for p in r["predictions"]] for r in whole]
+    for got, want in zip(streamed, whole):
+        assert [p["probability"] for p in got["predictions"]] == pytest.approx([p["probability"] for p in want["predictions"]], abs=1e-5)
+
+
+def test_a_tagger_tags_each_sentence_by_its_own_length_in_a_batch(tagger):  # noqa: F811
+    model = zoo.load("gru-tagger")
+    sentences = ["the cat", "every dog likes some cat", "a bird sees", "the man finds a tree"]
+    calls = forward_calls(model)
+    results = predict_task(model, task_of(model), sentences, batch_size=8)
+    assert calls == [1, 1, 1, 1]  # four lengths: four runs, none padded
+    assert [len(r["tags"]) for r in results] == [2, 5, 3, 5]
+    again = predict_task(model, task_of(model), [sentences[1], sentences[3]], batch_size=8)
+    assert calls[4:] == [2] and [r["tags"] for r in again] == [results[1]["tags"], results[3]["tags"]]
+
+
+CAPTIONER = """
+    from pathlib import Path
+
+    import zoo
+
+    @zoo.hookimpl
+    def register_architectures(register):
+        register(zoo.ArchSpec(name="captioner", family="mlp", build="zoo_captioner:build", tasks=("audio-captioning",),
+                              input=zoo.InputSpec("features", (64,))))
+
+    def build(**kwargs):
+        Path("built").write_text("the model was built")
+        from zoo_mlp.model import mlp
+
+        return mlp(**kwargs)
+"""
+
+
+def test_a_registry_name_whose_task_nobody_registers_is_one_line_before_anything_is_built(tmp_path):
+    site = tmp_path / "site"
+    write_distribution(site, "zoo-captioner", "zoo_captioner", CAPTIONER, entry_name="captioner")
+    result = run_zoo("predict", "captioner", "x.wav", env={"PYTHONPATH": str(site)}, cwd=tmp_path)
+    assert result.returncode == 1
+    [line] = result.stderr.splitlines()
+    assert line.startswith("Error: captioner names task 'audio-captioning', which no installed plugin registers; "
+                           "registered tasks: image-classification, language-modeling, ")
+    assert not (tmp_path / "built").exists()
+
+
+def test_a_model_directory_of_a_task_no_plugin_registers_is_one_line_before_its_weights_are_read(tagger, tmp_path):  # noqa: F811
+    from zoo.modeldir import save_model_dir
+
+    folder = save_model_dir(zoo.load("gru-tagger"), tmp_path / "model")
+    (folder / "model.safetensors").write_bytes(b"not weights")  # reading them would be another error
+    result = run_zoo("predict", str(folder), "the cat", env={"ZOO_LOAD_PLUGINS": ""})  # the tagger plugin not loaded
+    assert result.returncode == 1
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"Error: {folder} names task 'step-tagging', which no installed plugin registers; registered tasks: ")
+    assert "install the plugin that provides the task" in line
+
+
+def test_generate_for_a_task_that_cannot_sample_is_one_line_with_the_remedy():
+    result = run_zoo("predict", "lenet5-digits", "digit.png", "--generate", "5")
+    assert (result.returncode, result.stderr) == (
+        1, "Error: --generate needs a language model; lenet5-digits is not one: it does image-classification "
+           "(drop --generate: its answers are printed)\n",
+    )
