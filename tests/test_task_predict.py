@@ -157,3 +157,22 @@ def test_generate_for_a_task_that_cannot_sample_is_one_line_with_the_remedy():
         1, "Error: --generate needs a language model; lenet5-digits is not one: it does image-classification "
            "(drop --generate: its answers are printed)\n",
     )
+
+
+def test_output_runs_auto_unless_asked_and_auto_without_output_is_a_usage_error(tmp_path):
+    from PIL import Image
+
+    image = tmp_path / "digit.png"
+    Image.new("L", (28, 28), 255).save(image)
+    default = run_zoo("predict", "lenet5-digits", str(image), "-o", str(tmp_path / "a.csv"), "--json")
+    assert default.returncode == 0, default.stderr
+    assert json.loads(default.stdout)["runtime"]["requested"] == "auto"
+    eager = run_zoo("predict", "lenet5-digits", str(image), "-o", str(tmp_path / "b.csv"), "--runtime", "eager", "--json")
+    assert json.loads(eager.stdout)["runtime"] | {"threads": None} == {
+        "runtime": "eager", "requested": "eager", "reason": "asked for", "export": None, "export_seconds": None, "threads": None,
+    }
+    printed = run_zoo("predict", "lenet5-digits", str(image), "--runtime", "auto")
+    assert printed.returncode == 2
+    assert printed.stderr.splitlines()[-1] == (
+        "Error: --runtime auto goes with --output (printed predictions run eager unless --runtime onnx)"
+    )

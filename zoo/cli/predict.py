@@ -17,9 +17,10 @@ from zoo.errors import ArgumentError
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--top-k", "-k", "top_k", default=5, show_default=True, type=click.IntRange(min=1), help="Classes per input.")
 @click.option(
-    "--runtime", type=click.Choice(["eager", "onnx", "torch"]), default="eager", show_default=True,
+    "--runtime", type=click.Choice(["auto", "eager", "onnx", "torch"]),
     help="eager: PyTorch (torch is another name for it); onnx: run the exported model.onnx of a model directory "
-    "(or an .onnx file) in onnxruntime.",
+    "(or an .onnx file) in onnxruntime; auto (with --output): eager, or the model exported once into zoo's cache "
+    "and run in onnxruntime when the run pays for the export [default: auto with --output, else eager].",
 )
 @click.option(
     "--batch-size", "-b", "batch_size", default=32, show_default=True, type=click.IntRange(min=1),
@@ -39,7 +40,7 @@ from zoo.errors import ArgumentError
 @click.option("--seed", default=0, show_default=True, type=int, help="With --generate: the same seed, the same text.")
 @json_option
 def predict_command(
-    model: str, inputs: tuple[str, ...], top_k: int, runtime: str, batch_size: int, output: Path | None,
+    model: str, inputs: tuple[str, ...], top_k: int, runtime: str | None, batch_size: int, output: Path | None,
     overwrite: bool, workers: int | None, generate: int | None, temperature: float, seed: int, json_: bool,
 ) -> None:
     """Classify INPUTS with MODEL (a name, a model directory or hf://org/repo).
@@ -71,6 +72,9 @@ def predict_command(
         checked_output(output, overwrite)  # before the model loads
     elif overwrite or workers is not None:
         raise click.UsageError("--overwrite and --workers go with --output")
+    elif runtime == "auto":
+        raise click.UsageError("--runtime auto goes with --output (printed predictions run eager unless --runtime onnx)")
+    runtime = runtime or ("auto" if output is not None else "eager")
     _require_registered_task(model, runtime)  # before any weights load
     loaded = _load(model, runtime)
     from zoo.tasks import function, task_of
@@ -84,7 +88,7 @@ def predict_command(
     if output is not None and task.output != ("batch", "classes"):  # until predict_files takes a task
         raise ArgumentError(f"--output writes classes, and {model} does {task.name}", "drop --output: its answers are printed")
     if output is not None:
-        _predict_to_file(loaded, task, inputs, output, top_k, batch_size, workers, overwrite, json_)
+        _predict_to_file(loaded, task, inputs, output, top_k, batch_size, workers, overwrite, runtime, json_)
         return
     from zoo.predict.decoded import predict_batches, task_inputs
 
@@ -188,9 +192,10 @@ def _widths(headers: Sequence[str], inputs: list[str], cells: list[tuple[str, ..
 
 def _predict_to_file(
     model: Any, task: Any, inputs: tuple[str, ...], output: Path, top_k: int, batch_size: int, workers: int | None,
-    overwrite: bool, json_: bool,
+    overwrite: bool, runtime: str, json_: bool,
 ) -> None:
-    """Write the rows, with progress and the skipped files on stderr; print what was written."""
+    """Write the rows, with progress and the skipped files on stderr; print what was written (an
+    ONNX export loaded by --runtime onnx runs as it is)."""
     import sys
 
     from zoo.cli.output import progress_interval
@@ -200,6 +205,7 @@ def _predict_to_file(
     shown = Progress(sys.stderr, None if sys.stderr.isatty() else progress_interval())
     summary = predict_files(
         model, inputs, output, top_k=top_k, batch_size=batch_size, workers=workers, overwrite=overwrite, progress=shown,
+        runtime="eager" if runtime in ("eager", "torch") else "auto",
     )
     shown.close()
     for line in summary.skip_report():
