@@ -10,14 +10,13 @@ import torch
 class OnnxRunner:
     """An onnxruntime CPU session that takes and returns torch tensors."""
 
-    def __init__(self, path: str | Path, threads: int | None = None, spinning: bool = True):
+    def __init__(self, path: str | Path, threads: int | None = None):
         import onnxruntime as ort
 
+        self.path, self.threads = Path(path), threads
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
-        if not spinning:  # idle threads sleep instead of spinning: they leave the core to other work
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
 

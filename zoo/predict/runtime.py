@@ -15,7 +15,9 @@ same checks on reuse: the sidecar's sha256, a passed parity check, standard oper
 no external file it did not hash; anything else is deleted and exported again; nothing in it is ever
 unpickled or imported). The key covers the weights' bytes (head included), the architecture and its
 arguments, the preprocessing, the opset and the torch and onnx versions. The first batch ONNX
-Runtime answers is checked against eager as well (`PARITY_ATOL`, export's tolerance); an export or
+Runtime answers is checked against eager as well (its first `PARITY_IMAGES`, within `PARITY_ATOL`,
+export's tolerance); ONNX Runtime's thread count is the faster, on the next batches, of all cores and
+half of them (a shared machine's other work makes half the faster one). An export or
 a check that fails makes ``auto`` fall back to eager with one warning.
 """
 from __future__ import annotations
@@ -35,6 +37,8 @@ RUNTIMES = ("auto", "eager", "onnx")
 PARITY_ATOL = 1e-4  # zoo.export's default
 REUSE = 0.5  # auto exports when the eager time left exceeds REUSE × the export's estimate
 MODEL_VERSION = 1  # of what the whole-model key covers
+PARITY_IMAGES = 8  # of the first batch, run eager as well to check ONNX Runtime's answers
+TRIALS = 3  # batches each ONNX Runtime thread count runs while they are compared (the first one warms up)
 
 
 @dataclass
@@ -47,6 +51,7 @@ class RuntimeReport:
         reason: why, in a few words.
         export: ``exported`` (this run), ``cached`` (an earlier run's), or None.
         export_seconds: the export and its parity check, when this run made it.
+        threads: ONNX Runtime's intra-op threads, as measured fastest on this run's first batches.
     """
 
     runtime: str
@@ -54,6 +59,7 @@ class RuntimeReport:
     reason: str = ""
     export: str | None = None
     export_seconds: float | None = None
+    threads: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data, for `--json`."""
@@ -68,6 +74,7 @@ class Runtime:
         self.model, self.eager, self.images, self.threads = model, eager, images, threads
         self.report = RuntimeReport("eager", requested)
         self.runner: Any = None
+        self.trials: list[tuple[Any, list[float]]] = []  # (runner, seconds per image) while threads are compared
         self.checked = False  # the first batch ONNX Runtime answers is compared with eager
         self.measuring = False  # auto, not cached: the second batch is timed
         self.done = 0
@@ -85,14 +92,28 @@ class Runtime:
     def _onnx(self, batch: Any) -> Any:
         import torch
 
-        logits = self.runner(torch.from_numpy(batch.numpy()))[0]
+        runner = min(self.trials, key=lambda trial: len(trial[1]))[0] if self.trials else self.runner
+        start = time.perf_counter()
+        logits = runner(torch.from_numpy(batch.numpy()))[0]
+        self._timed(runner, (time.perf_counter() - start) / max(1, len(batch)))
         if not self.checked:
             self.checked = True
-            expected = self.eager(batch)
-            worst = float((logits.float().softmax(dim=-1) - expected).abs().max())
+            expected = self.eager(batch[:PARITY_IMAGES])
+            worst = float((logits[:PARITY_IMAGES].float().softmax(dim=-1) - expected).abs().max())
             if worst > PARITY_ATOL:
-                return self._fallback(f"ONNX Runtime's probabilities differ from eager by {worst:.2g} on the first batch", expected)
+                problem = f"ONNX Runtime's probabilities differ from eager by {worst:.2g} on the first batch"
+                return self._fallback(problem, self.eager(batch))
         return logits.float().softmax(dim=-1)
+
+    def _timed(self, runner: Any, seconds: float) -> None:
+        """Compare the thread counts on the first batches; keep the fastest once each ran TRIALS."""
+        for candidate, samples in self.trials:
+            if candidate is runner:
+                samples.append(seconds)
+        if self.trials and all(len(samples) >= TRIALS for _, samples in self.trials):
+            self.runner = min(self.trials, key=lambda trial: sum(trial[1][1:]))[0]
+            self.trials = []
+            self.report.threads = self.runner.threads or os.cpu_count()
 
     def _measure(self, batch: Any) -> Any:
         """auto: time a warm batch eager, then export when the images left pay for it."""
@@ -120,13 +141,20 @@ class Runtime:
             self._fallback(f"the model could not be exported to ONNX ({exc.message})", None)
             return
         self.report.runtime = "onnx"
+        cores = os.cpu_count() or 1
+        if self.threads is None and cores > 1:  # all cores, or half of them when others need theirs
+            from zoo.predict.onnx_runtime import OnnxRunner
+
+            self.trials = [(self.runner, []), (OnnxRunner(self.runner.path, cores // 2), [])]
+        else:
+            self.report.threads = self.threads or cores
 
     def _fallback(self, problem: str, out: Any) -> Any:
         """Eager from now on (raise instead when ONNX was asked for); `out` passes through."""
         if self.report.requested == "onnx":
             raise ExportError(problem, "run with --runtime eager, and report the model")
         warnings.warn(f"{problem}; predicting eager", stacklevel=4)
-        self.runner, self.report.runtime = None, "eager"
+        self.runner, self.trials, self.report.runtime = None, [], "eager"
         self.report.reason += "; fell back to eager"
         return out
 
@@ -139,7 +167,8 @@ def predict_runtime(model: Any, runtime: str = "auto", *, images: int = 0, threa
         model: a zoo image classifier, or an ONNX export standing in for one.
         runtime: auto, eager or onnx.
         images: how many images the run will see (auto weighs the export against them).
-        threads: ONNX Runtime's intra-op threads (default: its own choice, one per core).
+        threads: ONNX Runtime's intra-op threads (default: all cores or half of them, whichever runs
+            the first batches faster).
 
     Yields:
         A `Runtime`; its `report` says what ran.
@@ -276,8 +305,3 @@ def _contiguous(model: Any) -> Iterator[None]:
         if channels_last:
             model.to(memory_format=torch.channels_last)
 
-
-def default_threads() -> int | None:
-    """ONNX Runtime's intra-op threads: ZOO_ORT_THREADS when set, else its own choice."""
-    value = os.environ.get("ZOO_ORT_THREADS")
-    return int(value) if value and value.isdigit() else None

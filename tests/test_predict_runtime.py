@@ -1,0 +1,156 @@
+"""`predict_files(runtime="auto")`: the whole model exported once into zoo's ONNX cache and run by ONNX
+Runtime with eager's answers; the export reused, rebuilt when damaged, never executed when hostile,
+and eager (with one warning) for a model the exporter cannot write. Real models, real files."""
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import zoo
+from finetune_data import real_digits, write_image
+from zoo.errors import ArgumentError, ExportError
+from zoo.predict import runtime as predict_runtime
+from zoo.predict.files import predict_files
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory) -> Path:
+    """scikit-learn's handwritten digits, 6 of each class: 60 real files."""
+    return real_digits(tmp_path_factory, per_class=6)
+
+
+@pytest.fixture
+def always_export(monkeypatch):
+    """auto exports whatever the number of images (the rule weighs them against the export's time)."""
+    monkeypatch.setattr(predict_runtime, "REUSE", 0.0)
+
+
+def rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def same_answers(got: list[dict], want: list[dict]) -> None:
+    assert [g["path"] for g in got] == [w["path"] for w in want]
+    assert [g["top"][0]["label"] for g in got] == [w["top"][0]["label"] for w in want]
+    for g, w in zip(got, want):
+        assert [t["probability"] for t in g["top"]] == pytest.approx([t["probability"] for t in w["top"]], abs=1e-4)
+
+
+def cached_file(model: nn.Module) -> Path:
+    from zoo.finetuning.feature_runtime import FILE, backbones_dir
+
+    return backbones_dir() / predict_runtime.model_key(model) / FILE
+
+
+@pytest.mark.slow
+def test_auto_exports_once_runs_onnx_runtime_and_answers_as_eager_then_reuses_the_export(tmp_path, digits, always_export):
+    model = zoo.load("lenet5-digits")
+    eager = predict_files(model, [digits], tmp_path / "eager.jsonl", top_k=3, batch_size=8, runtime="eager")
+    assert eager.runtime["runtime"] == "eager" and not cached_file(model).parent.exists()
+
+    first = predict_files(model, [digits], tmp_path / "auto.jsonl", top_k=3, batch_size=8)
+    assert (first.runtime["runtime"], first.runtime["export"], first.predicted) == ("onnx", "exported", 60)
+    assert first.runtime["export_seconds"] > 0 and first.runtime["threads"] >= 1
+    same_answers(rows(tmp_path / "auto.jsonl"), rows(tmp_path / "eager.jsonl"))
+
+    exported = cached_file(model).stat().st_mtime_ns
+    again = predict_files(model, [digits], tmp_path / "again.jsonl", top_k=3, batch_size=8)
+    assert (again.runtime["runtime"], again.runtime["export"], again.runtime["reason"]) == ("onnx", "cached", "auto: the export is cached")
+    assert cached_file(model).stat().st_mtime_ns == exported
+    same_answers(rows(tmp_path / "again.jsonl"), rows(tmp_path / "eager.jsonl"))
+
+
+def test_few_images_run_eager_and_export_nothing(tmp_path, digits):
+    model = zoo.load("lenet5-digits")
+    summary = predict_files(model, [digits], tmp_path / "preds.csv", batch_size=8)
+    assert summary.runtime["runtime"] == "eager" and summary.runtime["reason"].startswith("auto: 44 images × ")
+    assert "<= " in summary.runtime["reason"] and not cached_file(model).parent.exists()
+
+
+def test_a_damaged_cached_export_is_deleted_and_exported_again(tmp_path, digits, always_export):
+    model = zoo.load("lenet5-digits")
+    predict_files(model, [digits], tmp_path / "first.jsonl", batch_size=8, runtime="onnx")
+    path = cached_file(model)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.warns(UserWarning, match=r"is unusable \(.*sha256.*\); exporting it again"):
+        summary = predict_files(model, [digits], tmp_path / "second.jsonl", batch_size=8)
+    assert (summary.runtime["runtime"], summary.runtime["export"]) == ("onnx", "exported")
+    same_answers(rows(tmp_path / "second.jsonl"), rows(tmp_path / "first.jsonl"))
+
+
+class Payload:
+    """Unpickling this writes a file: the proof that something ran."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.write_text, (self.marker, "ran"))
+
+
+def test_a_hostile_cached_export_with_a_matching_sidecar_is_never_executed(tmp_path, digits, always_export):
+    model = zoo.load("lenet5-digits")
+    predict_files(model, [digits], tmp_path / "first.jsonl", batch_size=8, runtime="onnx")
+    path, marker = cached_file(model), tmp_path / "ran.txt"
+    path.write_bytes(pickle.dumps(Payload(marker)))  # and the sidecar is rewritten to vouch for it
+    sidecar = path.with_name(path.name + ".json")
+    record = json.loads(sidecar.read_text())
+    sidecar.write_text(json.dumps({**record, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}))
+    with pytest.warns(UserWarning, match="is unusable"):
+        summary = predict_files(model, [digits], tmp_path / "second.jsonl", batch_size=8)
+    assert not marker.exists()
+    assert (summary.runtime["runtime"], summary.runtime["export"]) == ("onnx", "exported")
+    same_answers(rows(tmp_path / "second.jsonl"), rows(tmp_path / "first.jsonl"))
+
+
+class Unexportable(nn.Module):
+    """A convolution, then eigenvalues: no ONNX operator computes `eigvalsh`."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(3, 4, 3)
+        from zoo.heads import model_info
+
+        self.zoo = model_info("unexportable", "unexportable", labels=list("abcd"),
+                              preprocess={"input_size": [3, 12, 12], "mean": [0.5] * 3, "std": [0.5] * 3})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = self.conv(x).mean((2, 3))
+        return torch.linalg.eigvalsh(f[:, :, None] * f[:, None, :] + torch.eye(4))
+
+
+def test_a_model_onnx_cannot_export_runs_eager_after_one_warning_and_onnx_asked_for_is_an_error(tmp_path, always_export):
+    for i in range(24):
+        write_image(tmp_path / "pictures" / f"{i:02d}.png", value=i)
+    model = Unexportable()
+    eager = predict_files(model, [tmp_path / "pictures"], tmp_path / "eager.jsonl", batch_size=4, runtime="eager")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        summary = predict_files(model, [tmp_path / "pictures"], tmp_path / "auto.jsonl", batch_size=4)
+    notes = [str(w.message) for w in caught if "ONNX" in str(w.message)]
+    assert len(notes) == 1 and notes[0].startswith("the model could not be exported to ONNX (onnx export failed")
+    assert notes[0].endswith("; predicting eager")
+    assert summary.runtime["runtime"] == "eager" and summary.runtime["reason"].endswith("; fell back to eager")
+    assert eager.predicted == summary.predicted == 24
+    same_answers(rows(tmp_path / "auto.jsonl"), rows(tmp_path / "eager.jsonl"))
+    assert not cached_file(model).parent.exists()
+
+    with pytest.raises(ExportError, match="onnx export failed"):
+        predict_files(model, [tmp_path / "pictures"], tmp_path / "onnx.jsonl", runtime="onnx")
+    assert not (tmp_path / "onnx.jsonl").exists()
+
+
+def test_an_unknown_runtime_is_refused_before_any_row(tmp_path, digits):
+    with pytest.raises(ArgumentError, match=r"unknown runtime 'tensorrt' \(choose one of auto, eager, onnx\)"):
+        predict_files(zoo.load("lenet5-digits"), [digits], tmp_path / "preds.csv", runtime="tensorrt")
+    assert not (tmp_path / "preds.csv").exists()
