@@ -154,7 +154,7 @@ def test_a_model_directory_of_a_task_no_plugin_registers_is_one_line_before_its_
 def test_generate_for_a_task_that_cannot_sample_is_one_line_with_the_remedy():
     result = run_zoo("predict", "lenet5-digits", "digit.png", "--generate", "5")
     assert (result.returncode, result.stderr) == (
-        1, "Error: --generate needs a language model; lenet5-digits is not one: it does image-classification "
+        2, "Error: --generate needs a language model; lenet5-digits is not one: it does image-classification "
            "(drop --generate: its answers are printed)\n",
     )
 

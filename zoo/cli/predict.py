@@ -12,6 +12,12 @@ from zoo.cli.output import emit_json, emit_table, json_option
 from zoo.errors import ArgumentError
 
 
+class OptionMismatch(click.ClickException):
+    """An option the model's task has no use for: one `Error:` line with the remedy, exit 2 (usage)."""
+
+    exit_code = 2
+
+
 @click.command("predict")
 @click.argument("model")
 @click.argument("inputs", nargs=-1, required=True)
@@ -81,8 +87,8 @@ def predict_command(
 
     task = task_of(loaded)
     if generate is not None and task.predict is None:
-        raise ArgumentError(f"--generate needs a language model; {model} is not one: it does {task.name}",
-                            "drop --generate: its answers are printed")
+        raise OptionMismatch(f"--generate needs a language model; {model} is not one: it does {task.name} "
+                             "(drop --generate: its answers are printed)")
     if output is not None and task.reads == "texts":
         raise ArgumentError(f"--output writes image predictions, and {model} reads text", "drop --output: texts' answers are printed")
     if output is not None and task.output != ("batch", "classes"):  # until predict_files takes a task
