@@ -276,7 +276,9 @@ class TaskSpec:
     """``rows(prediction: dict) -> list[tuple]``: a decoded prediction's table rows, one value per column."""
     metrics: str
     """``metrics(labels: list[str] | None) -> accumulator`` with ``update(outputs, targets)`` per batch
-    and ``result() -> dict[str, float]`` over the whole evaluation (accuracy, CER, ...)."""
+    and ``result() -> dict[str, float]`` over the whole evaluation (accuracy, CER, ...); with
+    ``merge(other)`` (adding another accumulator's counts) a fine-tune may run on several ranks
+    (``--nproc``), each scoring its share."""
     loss: str | None = None
     """``loss(outputs, targets, label_smoothing: float) -> (summed loss: Tensor, count: int)``; the mean
     is summed / count. None: cross-entropy over the last dimension, targets of -100 ignored."""
@@ -299,10 +301,15 @@ class TaskSpec:
     evaluate: str | None = None
     """``evaluate(model, samples, context: dict) -> zoo.evaluating.EvaluationReport``: the whole of ``zoo
     eval`` for a task whose report is more than its loss and metrics (a classifier's confusion matrix).
+    `samples` is the data read as fine-tuning reads it (its ``val`` is what is scored); `context` holds
+    ``task`` (this TaskSpec), ``name``, ``split``, ``training`` (the model directory's training summary,
+    or {}), ``batch_size``, ``top_k``, ``workers``, ``device``, ``max_windows``, ``seed`` and ``progress``.
     None: the samples through `inputs`, the model, `loss` and `metrics`."""
     report: str | None = None
     """``report(evaluation, before, data, inputs) -> dict``: the metrics a fine-tune records from its final
-    evaluation (``val_accuracy``, a confusion matrix, ...). None: ``val_loss`` and the `metrics` result."""
+    evaluation (``val_accuracy``, a confusion matrix, ...). `before` is the evaluation before training
+    and ``evaluation.predictions`` the top class of each target when the function asks for them
+    (``zoo.finetuning.report.needs``), else None and empty. None: ``val_loss`` and the `metrics` result."""
     cache_features: bool = False
     """Whether a frozen-backbone fine-tune may cache the backbone's features once (one fixed-size feature
     vector per example, the head trained on them): classification's is; a per-step task's is not."""

@@ -7,9 +7,13 @@ the samples it held out and reproduces the accuracy it reported. Classes are mat
 labels by name. No module here imports torch at the top: `import zoo` imports this package.
 
     data.py      the model's task and labels, its training summary, the data
-    scoring.py   fine-tuning's inputs, the batches through the model, the report filled in
+    scoring.py   fine-tuning's inputs, the batches through the model, the report filled in: the
+                 `evaluate` of zoo's classification and language-modeling tasks
     metrics.py   EvaluationReport, the running tally, per-class precision/recall/F1
-    tasks.py     a plugin's task: its inputs, loss and metrics (`zoo.tasks`)
+    tasks.py     a task that names no `evaluate`: its inputs, loss and metrics (`zoo.tasks`)
+
+`evaluate` dispatches on the model's task (`zoo.tasks.task_of`) alone: its `evaluate` callable, else
+`tasks.run_task`.
 """
 from __future__ import annotations
 
@@ -18,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from zoo.errors import ArgumentError
-from zoo.evaluating.data import LANGUAGE_MODELING, check_task, match_labels, model_labels, model_task, read_samples, training_summary
+from zoo.evaluating.data import match_labels, model_task, read_samples, training_summary
 from zoo.evaluating.metrics import EvaluationReport
-from zoo.evaluating.scoring import Progress, run
-from zoo.tasks import is_builtin, task_of
+from zoo.evaluating.scoring import Progress
+from zoo.tasks import function, task_of
 
 SPLITS = ("all", "val")
 RUNTIMES = ("eager", "onnx")
@@ -67,36 +71,29 @@ def evaluate(
         The report: n, loss, examples/s and the task's metrics.
 
     Raises:
+        UnknownTaskError: the model's task is not registered (named, with the registered ones), before
+            its weights load.
         DataError: the data holds classes the model does not know (named, with its labels), is empty,
             or is of a kind the model does not read.
         ArgumentError: a bad option, or ``split="val"`` for a model without a training summary.
     """
     _check_options(split, batch_size, top_k, workers, max_windows, runtime)
+    from zoo.finetuning.engine import require_task
+
+    require_task(model_or_name)  # a task no plugin registers: one line naming those that are, before any weights load
     model = _load(model_or_name, runtime)
     name = _model_name(model_or_name, model)
-    spec = task_of(model)  # a task no plugin registers: one line naming those that are
-    task = model_task(model) if is_builtin(spec) else spec.name
+    spec = task_of(model)
     training = training_summary(model_or_name, model, name, required=split == "val")
-    if max_windows is not None and task != LANGUAGE_MODELING:
-        raise ArgumentError("max_windows applies to language models", f"drop it: {name} is a classifier")
-    if split == "val" and task == LANGUAGE_MODELING and max_windows is None:  # the windows the fine-tune scored
-        max_windows, seed = training["args"].get("val_windows") or None, training["args"].get("seed", seed)
-    samples = read_samples(Path(data), task, split, training, data_format, text_column, label_column, workers)
-    if not is_builtin(spec):
-        from zoo.evaluating.tasks import run_task
-
-        return run_task(
-            model, spec, samples, name=name, split=split, training=training, batch_size=batch_size, workers=workers,
-            device=device, seed=seed, progress=progress,
-        )
-    check_task(name, task, samples)
-    labels = None if task == LANGUAGE_MODELING else model_labels(model, name)
-    to_model = None if labels is None else match_labels(samples.classes, labels, name)
-    return run(
-        model, samples, name=name, task=task, split=split, labels=labels, to_model=to_model, training=training,
-        batch_size=batch_size, top_k=top_k, workers=workers, device=device, max_windows=max_windows, seed=seed,
-        progress=progress,
-    )
+    samples = read_samples(Path(data), split, training, data_format, text_column, label_column, workers)
+    context = {
+        "task": spec, "name": name, "split": split, "training": training, "batch_size": batch_size, "top_k": top_k,
+        "workers": workers, "device": device, "max_windows": max_windows, "seed": seed, "progress": progress,
+    }
+    run = function(spec, "evaluate")
+    if run is None:
+        from zoo.evaluating.tasks import run_task as run
+    return run(model, samples, context)
 
 
 def _check_options(split: str, batch_size: int, top_k: int, workers: int, max_windows: int | None, runtime: str) -> None:

@@ -75,14 +75,14 @@ def training_summary(model_or_name: Any, model: Any, name: str, required: bool) 
 
 
 def read_samples(
-    path: Path, task: str, split: str, training: dict[str, Any], data_format: str | None,
+    path: Path, split: str, training: dict[str, Any], data_format: str | None,
     text_column: str | None, label_column: str | None, workers: int,
 ) -> Any:
     """The data as fine-tuning read it, in a TrainingData whose `val` is what is evaluated.
 
     Args:
-        path: the data; for a language model also a single .txt/.md file.
-        task: the model's task.
+        path: the data; also a single .txt/.md file, a corpus (a language model's) when no other
+            format is asked for and all of it is evaluated.
         split: "val": the samples the fine-tune held out (its val_split, seed and bound); "all": every sample.
         training: the model's training summary ({} when it has none): the defaults of the options below.
         data_format, text_column, label_column, workers: as `zoo.evaluate` takes them.
@@ -93,8 +93,8 @@ def read_samples(
     from zoo.data.formats import ReadOptions, TrainingData, read_data
     from zoo.data.text import CORPUS_SUFFIXES, check_text
 
-    if task == LANGUAGE_MODELING and path.is_file() and path.suffix.lower() in CORPUS_SUFFIXES and split == "all":
-        return TrainingData("text-file", task, path, [], [], [(check_text(path), -1)])
+    if path.is_file() and path.suffix.lower() in CORPUS_SUFFIXES and split == "all" and data_format in (None, "corpus"):
+        return TrainingData("text-file", LANGUAGE_MODELING, path, [], [], [(check_text(path), -1)])
     args = training.get("args", {})
     steps = args.get("steps_per_epoch")
     options = ReadOptions(
@@ -115,6 +115,16 @@ def read_samples(
     from torch.utils.data import ConcatDataset
 
     return dataclasses.replace(data, train=[], val=ConcatDataset([data.train, data.val]))
+
+
+def refuse_windows(name: str, max_windows: int | None, what: str) -> None:
+    """A sample of windows is a language model's: any other model (`what` it is) is refused one.
+
+    Raises:
+        ArgumentError: `max_windows` was given.
+    """
+    if max_windows is not None:
+        raise ArgumentError("max_windows applies to language models", f"drop it: {name} is {what}")
 
 
 def check_task(name: str, task: str, data: Any) -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from zoo.errors import DataError
-from zoo.evaluating.data import LANGUAGE_MODELING
+from zoo.evaluating.data import LANGUAGE_MODELING, check_task, match_labels, model_labels, model_task, refuse_windows
 from zoo.evaluating.metrics import EvaluationReport, Tally, classification_report
 
 Progress = Callable[[str, int, int, dict], None]
@@ -45,60 +45,114 @@ def eval_inputs(model: Any, data: Any, batch_size: int, workers: int, max_window
     return make(model, data, feed)
 
 
-def run(
-    model: Any, data: Any, *, name: str, task: str, split: str, labels: list[str] | None, to_model: list[int] | None,
-    training: dict[str, Any], batch_size: int, top_k: int, workers: int, device: str, max_windows: int | None,
-    seed: int, progress: Progress | None,
-) -> EvaluationReport:
-    """Score `model` on `data`'s validation side (all of it for split "all") and fill the report.
+def evaluate_classifier(model: Any, data: Any, context: dict[str, Any]) -> EvaluationReport:
+    """The `evaluate` of zoo's classification tasks: accuracy, top-k, per-class precision/recall/F1 and the
+    confusion matrix over the model's labels, the data's classes matched to them by name.
 
     Args:
-        model: the model, or an ONNX stand-in; moved to `device` and back to the CPU.
-        data: the samples (`read_samples`), classes matched to `labels` by `to_model`.
-        labels: the model's labels (None for a language model).
-        training: the model's training summary, when it has one.
-        others: as `zoo.evaluate` takes them.
+        model: the model, or an ONNX stand-in.
+        data: the samples (`read_samples`).
+        context: what `zoo.evaluate` passes: name, split, training, batch_size, top_k, workers, device,
+            max_windows, seed, progress.
 
     Returns:
         The report.
+
+    Raises:
+        DataError: the data is of a kind the model does not read, or holds classes it does not know.
+        ArgumentError: max_windows was given, or the model carries no labels.
+    """
+    name = context["name"]
+    refuse_windows(name, context["max_windows"], "a classifier")
+    task = model_task(model)  # image or text classification: what the model reads
+    check_task(name, task, data)
+    labels = model_labels(model, name)
+    to_model = match_labels(data.classes, labels, name)
+    top_k = context["top_k"]
+    tally = Tally(len(labels), top_k if len(labels) >= top_k else None)
+    report, _ = run(model, data, task, tally, to_model, context)
+    classification_report(report, tally, labels)
+    return report
+
+
+def evaluate_language_model(model: Any, data: Any, context: dict[str, Any]) -> EvaluationReport:
+    """The `evaluate` of language-modeling: loss per token and per character, bits per character and
+    perplexity on held-out windows (all of them, or a seeded sample of ``max_windows``; with split "val"
+    the sample the fine-tune scored). A model of such an architecture fine-tuned into a classifier is
+    evaluated as one (`evaluate_classifier`).
+
+    Args:
+        model: the model, or an ONNX stand-in.
+        data: a corpus (`read_samples`).
+        context: as `evaluate_classifier` takes it.
+
+    Returns:
+        The report.
+
+    Raises:
+        DataError: the data holds labels (it is not a corpus).
+    """
+    if model_task(model) != LANGUAGE_MODELING:
+        return evaluate_classifier(model, data, context)
+    check_task(context["name"], LANGUAGE_MODELING, data)
+    args = context["training"].get("args", {})
+    if context["split"] == "val" and context["max_windows"] is None:  # the windows the fine-tune scored
+        context = {**context, "max_windows": args.get("val_windows") or None, "seed": args.get("seed", context["seed"])}
+    tally = Tally(None, None)
+    report, inputs = run(model, data, LANGUAGE_MODELING, tally, None, context)
+    report.nats_per_char = tally.mean_loss * inputs.tokens_per_char
+    report.bits_per_char = report.nats_per_char / math.log(2)
+    report.perplexity = math.exp(tally.mean_loss)
+    report.windows, report.windows_total = len(inputs.val), len(getattr(inputs.val, "corpus", inputs.val))
+    return report
+
+
+def run(
+    model: Any, data: Any, task: str, tally: Tally, to_model: list[int] | None, context: dict[str, Any],
+) -> tuple[EvaluationReport, Any]:
+    """Score `model` on `data`'s validation side (all of it for split "all") into `tally`, and start the report.
+
+    Args:
+        model: the model, or an ONNX stand-in; moved to the device and back to the CPU.
+        data: the samples (`read_samples`), classes matched to the model's labels by `to_model`.
+        task: what the model does, as the report names it.
+        tally: what the scores are added to.
+        to_model: the model's output index of each data class (None: the targets are the model's).
+        context: as `evaluate_classifier` takes it.
+
+    Returns:
+        The report (n, loss, accuracy, time, data), and the inputs that fed the model.
     """
     import torch
 
-    from zoo.finetuning.engine import pick_device
+    from zoo.finetuning.engine import classifies_images, pick_device
     from zoo.finetuning.text_inputs import language_model_threads
+    from zoo.tasks import get_task
 
-    where = pick_device(device)
-    inputs = eval_inputs(model, data, batch_size, workers, max_windows, seed)
+    where = pick_device(context["device"])
+    inputs = eval_inputs(model, data, context["batch_size"], context["workers"], context["max_windows"], context["seed"])
     inputs.pin_memory = where.type == "cuda"
     dataset = inputs.val
     if len(dataset) == 0:
         raise DataError(f"{str(data.root)!r} holds nothing to evaluate", "give data with examples in it")
-    tally = Tally(len(labels) if labels else None, top_k if labels and len(labels) >= top_k else None)
     movable = isinstance(model, torch.nn.Module)
     if movable:
         model.eval().to(where)
-        if task == "image-classification":  # as fine-tuning runs it (its features came from a channels_last model)
+        if classifies_images(get_task(data.task)):  # as fine-tuning runs it (its features came from a channels_last model)
             model.to(memory_format=torch.channels_last)
     started = time.perf_counter()
     try:
-        with language_model_threads(task, where):  # as fine-tuning scores one: a recurrent step is faster on one thread
-            score(model, inputs.loader(dataset), inputs.forward, to_model, where, tally, len(dataset), progress)
+        with language_model_threads(data.task, where):  # as fine-tuning scores one: a recurrent step is faster on one thread
+            score(model, inputs.loader(dataset), inputs.forward, to_model, where, tally, len(dataset), context["progress"])
     finally:
         if movable:
             model.to("cpu").to(memory_format=torch.contiguous_format)
-    seconds = time.perf_counter() - started
     report = EvaluationReport(
-        model=name, task=task, split=split, n=len(dataset), loss=tally.mean_loss, seconds=seconds,
-        data=_data_summary(data, split, training), accuracy=tally.accuracy,
+        model=context["name"], task=task, split=context["split"], n=len(dataset), loss=tally.mean_loss,
+        seconds=time.perf_counter() - started, data=_data_summary(data, context["split"], context["training"]),
+        accuracy=tally.accuracy,
     )
-    if task == LANGUAGE_MODELING:
-        report.nats_per_char = tally.mean_loss * inputs.tokens_per_char
-        report.bits_per_char = report.nats_per_char / math.log(2)
-        report.perplexity = math.exp(tally.mean_loss)
-        report.windows, report.windows_total = len(dataset), len(getattr(dataset, "corpus", dataset))
-    else:
-        classification_report(report, tally, labels or [])
-    return report
+    return report, inputs
 
 
 def _data_summary(data: Any, split: str, training: dict[str, Any]) -> dict[str, Any]:

@@ -1,34 +1,31 @@
-"""Evaluating a model of a plugin's task: its `inputs` batch the data, its `loss` and `metrics` score it."""
+"""Evaluating a model of a task that names no `evaluate`: its `inputs` batch the data, its `loss` and `metrics` score it."""
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from typing import Any
 
 from zoo.errors import DataError
+from zoo.evaluating.data import refuse_windows
 from zoo.evaluating.metrics import EvaluationReport
 from zoo.evaluating.scoring import _data_summary, eval_inputs
 from zoo.tasks import TaskSpec, function
 
-Progress = Callable[[str, int, int, dict], None]
 
-
-def run_task(
-    model: Any, spec: TaskSpec, data: Any, *, name: str, split: str, training: dict[str, Any], batch_size: int,
-    workers: int, device: str, seed: int, progress: Progress | None,
-) -> EvaluationReport:
-    """Score `model` on `data`'s validation side (all of it for split "all") with the task's loss and metrics.
+def run_task(model: Any, data: Any, context: dict[str, Any]) -> EvaluationReport:
+    """Score `model` on `data`'s validation side (all of it for split "all") with its task's loss and metrics.
 
     Args:
-        model: the model, or an ONNX stand-in; moved to `device` and back to the CPU.
-        spec: the model's task (`zoo.tasks.task_of`), the data's too.
+        model: the model, or an ONNX stand-in; moved to the device and back to the CPU.
         data: the samples (`read_samples`).
-        others: as `zoo.evaluate` takes them.
+        context: what `zoo.evaluate` passes: task (the model's TaskSpec, the data's too), name, split,
+            training, batch_size, workers, device, max_windows, seed, progress.
 
     Returns:
         The report: n, loss, and the task's metrics in `metrics`.
 
     Raises:
         DataError: the data is of another task, holds nothing, or names its classes otherwise than the model.
+        ArgumentError: max_windows was given.
     """
     import torch
 
@@ -36,10 +33,12 @@ def run_task(
     from zoo.finetuning.features import autocast, to_device
     from zoo.finetuning.loop import summed_loss
 
+    spec, name, split, progress = context["task"], context["name"], context["split"], context["progress"]
+    refuse_windows(name, context["max_windows"], f"a model of task {spec.name}")
     labels = getattr(model.zoo, "labels", None)
     _check_data(name, spec, data, labels)
-    where = pick_device(device)
-    inputs = eval_inputs(model, data, batch_size, workers, None, seed)
+    where = pick_device(context["device"])
+    inputs = eval_inputs(model, data, context["batch_size"], context["workers"], None, context["seed"])
     if len(inputs.val) == 0:
         raise DataError(f"{str(data.root)!r} holds nothing to evaluate", "give data with examples in it")
     metrics, loss = function(spec, "metrics")(labels), function(spec, "loss")
@@ -62,7 +61,7 @@ def run_task(
             model.to("cpu")
     return EvaluationReport(
         model=name, task=spec.name, split=split, n=len(inputs.val), loss=total / count if count else float("nan"),
-        seconds=time.perf_counter() - started, data=_data_summary(data, split, training), labels=list(labels or []),
+        seconds=time.perf_counter() - started, data=_data_summary(data, split, context["training"]), labels=list(labels or []),
         metrics=dict(metrics.result()),
     )
 

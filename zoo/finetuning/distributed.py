@@ -201,6 +201,27 @@ def sum_over_ranks(values: list[float]) -> list[float]:
     return total.tolist()
 
 
+def merge_over_ranks(accumulator: Any) -> Any:
+    """Every rank's metrics accumulator merged into one, on every rank: rank 0's, then each other rank's
+    added by its ``merge(other)``, in rank order (every rank gets the same result).
+
+    The accumulators travel pickled (`all_gather_object`) between this run's own processes only: what is
+    unpickled is what a rank of the same run just pickled, never data read from anywhere.
+
+    Args:
+        accumulator: this rank's (a task's `metrics`, with `merge`), having seen this rank's share.
+
+    Returns:
+        The merged accumulator (a copy, on every rank).
+    """
+    parts: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, accumulator)
+    merged = parts[0]
+    for other in parts[1:]:
+        merged.merge(other)
+    return merged
+
+
 def agree(value: int, what: str) -> None:
     """Every rank holds the same `value`, or an `ArgumentError` says what differs (`what`, with the remedy)."""
     low = torch.tensor([value, -value], dtype=torch.int64, device=_comm_device())

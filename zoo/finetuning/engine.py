@@ -25,12 +25,12 @@ from zoo.finetuning.inputs import Inputs
 from zoo.finetuning.text_inputs import language_model_threads
 from zoo.finetuning.jobs import HeadOnFeatures, ModelOnLoader, drawn_rows
 from zoo.finetuning.loop import LoopOptions, evaluate, fit, stop_on_signals
-from zoo.finetuning.report import classification_metrics, language_metrics, write_output
+from zoo.finetuning.report import write_output
 from zoo.finetuning.strategy import Strategy, apply_strategy, choose_strategy, trains_batchnorm
 from zoo.fsio import lock_path, locked
 from zoo.heads import ModelInfo
 from zoo.specs import TaskSpec
-from zoo.tasks import function, get_task, is_builtin, require_arch_task, task_of
+from zoo.tasks import function, get_task, require_arch_task, task_of
 
 Progress = Callable[[str, int, int, dict], None]
 
@@ -44,13 +44,7 @@ def run(model_or_name: Any, data_path: Path, options: FinetuneOptions, progress:
 
 def _run(model_or_name: Any, data_path: Path, options: FinetuneOptions, progress: Progress | None, ranks: Ranks) -> FinetuneResult:
     started = time.perf_counter()
-    if isinstance(model_or_name, str):  # a mistyped name is the first thing to hear about, before any data is read
-        from zoo.resolvers import resolve
-        from zoo.specs import Resolved
-
-        found = resolve(model_or_name)
-        if isinstance(found, Resolved):  # and a task no plugin registers (a directory's is checked as it loads)
-            require_arch_task(found.arch, model_or_name)
+    require_task(model_or_name)  # a mistyped name, or a task no plugin registers: before any data is read
     read_options = ReadOptions(
         val_split=options.val_split, seed=options.seed, strict=options.strict_data,
         text_column=options.text_column, label_column=options.label_column, workers=options.workers,
@@ -58,15 +52,17 @@ def _run(model_or_name: Any, data_path: Path, options: FinetuneOptions, progress
         max_val=options.steps_per_epoch * options.batch_size if options.steps_per_epoch else None,
     )
     data = read_data(data_path, options.data_format, read_options)
-    if options.augment and data.task != "image-classification":
-        holds = "text" if data.task in ("text-classification", "language-modeling") else f"{data.task} data"
-        raise ArgumentError(f"--augment applies to images of image classification, and {str(data_path)!r} holds {holds}", "drop --augment")
+    task = get_task(data.task, f"data format {data.format!r}")
+    if options.augment and not classifies_images(task):
+        raise ArgumentError(
+            f"--augment applies to images of image classification, and {str(data_path)!r} holds {task.name} data", "drop --augment"
+        )
     if options.strategy is not None:
         Strategy.parse(options.strategy)  # a mistyped strategy is refused before the model is loaded
     model, weights_sha256 = load_model(model_or_name, data, options)
-    task = data_task(model, data)
-    if ranks.active and not is_builtin(task):  # its metrics accumulate in one process: they are not gathered
-        raise ArgumentError(f"task {task.name!r} ({task.plugin}) trains in one process only", "drop --nproc: one process trains it")
+    check_model_task(model, data, task)
+    if ranks.active:
+        check_mergeable(task, model)
     # A model zoo built from no weights at all has a random backbone (a directory or a module passed in does not).
     random_backbone = not isinstance(model_or_name, nn.Module) and model.zoo.source is None
     strategy = choose_strategy(options.strategy, data.task, model.zoo.name, pretrained=not random_backbone)
@@ -79,21 +75,91 @@ def _run(model_or_name: Any, data_path: Path, options: FinetuneOptions, progress
         return _train_and_write(model, weights_sha256, data, task, strategy, output, options, progress, started, ranks)
 
 
-def data_task(model: nn.Module, data: TrainingData) -> TaskSpec:
-    """The task the run trains: the data's. A plugin's task needs a model of that task (the built-in
-    ones keep their own checks: a text model given images, say).
+def require_task(model_or_name: Any) -> None:
+    """Refuse a model whose task no installed plugin registers, in one line naming the registered tasks,
+    before anything is loaded: a registry name's architecture, a model directory's config (a loaded
+    model is checked by `zoo.tasks.task_of`). A name nothing knows is refused here too.
 
     Raises:
-        UnknownTaskError: the model's or the data's task is not registered.
-        ArgumentError: a plugin task's data for a model of another task.
+        UnknownTaskError: the task, with the registered ones.
+        UnknownModelError: the name is neither registered nor a model directory.
     """
-    task, own = get_task(data.task, f"data format {data.format!r}"), task_of(model)
-    if (not is_builtin(task) or not is_builtin(own)) and task.name != own.name:
+    if not isinstance(model_or_name, (str, os.PathLike)):
+        return
+    from zoo.modeldir import config_task, read_config
+    from zoo.resolvers import resolve
+    from zoo.specs import ModelDirectory, Resolved
+
+    name = os.fspath(model_or_name)
+    found = resolve(name)
+    if isinstance(found, Resolved):
+        require_arch_task(found.arch, name)
+    elif isinstance(found, ModelDirectory):
+        config_task(read_config(found.path, found.root), found.path)
+
+
+_ONE_CLASS = ("batch", "classes")
+
+
+def _architecture_tasks(model: nn.Module) -> list[TaskSpec]:
+    """The registered tasks of the model's architecture, unless the model was built for one (its `task`)."""
+    from zoo.registry import default_registry
+    from zoo.tasks import UnknownTaskError
+
+    arch = default_registry().archs.get(model.zoo.arch)
+    if arch is None or getattr(model, "task", None):
+        return []
+    found = []
+    for name in arch.tasks:
+        with contextlib.suppress(UnknownTaskError):
+            found.append(get_task(name))
+    return found
+
+
+def classifies_images(task: TaskSpec) -> bool:
+    """Whether `task` gives one class per image: the task --augment and channels_last apply to."""
+    return task.reads == "images" and task.output == _ONE_CLASS
+
+
+def check_model_task(model: nn.Module, data: TrainingData, task: TaskSpec) -> None:
+    """The model must do the data's task `task`: its own task or another of its architecture's. Data of a
+    task that gives one class per input re-heads any model that classifies (whose architecture names a
+    task of that output): that task's `inputs` then say whether the model reads the data (a text model
+    given images, say).
+
+    Raises:
+        UnknownTaskError: the model's task is not registered.
+        ArgumentError: the model does another task, and cannot be re-headed for this one.
+    """
+    own = task_of(model)
+    mine = [own, *_architecture_tasks(model)]
+    if any(t.name == task.name for t in mine):
+        return
+    if task.output == _ONE_CLASS and any(t.output == _ONE_CLASS for t in mine):
+        return
+    raise ArgumentError(
+        f"{model.zoo.name} does {own.name}, and {str(data.root)!r} holds {task.name} data",
+        f"fine-tune a model of task {task.name} on it (`zoo list --task {task.name}`), or give {model.zoo.name} {own.name} data",
+    )
+
+
+def check_mergeable(task: TaskSpec, model: nn.Module) -> None:
+    """With several ranks each scores its share of the validation set: the task's metrics accumulator, which
+    the run reports from when the task names no `report`, must `merge(other)` the other ranks'
+    (`zoo.finetuning.distributed.merge_over_ranks`).
+
+    Raises:
+        ArgumentError: it has no `merge`, before any training.
+    """
+    if task.report is not None:
+        return
+    accumulator = function(task, "metrics")(model.zoo.labels)
+    if not callable(getattr(accumulator, "merge", None)):
         raise ArgumentError(
-            f"{model.zoo.name} does {own.name}, and {str(data.root)!r} holds {task.name} data",
-            f"fine-tune a model of task {task.name} on it (`zoo list --task {task.name}`), or give {model.zoo.name} {own.name} data",
+            f"task {task.name!r} ({task.plugin}) cannot train on several ranks: its metrics ({task.metrics}) have no "
+            "merge(other) to add up what each rank scored",
+            "drop --nproc to train it in one process, or give the accumulator a merge method (docs/writing_plugins.md)",
         )
-    return task
 
 
 def check_output_writable(output: Path, overwrite: bool) -> None:
@@ -146,13 +212,11 @@ def _train_and_write(
     device = rank_device(pick_device(options.device), ranks)
     inputs = prepare_inputs(model, data, options, device, task)
     model.to(device)
-    if data.task == "image-classification":
+    if classifies_images(task):
         # Convolutions run faster on channels_last: 1.4-1.7x for tf_efficientnet_lite0 on this CPU, more on a GPU.
         model.to(memory_format=torch.channels_last)
     param_groups = apply_strategy(model, strategy, options.lr, options.lr_decay)
-    cached = (
-        strategy.frozen_backbone and options.cache and not options.augment and data.task != "language-modeling" and is_builtin(task)
-    )
+    cached = strategy.frozen_backbone and options.cache and not options.augment and task.cache_features
     check_runtime(options.runtime, task=data.task, feature_pass=cached, device=device)
     feature_pass = None
     if cached:
@@ -165,21 +229,17 @@ def _train_and_write(
         max_grad_norm=options.max_grad_norm, loss=function(task, "loss"),
     )
     key = run_key(options, data, model.zoo, weights_sha256)
+    report = function(task, "report")  # None: the task's loss and metrics are what the run records
     with stop_on_signals() as stop, language_model_threads(data.task, device):
-        before = evaluate(job, device, progress=progress) if data.task == "language-modeling" else None
+        before = evaluate(job, device, progress=progress) if getattr(report, "before", False) else None
         outcome = fit(job, loop_options, device, work / "checkpoint.pt", key, options.resume, progress, stop, ranks)
         final = evaluate(
-            job, device, collect=is_builtin(task) and data.task != "language-modeling", progress=progress,
-            loss=loop_options.loss, metrics=None if is_builtin(task) else function(task, "metrics")(model.zoo.labels),
+            job, device, collect=getattr(report, "predictions", False), progress=progress, loss=loop_options.loss,
+            metrics=function(task, "metrics")(model.zoo.labels) if report is None else None,
         )
     if isinstance(job, ModelOnLoader):
         job.unwrap()
-    if not is_builtin(task):
-        metrics = {"val_loss": final.loss, **final.metrics}
-    elif data.task == "language-modeling":
-        metrics = language_metrics(final, before, inputs)
-    else:
-        metrics = classification_metrics(final, data)
+    metrics = report(final, before, data, inputs) if report is not None else {"val_loss": final.loss, **final.metrics}
     metrics.update(best_epoch=outcome.best_epoch, stopped_early=outcome.stopped_early)
     model.to("cpu").to(memory_format=torch.contiguous_format).eval()
     training = {
@@ -222,7 +282,7 @@ def load_model(model_or_name: Any, data: TrainingData, options: FinetuneOptions)
             raise ArgumentError(f"{label} has no {method}()", "fine-tuning needs a model that follows the head protocol")
     require_architecture(model, label)
     weights_sha256 = model.zoo.weights_sha256
-    if data.task != "language-modeling" and data.classes:  # a plugin task without classes keeps the model's head
+    if data.classes:  # a corpus, or a plugin task's data without classes, keeps the model's head
         model.reset_classifier(len(data.classes))
         model.zoo.labels = list(data.classes)
         # The directory must rebuild the model with this head.
@@ -251,14 +311,14 @@ def require_architecture(model: nn.Module, label: str) -> None:
     )
 
 
-def prepare_inputs(model: nn.Module, data: TrainingData, options: Any, device: torch.device, task: TaskSpec | None = None) -> Inputs:
+def prepare_inputs(model: nn.Module, data: TrainingData, options: Any, device: torch.device, task: TaskSpec) -> Inputs:
     """The datasets for `data`'s task (its `inputs`); records the preprocessing they use in `model.zoo.preprocess`."""
-    make = function(task or get_task(data.task), "inputs")
+    make = function(task, "inputs")
     if make is None:
         raise ArgumentError(f"task {data.task!r} cannot be fine-tuned: it says nothing of its inputs", "fine-tune a model of another task")
     inputs = make(model, data, options)
     inputs.pin_memory = device.type == "cuda"
-    if data.task == "image-classification":
+    if classifies_images(task):
         # Exactly what the images went through: nothing of the base model's (its own transform, say)
         # may survive into the output to be applied at prediction time instead.
         model.zoo.preprocess = dict(inputs.preprocess)

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from zoo.errors import ArgumentError, ZooError
-from zoo.finetuning.distributed import Ranks, agree, gather_rows, sum_over_ranks
+from zoo.finetuning.distributed import Ranks, agree, gather_rows, merge_over_ranks, sum_over_ranks
 from zoo.finetuning.features import autocast, to_device
 from zoo.training import EarlyStopping, clip_grad_norm, warmup_cosine
 
@@ -278,7 +278,8 @@ def evaluate(
     """Validation loss (nats per target) and accuracy, in eval mode; predictions when `collect`.
     A sharded job's ranks each run their shard of the validation set and share the sums.
     `loss` is a plugin task's (None: cross-entropy); `metrics`, its accumulator, sees every batch
-    (``update(outputs, targets)``) and its ``result()`` lands in `Evaluation.metrics`. Accuracy
+    (``update(outputs, targets)``) and its ``result()`` lands in `Evaluation.metrics`; a sharded job's
+    ranks merge theirs first (``merge(other)``), so every rank reports the whole set's. Accuracy
     (the top class against the target) is counted where there is a target per row of outputs."""
     job.module.eval()
     total, correct, count, seen = 0.0, 0, 0, 0
@@ -311,6 +312,8 @@ def evaluate(
         if collect:  # in sample order: the shards are contiguous
             predictions = gather_rows(torch.tensor(predictions, dtype=torch.int64)).tolist()
             targets_seen = gather_rows(torch.tensor(targets_seen, dtype=torch.int64)).tolist()
+        if metrics is not None:
+            metrics = merge_over_ranks(metrics)
     results = metrics.result() if metrics is not None else {}
     if count == 0:
         return Evaluation(math.nan, math.nan, metrics=results)

@@ -5,7 +5,7 @@ import math
 import shutil
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from torch import nn
 
@@ -14,8 +14,43 @@ from zoo.finetuning.inputs import Inputs
 from zoo.finetuning.loop import Evaluation
 
 
-def classification_metrics(result: Evaluation, data: TrainingData) -> dict[str, Any]:
-    """Accuracy, loss, per-class accuracy, confusion matrix (rows: true, columns: predicted), baseline."""
+Report = TypeVar("Report", bound=Callable[..., dict[str, Any]])
+
+
+def needs(*, before: bool = False, predictions: bool = False) -> Callable[[Report], Report]:
+    """Mark a task's fine-tune `report` with what it reads beyond the final evaluation's loss and metrics.
+
+    Args:
+        before: it reads the evaluation of the model before training (else it is given None, and the
+            run spends no evaluation on it).
+        predictions: it reads each validation target's top class (`Evaluation.predictions` and `.targets`,
+            in sample order), which the final evaluation then collects.
+
+    Returns:
+        A decorator that records both on the function (`report.before`, `report.predictions`).
+    """
+
+    def mark(report: Report) -> Report:
+        report.before, report.predictions = before, predictions  # type: ignore[attr-defined]
+        return report
+
+    return mark
+
+
+@needs(predictions=True)
+def classification_report(result: Evaluation, before: Evaluation | None, data: TrainingData, inputs: Inputs) -> dict[str, Any]:
+    """A classifier's metrics: accuracy, loss, per-class accuracy, confusion matrix (rows: true,
+    columns: predicted), majority baseline, split sizes (the `report` of zoo's classification tasks).
+
+    Args:
+        result: the final evaluation, with its predictions.
+        before: unused (a classifier is not scored before training).
+        data: the run's data: its classes and splits.
+        inputs: unused.
+
+    Returns:
+        Plain data for the summary and the model directory.
+    """
     n = len(data.classes)
     matrix = [[0] * n for _ in range(n)]
     for truth, guess in zip(result.targets, result.predictions):
@@ -36,13 +71,16 @@ def classification_metrics(result: Evaluation, data: TrainingData) -> dict[str, 
     }
 
 
-def language_metrics(result: Evaluation, before: Evaluation | None, inputs: Inputs) -> dict[str, Any]:
-    """Validation loss per token and per character, before and after adapting; accuracy of the next token;
-    how many windows were scored (a fixed sample, the same before and after) and trained on per epoch.
+@needs(before=True)
+def language_report(result: Evaluation, before: Evaluation | None, data: TrainingData, inputs: Inputs) -> dict[str, Any]:
+    """A language model's metrics (the `report` of language-modeling): validation loss per token and per
+    character, before and after adapting; accuracy of the next token; how many windows were scored (a
+    fixed sample, the same before and after) and trained on per epoch.
 
     Args:
         result: the evaluation after training.
         before: the evaluation of the same windows before training (None: not run).
+        data: unused (the windows are in `inputs`).
         inputs: the run's corpus samples (`zoo.finetuning.text_inputs.WindowSample`) and tokens per character.
 
     Returns:

@@ -60,6 +60,13 @@ class TagAccuracy:
         self.sentences_right += int((hit == mask).all(-1).sum())
         self.sentences += len(targets)
 
+    def merge(self, other: TagAccuracy) -> None:
+        """Add another rank's counts (`zoo finetune --nproc`: each rank scores its share of the sentences)."""
+        self.right += other.right
+        self.tokens += other.tokens
+        self.sentences_right += other.sentences_right
+        self.sentences += other.sentences
+
     def result(self) -> dict[str, float]:
         nan = float("nan")
         return {
