@@ -113,6 +113,47 @@ def test_rows_are_gathered_in_order_from_ranks_with_and_without_a_share(tmp_path
         assert torch.equal(got["sent"], torch.tensor([[7, 8]]))
 
 
+def scores(count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """`count` rows of seeded scores over 4 classes, and targets some of which are -100 (not counted)."""
+    generator = torch.Generator().manual_seed(5)
+    outputs, targets = torch.randn(count, 4, generator=generator), torch.randint(0, 4, (count,), generator=generator)
+    targets[::5] = -100
+    return outputs, targets
+
+
+def merge_accuracy(rank: int, world: int, store: str, results: str) -> None:
+    """One gloo rank: count its shard of the scores, then merge every rank's count."""
+    import json
+
+    import torch.distributed as dist
+
+    from zoo.finetuning.distributed import merge_over_ranks
+    from zoo.tasks.classification import Accuracy
+
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
+    outputs, targets = scores(23)
+    part = shard(len(targets), Ranks(rank, world))
+    mine = Accuracy()
+    mine.update(outputs[part.start : part.stop], targets[part.start : part.stop])
+    merged = merge_over_ranks(mine)
+    Path(f"{results}.{rank}").write_text(json.dumps({"own": mine.result(), "merged": merged.result()}))
+    dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_metrics_merged_over_the_ranks_are_one_process_metrics_on_every_rank(tmp_path):
+    import torch.multiprocessing
+
+    from zoo.tasks.classification import Accuracy
+
+    whole = Accuracy()
+    whole.update(*scores(23))
+    torch.multiprocessing.spawn(merge_accuracy, args=(3, str(tmp_path / "store"), str(tmp_path / "out")), nprocs=3)
+    got = [json.loads((tmp_path / f"out.{rank}").read_text()) for rank in range(3)]
+    assert [g["merged"] for g in got] == [whole.result()] * 3
+    assert any(g["own"] != whole.result() for g in got)  # no rank alone had it
+
+
 def train_batchnorm_step(rank: int, world: int, store: str) -> None:
     """One nccl rank: a BatchNorm model trains one step as SyncBatchNorm, and gets its own layers back."""
     import torch.distributed as dist

@@ -202,3 +202,36 @@ def test_eval_and_finetune_of_a_model_of_an_unregistered_task_is_one_line_before
         assert (result.returncode, result.stderr.count("\n")) == (1, 1), result.stderr
         assert last_line(result).startswith(f"Error: {folder} names task 'audio-captioning', which no installed plugin "
                                             f"registers; registered tasks: {registered} "), command
+
+
+def test_metrics_merged_from_two_halves_equal_one_accumulator_over_all(tagger):  # noqa: F811
+    """What `--nproc` does with each rank's metrics (`merge_over_ranks`), for each task's accumulator."""
+    import torch
+    from zoo_ocr.task import Metrics
+    from zoo_tagger_example.task import TagAccuracy
+
+    from zoo.tasks.classification import Accuracy
+
+    generator = torch.Generator().manual_seed(0)
+    steps = torch.randn(6, 5, 3, generator=generator)
+    tags = torch.randint(0, 3, (6, 5), generator=generator)
+    tags[0, 3:] = -100  # padding: not scored
+    labels = ["", "a", "b", "c"]
+    texts = ["ab", "c", "abc", "ba", "cab", "a"]
+    lines = torch.randn(6, 7, 4, generator=generator)
+
+    def ocr_targets(rows: slice) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        chosen = texts[rows]
+        flat = torch.tensor([labels.index(c) for text in chosen for c in text])
+        return flat, torch.tensor([len(t) for t in chosen]), torch.full((len(chosen),), 7)
+
+    cases = [(Accuracy, steps, lambda rows: tags[rows]), (TagAccuracy, steps, lambda rows: tags[rows]),
+             (Metrics, lines, ocr_targets)]
+    for make, outputs, targets in cases:
+        whole, first, second = make(labels), make(labels), make(labels)
+        whole.update(outputs, targets(slice(0, 6)))
+        first.update(outputs[:2], targets(slice(0, 2)))
+        second.update(outputs[2:], targets(slice(2, 6)))
+        assert first.result() != whole.result(), make  # half of the batch scores otherwise
+        first.merge(second)
+        assert first.result() == whole.result(), make
