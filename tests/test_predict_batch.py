@@ -19,6 +19,7 @@ from PIL import Image
 
 import zoo
 from zoo.cli import cli
+from zoo.errors import ArgumentError
 from zoo.data.packaged import write_dataset
 
 LITE0 = "tf_efficientnet_lite0.in1k"
@@ -266,8 +267,6 @@ def test_a_second_writer_of_the_same_output_is_refused_while_the_first_holds_it(
 
 
 def test_a_model_that_takes_no_images_is_refused_by_the_python_api_and_writes_nothing(tmp_path):
-    from zoo.errors import ArgumentError
-
     image = one_digit(tmp_path / "one.png")
     with pytest.raises(ArgumentError, match=r"this model declares no image preprocessing \(input_size\)"):
         zoo.predict_files(zoo.load("lstm-text"), [image], tmp_path / "preds.csv")
@@ -296,3 +295,63 @@ def test_output_with_a_text_model_is_refused_and_workers_without_output_is_a_usa
     workers = CliRunner().invoke(cli, ["predict", "lenet5-digits", str(one_digit(tmp_path / "one.png")), "--workers", "2"])
     assert workers.exit_code == 2 and "--overwrite and --workers go with --output" in workers.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["one.png"]
+
+
+@pytest.fixture(scope="module")
+def ocr_home(tmp_path_factory):
+    """A ZOO_HOME of the module's own: english-ocr is converted into it once."""
+    return tmp_path_factory.mktemp("ocr-home")
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_a_task_other_than_classification_writes_its_decoded_fields_per_file_and_skips_an_unreadable_one(
+    tmp_path, monkeypatch, ocr_home, suffix
+):
+    from zoo_ocr.render import random_lines, write_lines
+
+    from zoo.predict.files import predict_files
+    from zoo.tasks import task_of
+
+    font = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+    if not font.is_file():
+        pytest.skip(f"{font} is not installed (fonts-dejavu-core)")
+    monkeypatch.setenv("ZOO_HOME", str(ocr_home))
+    lines = write_lines(tmp_path / "lines", random_lines("river stone light paper green house".split(), 3, seed=4), font)
+    texts = [row.split(",", 1)[1] for row in (lines / "labels.csv").read_text().splitlines()[1:]]
+    (lines / "line-00001-bad.png").write_text("not a picture\n")  # sorts between the first and the second line
+    model = zoo.load("english-ocr")
+    output = tmp_path / f"read{suffix}"
+    seen = []
+    summary = predict_files(model, [lines], output, top_k=2, task=task_of(model), progress=lambda *a: seen.append(a[1:3]))
+    assert (summary.inputs, summary.predicted, summary.skipped) == (4, 3, {"corrupt or truncated image": 1})
+    assert seen == [(4, 4)] and summary.runtime["runtime"] == "eager"
+    paths = [str(lines / name) for name in ("line-00000.png", "line-00001-bad.png", "line-00001.png", "line-00002.png")]
+    if suffix == ".jsonl":
+        got = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
+        assert [g["path"] for g in got] == paths
+        assert got[1] == {"path": paths[1], "error": "corrupt or truncated image"}
+        read = [g for k, g in enumerate(got) if k != 1]
+    else:
+        with output.open(newline="", encoding="utf-8") as stream:
+            got = list(csv.DictReader(stream))
+        assert list(got[0]) == ["path", "text", "confidence", "confidences", "alternatives", "error"]
+        assert [g["path"] for g in got] == paths
+        assert got[1] == {"path": paths[1], "text": "", "confidence": "", "confidences": "", "alternatives": "",
+                          "error": "corrupt or truncated image"}
+        read = [{**g, "confidences": json.loads(g["confidences"]), "alternatives": json.loads(g["alternatives"]),
+                 "confidence": float(g["confidence"])} for k, g in enumerate(got) if k != 1]
+    assert [r["text"] for r in read] == texts
+    for r in read:
+        assert len(r["confidences"]) == len(r["text"]) and r["confidence"] == min(r["confidences"]) > 0.5
+        assert len(r["alternatives"]) == 2 and r["alternatives"][0]["text"] == r["text"]
+        assert r.get("error", "") == ""
+
+
+def test_a_task_that_reads_texts_is_refused_with_output(tmp_path):
+    from zoo.predict.files import predict_files
+    from zoo.tasks import task_of
+
+    model = zoo.load("lstm-text")
+    with pytest.raises(ArgumentError, match=r"--output writes predictions for image files, and task 'language-modeling' reads texts"):
+        predict_files(model, [tmp_path], tmp_path / "preds.csv", task=task_of(model))
+    assert not (tmp_path / "preds.csv").exists()

@@ -14,11 +14,15 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence, TextIO
+from typing import TYPE_CHECKING, Any, Callable, Sequence, TextIO
 
 from zoo.errors import ArgumentError
 
+if TYPE_CHECKING:
+    from zoo.specs import TaskSpec
+
 OUTPUT_FORMATS = (".csv", ".jsonl")
+CLASSIFIER_DECODE = "zoo.tasks.classification:decode"  # a task decoding this way gets the top-k columns
 _NAMED = 3  # skipped files named per reason in the summary
 
 
@@ -102,8 +106,10 @@ def predict_files(
     model: Any, inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str], *, top_k: int = 5,
     batch_size: int = 32, workers: int | None = None, overwrite: bool = False,
     progress: Callable[[str, int, int, dict[str, Any]], None] | None = None, runtime: str = "auto",
+    task: TaskSpec | None = None,
 ) -> PredictionSummary:
-    """Classify image files and write one row per file to a CSV or JSONL file, atomically.
+    """Classify image files (or run them through another task) and write one row per file to a CSV or
+    JSONL file, atomically.
 
     Args:
         model: an image classifier zoo loaded, or an ONNX model (`zoo.predict.onnx_runtime`).
@@ -119,12 +125,17 @@ def predict_files(
             (`zoo.predict.progress.Progress` writes count/total and images/s to a stream).
         runtime: ``auto`` (ONNX Runtime on a CPU when the run pays for the export, which is cached
             for later runs; eager otherwise), ``eager`` or ``onnx`` (`zoo.predict.runtime`).
+        task: the model's task (`zoo.tasks.task_of`). One whose decode is not classification's runs
+            each file through its ``prepare``, the model as loaded and its ``decode``, one file at a
+            time (`runtime` does not apply); the row is the path, the decoded fields (CSV: a column
+            per key of the first file's prediction, lists and dicts as JSON) and ``error``.
 
     Returns:
         The counts: rows, predicted, skipped by reason (with names), seconds.
 
     Raises:
-        ArgumentError: the output cannot be written as asked (`checked_output`), or an unknown runtime.
+        ArgumentError: the output cannot be written as asked (`checked_output`), an unknown runtime, or
+            a task that reads texts.
         ExportError: ``runtime="onnx"`` and the model cannot be exported, or its export does not match it.
         DataError: an input does not exist, or a folder holds no image.
         BusyError: another zoo process writes the same output.
@@ -133,6 +144,10 @@ def predict_files(
     from zoo.predict.images import image_inputs
 
     target = checked_output(output, overwrite)
+    decoded = task is not None and task.decode != CLASSIFIER_DECODE
+    if decoded and task.reads != "images":
+        raise ArgumentError(f"--output writes predictions for image files, and task {task.name!r} reads texts",
+                            "drop --output: texts' answers are printed")
     inputs = [item for item in inputs if not _same_file(item, target)]  # an old output is never an input
     paths = image_inputs(inputs, recursive=True)
     workers = default_workers() if workers is None else workers
@@ -142,7 +157,10 @@ def predict_files(
             partial = staging / target.name
             # UTF-8; a file name that is not UTF-8 is written as its own bytes (read with errors="surrogateescape")
             with partial.open("w", encoding="utf-8", errors="surrogateescape", newline="") as stream:
-                summary = _write_rows(model, paths, stream, target, top_k, batch_size, workers, progress, runtime)
+                if decoded:
+                    summary = _write_decoded(model, task, paths, stream, target, top_k, batch_size, progress)
+                else:
+                    summary = _write_rows(model, paths, stream, target, top_k, batch_size, workers, progress, runtime)
             checked_output(target, overwrite)  # another writer's file appeared meanwhile
             move_into_place(partial, target)
     return summary
@@ -177,6 +195,90 @@ def _write_rows(
     summary.seconds = time.perf_counter() - started
     summary.runtime = forward.report.as_dict()
     return summary
+
+
+def _write_decoded(
+    model: Any, task: TaskSpec, paths: list[Path], stream: TextIO, target: Path, top_k: int, every: int,
+    progress: Callable[[str, int, int, dict[str, Any]], None] | None,
+) -> PredictionSummary:
+    """Every path's row, in order, one file at a time through the task (progress every `every` files)."""
+    from zoo.errors import DataError
+    from zoo.predict.decoded import predict_batches
+    from zoo.predict.runtime import is_torch_model
+
+    rows = DecodedRows(stream, target.suffix.lower())
+    summary = PredictionSummary(target, runtime={"runtime": "eager" if is_torch_model(model) else "onnx", "requested": "as loaded",
+                                                 "reason": f"task {task.name}: each file through its prepare and decode"})
+    started = time.perf_counter()
+    for done, path in enumerate(paths, 1):
+        try:
+            (prediction,) = next(predict_batches(model, task, [str(path)], top_k, 1))
+        except DataError as exc:  # the file: unreadable, not an image, refused by the task's prepare
+            reason = getattr(exc, "reason", None) or exc.message
+            rows.write(str(path), None, reason)
+            summary.skip(str(path), reason)
+        else:
+            prediction.pop("input")
+            rows.write(str(path), prediction)
+            summary.predicted += 1
+        summary.inputs = done
+        if progress is not None and (done % every == 0 or done == len(paths)):
+            progress("predict", done, len(paths), {})
+    rows.close()
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+class DecodedRows:
+    """A task's decoded predictions streamed to an open text file: JSON lines (``{"path", **decoded}``,
+    or ``{"path", "error"}``), or CSV with ``path``, one column per key of the first prediction (a
+    later one's other keys are left out, its missing ones empty; lists and dicts as JSON) and ``error``.
+    CSV rows wait for the first prediction, which names the columns.
+
+    Args:
+        stream: the file (opened with ``newline=""``).
+        suffix: ``.csv`` or ``.jsonl``.
+    """
+
+    def __init__(self, stream: TextIO, suffix: str):
+        self.stream = stream
+        self.csv = csv.writer(stream) if suffix == ".csv" else None
+        self.keys: list[str] | None = None
+        self.waiting: list[tuple[str, str]] = []  # CSV: (path, error) rows before the first prediction
+
+    def write(self, path: str, prediction: dict[str, Any] | None, error: str | None = None) -> None:
+        """One input's row: its decoded prediction, or the reason it was skipped."""
+        if self.csv is None:
+            row = {"path": path, **(prediction or {}), **({"error": error} if error else {})}
+            self.stream.write(json.dumps(row, ensure_ascii=False) + "\n")
+        elif prediction is None and self.keys is None:
+            self.waiting.append((path, error or ""))
+        else:
+            if self.keys is None:
+                self._header([key for key in prediction if key not in ("path", "error")])
+            cells = [_cell((prediction or {}).get(key)) for key in self.keys]
+            self.csv.writerow([path, *cells, error or ""])
+
+    def _header(self, keys: list[str]) -> None:
+        self.keys = keys
+        self.csv.writerow(["path", *keys, "error"])
+        for path, error in self.waiting:
+            self.csv.writerow([path, *[""] * len(keys), error])
+        self.waiting = []
+
+    def close(self) -> None:
+        """Write what still waits (every file skipped: the columns are path and error)."""
+        if self.csv is not None and self.keys is None:
+            self._header([])
+
+
+def _cell(value: Any) -> str:
+    """A decoded value as a CSV cell: text as it is, lists and dicts as JSON, None empty."""
+    if value is None:
+        return ""
+    if isinstance(value, (list, dict, tuple)):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
 
 
 class Rows:

@@ -184,8 +184,7 @@ def predict_runtime(model: Any, runtime: str = "auto", *, images: int = 0, threa
         raise ArgumentError(f"unknown runtime {runtime!r}", f"choose one of {', '.join(RUNTIMES)}")
     with forward_pass(model) as eager:
         chosen = Runtime(model, eager, runtime, images, threads)
-        torch_model = _is_torch(model)
-        if not torch_model:
+        if not is_torch_model(model):
             chosen.report.runtime, chosen.report.reason = "onnx", "an ONNX export"
         elif runtime == "eager":
             chosen.report.reason = "asked for"
@@ -211,7 +210,8 @@ def _refuse_if(refused: bool, message: str, remedy: str) -> None:
         raise ArgumentError(message, remedy)
 
 
-def _is_torch(model: Any) -> bool:
+def is_torch_model(model: Any) -> bool:
+    """Whether `model` is a PyTorch module (not an ONNX export standing in for one)."""
     import torch
 
     return isinstance(model, torch.nn.Module)
