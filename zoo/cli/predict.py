@@ -49,7 +49,7 @@ def predict_command(
     model: str, inputs: tuple[str, ...], top_k: int, runtime: str | None, batch_size: int, output: Path | None,
     overwrite: bool, workers: int | None, generate: int | None, temperature: float, seed: int, json_: bool,
 ) -> None:
-    """Classify INPUTS with MODEL (a name, a model directory or hf://org/repo).
+    """Predict INPUTS with MODEL (a name, a model directory or hf://org/repo), as its task says.
 
     Images may be PNG or JPEG in any mode (L, RGB, RGBA, CMYK, P); each model's own preprocessing
     and labels are used. A folder stands for its own image files, in name order. Images run in
@@ -60,6 +60,7 @@ def predict_command(
     named in its row; progress goes to stderr.
     For a text model, INPUTS are texts: a language model prints their likely
     continuations (or, with --generate N, samples N tokens), a text classifier their classes.
+    A model of a plugin's task prints that task's columns (english-ocr: each line's text).
 
     \b
     Examples:
@@ -86,13 +87,7 @@ def predict_command(
     from zoo.tasks import function, task_of
 
     task = task_of(loaded)
-    if generate is not None and task.predict is None:
-        raise OptionMismatch(f"--generate needs a language model; {model} is not one: it does {task.name} "
-                             "(drop --generate: its answers are printed)")
-    if output is not None and task.reads == "texts":
-        raise ArgumentError(f"--output writes image predictions, and {model} reads text", "drop --output: texts' answers are printed")
-    if output is not None and task.output != ("batch", "classes"):  # until predict_files takes a task
-        raise ArgumentError(f"--output writes classes, and {model} does {task.name}", "drop --output: its answers are printed")
+    _check_options(model, task, output, generate)
     if output is not None:
         _predict_to_file(loaded, task, inputs, output, top_k, batch_size, workers, overwrite, runtime, json_)
         return
@@ -112,6 +107,18 @@ def predict_command(
                 click.echo(result["input"] + result["generated"])
     else:
         _print_table(task, loaded, items, batches)
+
+
+def _check_options(model: str, task: Any, output: Path | None, generate: int | None) -> None:
+    """Refuse --generate for a task without a predict of its own (only that samples), and --output
+    for a task that reads texts or whose output is more than classes."""
+    if generate is not None and task.predict is None:
+        raise OptionMismatch(f"--generate needs a language model; {model} is not one: it does {task.name} "
+                             "(drop --generate: its answers are printed)")
+    if output is not None and task.reads == "texts":
+        raise ArgumentError(f"--output writes image predictions, and {model} reads text", "drop --output: texts' answers are printed")
+    if output is not None and task.output != ("batch", "classes"):  # until predict_files takes a task
+        raise ArgumentError(f"--output writes classes, and {model} does {task.name}", "drop --output: its answers are printed")
 
 
 def _require_registered_task(model: str, runtime: str) -> None:
