@@ -260,6 +260,11 @@ def test_an_onnx_export_evaluates_like_the_eager_model(tmp_path, digits, tuned):
     exported = zoo.evaluate(folder, digits, split="val", runtime="onnx")
     assert exported.accuracy == eager.accuracy and exported.confusion_matrix == eager.confusion_matrix
     assert exported.loss == pytest.approx(eager.loss, rel=1e-4)
+    # An .onnx file with its sidecar evaluates too: its task is read from the sidecar, not a config.json.
+    file = zoo.export(str(folder), tmp_path / "digits.onnx").path
+    alone = zoo.evaluate(file, digits, runtime="onnx")
+    assert alone.task == "image-classification" and alone.n == 300
+    assert alone.accuracy == zoo.evaluate(folder, digits, runtime="onnx").accuracy
 
 
 def test_a_loaded_model_finds_its_directory_and_bad_options_are_named(digits, tuned):

@@ -59,7 +59,7 @@ def training_summary(model_or_name: Any, model: Any, name: str, required: bool) 
 
     if isinstance(model_or_name, (str, os.PathLike)):
         found = resolve(model_or_name)  # an hf:// directory: its files link into the Hub cache, its root
-        place = (found.path, found.root) if isinstance(found, ModelDirectory) else None
+        place = (found.path, found.root) if isinstance(found, ModelDirectory) and is_model_dir(found.path) else None  # not an .onnx file
     else:
         source = model.zoo.source
         place = (Path(source), None) if source and is_model_dir(source) else None

@@ -88,13 +88,13 @@ def require_task(model_or_name: Any) -> None:
         return
     from zoo.modeldir import config_task, read_config
     from zoo.resolvers import resolve
-    from zoo.specs import ModelDirectory, Resolved
+    from zoo.specs import ModelDirectory, Resolved, is_model_dir
 
     name = os.fspath(model_or_name)
     found = resolve(name)
     if isinstance(found, Resolved):
         require_arch_task(found.arch, name)
-    elif isinstance(found, ModelDirectory):
+    elif isinstance(found, ModelDirectory) and is_model_dir(found.path):  # not an export's file, which its loader reads
         config_task(read_config(found.path, found.root), found.path)
 
 
