@@ -176,3 +176,17 @@ def test_output_runs_auto_unless_asked_and_auto_without_output_is_a_usage_error(
     assert printed.stderr.splitlines()[-1] == (
         "Error: --runtime auto goes with --output (printed predictions run eager unless --runtime onnx)"
     )
+
+
+def test_output_writes_each_line_of_a_folder_as_the_task_decodes_it_and_skips_a_broken_one(home, lines, tmp_path):
+    folder, texts = lines
+    shutil.copytree(folder, tmp_path / "lines")
+    (tmp_path / "lines" / "line-00002.png").write_bytes(b"not a picture")
+    env = {"ZOO_HOME": home, "OMP_NUM_THREADS": "2"}
+    result = run_zoo("predict", "english-ocr", str(tmp_path / "lines"), "-o", str(tmp_path / "texts.jsonl"), "-k", "1", env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"wrote 5 rows to {tmp_path / 'texts.jsonl'}: 4 predicted, 1 skipped")
+    rows = [json.loads(line) for line in (tmp_path / "texts.jsonl").read_text().splitlines()]
+    assert [r["path"] for r in rows] == [str(tmp_path / "lines" / f"line-{i:05d}.png") for i in range(5)]
+    assert [r.get("text") for r in rows] == [*texts[:2], None, *texts[3:]]
+    assert "error" in rows[2] and "skipped 1 file(s)" in result.stderr

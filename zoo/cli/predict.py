@@ -111,14 +111,12 @@ def predict_command(
 
 def _check_options(model: str, task: Any, output: Path | None, generate: int | None) -> None:
     """Refuse --generate for a task without a predict of its own (only that samples), and --output
-    for a task that reads texts or whose output is more than classes."""
+    for a task that reads texts."""
     if generate is not None and task.predict is None:
         raise OptionMismatch(f"--generate needs a language model; {model} is not one: it does {task.name} "
                              "(drop --generate: its answers are printed)")
     if output is not None and task.reads == "texts":
         raise ArgumentError(f"--output writes image predictions, and {model} reads text", "drop --output: texts' answers are printed")
-    if output is not None and task.output != ("batch", "classes"):  # until predict_files takes a task
-        raise ArgumentError(f"--output writes classes, and {model} does {task.name}", "drop --output: its answers are printed")
 
 
 def _require_registered_task(model: str, runtime: str) -> None:
@@ -207,8 +205,8 @@ def _predict_to_file(
     model: Any, task: Any, inputs: tuple[str, ...], output: Path, top_k: int, batch_size: int, workers: int | None,
     overwrite: bool, runtime: str, json_: bool,
 ) -> None:
-    """Write the rows, with progress and the skipped files on stderr; print what was written (an
-    ONNX export loaded by --runtime onnx runs as it is)."""
+    """Write the rows (a classifier's top-k, another task's decoded fields), with progress and the
+    skipped files on stderr; print what was written (an ONNX export loaded by --runtime onnx runs as it is)."""
     import sys
 
     from zoo.cli.output import progress_interval
@@ -218,7 +216,7 @@ def _predict_to_file(
     shown = Progress(sys.stderr, None if sys.stderr.isatty() else progress_interval())
     summary = predict_files(
         model, inputs, output, top_k=top_k, batch_size=batch_size, workers=workers, overwrite=overwrite, progress=shown,
-        runtime="eager" if runtime in ("eager", "torch") else "auto",
+        runtime="eager" if runtime in ("eager", "torch") else "auto", task=task,
     )
     shown.close()
     for line in summary.skip_report():
