@@ -131,16 +131,18 @@ class Runtime:
             self.report.reason = f"auto: {rule} <= {estimate:.0f} s, {REUSE:g} × the export's estimate"
         return out
 
-    def _open(self, fallback: bool) -> None:
-        """Run ONNX Runtime from now on: the cached export, made first when there is none."""
+    def _open(self, fallback: bool, cached: Any = None) -> None:
+        """Run ONNX Runtime from now on: `cached` (a runner on the checked cached export), else the
+        cached export, made first when there is none."""
         try:
-            self.runner = open_export(self.model, self.report, self.threads)
+            self.runner = cached or open_export(self.model, model_key(self.model), self.report, self.threads)
         except ExportError as exc:
             if not fallback:
                 raise
             self._fallback(f"the model could not be exported to ONNX ({exc.message})", None)
             return
         self.report.runtime = "onnx"
+        self.report.export = self.report.export or "cached"
         cores = os.cpu_count() or 1
         if self.threads is None and cores > 1:  # all cores, or half of them when others need theirs
             from zoo.predict.onnx_runtime import OnnxRunner
@@ -197,9 +199,9 @@ def predict_runtime(model: Any, runtime: str = "auto", *, images: int = 0, threa
         elif runtime == "onnx":
             chosen.report.reason = "asked for"
             chosen._open(fallback=False)
-        elif _cached(model, threads) is not None:
+        elif (cached := _cached(model_key(model), threads)) is not None:
             chosen.report.reason = "auto: the export is cached"
-            chosen._open(fallback=True)
+            chosen._open(fallback=True, cached=cached)
         else:
             chosen.measuring, chosen.report.reason = True, "auto: one batch, too few to time: eager"
         yield chosen
@@ -247,20 +249,21 @@ def model_key(model: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _cached(model: Any, threads: int | None) -> Any:
-    """An OnnxRunner on the checked cached export of `model`, or None (an unsound one is deleted)."""
-    from zoo.finetuning.feature_runtime import FILE, backbones_dir, cached_backbone
+def _cached(key: str, threads: int | None) -> Any:
+    """An OnnxRunner on the checked cached export under `key`, or None (an unsound one is deleted)."""
+    from zoo.finetuning.feature_runtime import cached_backbone
 
-    runner = cached_backbone(model_key(model))
+    runner = cached_backbone(key)
     if runner is None or threads is None:
         return runner
     from zoo.predict.onnx_runtime import OnnxRunner
 
-    return OnnxRunner(backbones_dir() / model_key(model) / FILE, threads)
+    return OnnxRunner(runner.path, threads)
 
 
-def open_export(model: Any, report: RuntimeReport, threads: int | None = None) -> Any:
-    """An OnnxRunner on the cached export of `model`, exported first when it is missing or unsound.
+def open_export(model: Any, key: str, report: RuntimeReport, threads: int | None = None) -> Any:
+    """An OnnxRunner on the cached export of `model` under `key` (`model_key`), exported first when
+    it is missing or unsound.
 
     Raises:
         ExportError: the export failed, its parity check did not pass, or it cannot be read back.
@@ -270,10 +273,9 @@ def open_export(model: Any, report: RuntimeReport, threads: int | None = None) -
     from zoo.fsio import lock_path, locked
     from zoo.registry import InputSpec
 
-    key = model_key(model)
     folder = backbones_dir() / key
     with locked(lock_path(folder), f"the exported model {folder}", wait=600):
-        runner = _cached(model, threads)
+        runner = _cached(key, threads)
         if runner is not None:
             report.export = "cached"
             return runner
@@ -286,7 +288,7 @@ def open_export(model: Any, report: RuntimeReport, threads: int | None = None) -
             with contextlib.suppress(OSError):
                 folder.rmdir()  # only when empty: a failed export leaves no folder
         report.export, report.export_seconds = "exported", round(time.perf_counter() - start, 3)
-        runner = _cached(model, threads)
+        runner = _cached(key, threads)
     if runner is None:
         raise ExportError(f"the model exported to {folder} cannot be read back")
     return runner
