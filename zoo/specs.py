@@ -288,7 +288,8 @@ class TaskSpec:
     None: the task cannot be fine-tuned or evaluated."""
     prepare: str | None = None
     """``prepare(model, inputs: list[str]) -> model input batch``: what ``zoo predict INPUTS`` feeds the
-    model (texts, image paths). None: zoo reads images as for classification."""
+    model (texts, image paths). ``zoo predict`` passes one input at a time and runs inputs whose
+    batches share a shape together. None: zoo reads images as for classification."""
     blank: int | None = None
     """The class index of the CTC blank, when the output is CTC-decoded (else None)."""
     reads: str = "images"
@@ -297,7 +298,9 @@ class TaskSpec:
     predict: str | None = None
     """``predict(model, inputs: list[str], options: dict) -> Iterable[list[dict]]``: the whole of ``zoo
     predict`` for a task that does more than prepare, run and decode (a language model's continuations
-    and sampling); batches of ``{"input": ..., **decoded}``. None: `prepare`, the model, `decode`, in batches."""
+    and sampling); batches of ``{"input": ..., **decoded}``. `options`: ``top_k``, ``batch_size``,
+    ``generate`` (None or a token count), ``temperature``, ``seed``. None: `prepare`, the model,
+    `decode`, in batches (``zoo.predict.decoded``); ``--generate`` is then refused."""
     evaluate: str | None = None
     """``evaluate(model, samples, context: dict) -> zoo.evaluating.EvaluationReport``: the whole of ``zoo
     eval`` for a task whose report is more than its loss and metrics (a classifier's confusion matrix).
