@@ -235,3 +235,12 @@ def test_metrics_merged_from_two_halves_equal_one_accumulator_over_all(tagger): 
         assert first.result() != whole.result(), make  # half of the batch scores otherwise
         first.merge(second)
         assert first.result() == whole.result(), make
+
+
+def test_eval_refuses_a_window_sample_for_a_plugin_task_as_for_a_classifier(tagger, tmp_path):  # noqa: F811
+    data = write_tags(tmp_path / "train.tags", 10)
+    with pytest.raises(zoo.ArgumentError, match=r"^max_windows applies to language models \(drop it: gru-tagger is a "
+                                                r"model of task step-tagging\)$"):
+        zoo.evaluate("gru-tagger", data, max_windows=5)
+    report = zoo.evaluate("gru-tagger", data)  # and without it, the task's own metrics over every sentence
+    assert report.task == "step-tagging" and report.n == 10 and set(report.metrics) == {"tag_accuracy", "sentence_accuracy"}
