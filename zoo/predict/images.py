@@ -84,13 +84,16 @@ def image_batches(model: Any, paths: Sequence[str | Path], batch_size: int = 32,
     """`paths` in order, `batch_size` at a time, preprocessed the model's way by `workers` processes
     (0: this one); memory holds at most two batches per worker.
 
-    Yields:
-        `collate`'s (indices, tensor or None, skipped (index, problem)) per batch.
+    Returns:
+        An iterator of `collate`'s (indices, tensor or None, skipped (index, problem)) per batch.
+
+    Raises:
+        ArgumentError: the model declares no image preprocessing (said now, before any batch).
     """
     from torch.utils.data import DataLoader
 
     data = ImageFiles(paths, model.zoo.preprocess)
-    yield from DataLoader(data, batch_size=batch_size, num_workers=workers, collate_fn=collate)
+    return iter(DataLoader(data, batch_size=batch_size, num_workers=workers, collate_fn=collate))
 
 
 def prefetched(items: Iterator[Any], depth: int = 2) -> Iterator[Any]:

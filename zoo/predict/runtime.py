@@ -37,7 +37,7 @@ RUNTIMES = ("auto", "eager", "onnx")
 PARITY_ATOL = 1e-4  # zoo.export's default
 REUSE = 0.5  # auto exports when the eager time left exceeds REUSE × the export's estimate
 MODEL_VERSION = 1  # of what the whole-model key covers
-PARITY_IMAGES = 8  # of the first batch, run eager as well to check ONNX Runtime's answers
+PARITY_IMAGES = 4  # of the first batch, run eager as well to check ONNX Runtime's answers
 TRIALS = 3  # batches each ONNX Runtime thread count runs while they are compared (the first one warms up)
 
 
