@@ -244,3 +244,17 @@ def test_eval_refuses_a_window_sample_for_a_plugin_task_as_for_a_classifier(tagg
         zoo.evaluate("gru-tagger", data, max_windows=5)
     report = zoo.evaluate("gru-tagger", data)  # and without it, the task's own metrics over every sentence
     assert report.task == "step-tagging" and report.n == 10 and set(report.metrics) == {"tag_accuracy", "sentence_accuracy"}
+
+
+def test_one_class_data_re_heads_only_a_model_whose_architecture_classifies(tagger, tmp_path):  # noqa: F811
+    texts = tmp_path / "texts"
+    for label in ("a", "b"):
+        (texts / label).mkdir(parents=True)
+        for i in range(3):
+            (texts / label / f"{i}.txt").write_text(f"some text {label} {i}")
+    with pytest.raises(zoo.ArgumentError, match=r"^gru-tagger does step-tagging, and .*texts' holds text-classification data"):
+        zoo.finetune("gru-tagger", texts, output=tmp_path / "o", epochs=1)
+    built_for_tags = zoo.load("gru", task="sequence-tagging", num_classes=3, vocab_size=20, hidden_size=8)
+    with pytest.raises(zoo.ArgumentError, match=r"does sequence-tagging, and .*texts' holds text-classification data"):
+        zoo.finetune(built_for_tags, texts, output=tmp_path / "o", epochs=1)    # (lstm-text, whose architecture names sequence-classification beside language-modeling, is re-headed:
+    # tests/test_eval.py fine-tunes it on the lines of two plays.)
