@@ -106,3 +106,13 @@ def test_info_on_a_model_directory_imports_neither_torch_nor_timm(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["architecture"] == "mlp"
+
+
+def test_the_table_is_sized_once_for_every_batch_a_column_of_labels_for_the_longest_label(photos):
+    result = invoke("predict", LITE0, str(photos["coffee"]), str(photos["RGB"]), "-k", "2", "--batch-size", "1")
+    header, *rows = result.stdout.splitlines()
+    width = max(len(str(photos["coffee"])), len(str(photos["RGB"])))
+    # INPUT to the longest input, RANK to its header, LABEL to ImageNet's longest label (at most 40).
+    assert header == "INPUT".ljust(width) + "  RANK  " + "LABEL".ljust(40) + "  PROBABILITY"
+    assert len(rows) == 4 and {row.index(" 0.") for row in rows} == {header.index("PROBABILITY") - 1}
+    assert rows[0].startswith(str(photos["coffee"]).ljust(width) + "  1     espresso ")
