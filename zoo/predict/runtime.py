@@ -29,6 +29,7 @@ import os
 import time
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from zoo.errors import ArgumentError, ExportError
@@ -145,9 +146,7 @@ class Runtime:
         self.report.export = self.report.export or "cached"
         cores = os.cpu_count() or 1
         if self.threads is None and cores > 1:  # all cores, or half of them when others need theirs
-            from zoo.predict.onnx_runtime import OnnxRunner
-
-            self.trials = [(self.runner, []), (OnnxRunner(self.runner.path, cores // 2), [])]
+            self.trials = [(self.runner, []), (session(self.runner.path, cores // 2), [])]
         else:
             self.report.threads = self.threads or cores
 
@@ -249,16 +248,47 @@ def model_key(model: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
+# Sessions this process opened on the cached export it used last, by thread count, with the file's
+# identity when it was checked: a later run reuses them (opening and checking lite0's costs 0.3 s)
+# while the file is unchanged.
+_OPENED: dict[tuple[Path, int | None], tuple[tuple[int, int, int], Any]] = {}
+
+
 def _cached(key: str, threads: int | None) -> Any:
     """An OnnxRunner on the checked cached export under `key`, or None (an unsound one is deleted)."""
-    from zoo.finetuning.feature_runtime import cached_backbone
+    from zoo.finetuning.feature_runtime import FILE, backbones_dir, cached_backbone
 
+    path = backbones_dir() / key / FILE
+    if _OPENED.get((path, threads), (None,))[0] == _identity(path):
+        return _OPENED[(path, threads)][1]
     runner = cached_backbone(key)
-    if runner is None or threads is None:
-        return runner
+    if runner is None:
+        return None
+    if {p for p, _ in _OPENED} != {path}:
+        _OPENED.clear()
+    _OPENED[(path, None)] = (_identity(path), runner)
+    return session(path, threads)
+
+
+def session(path: Path, threads: int | None) -> Any:
+    """An OnnxRunner with `threads` on an export `_cached` checked (the one it opened, when it did)."""
     from zoo.predict.onnx_runtime import OnnxRunner
 
-    return OnnxRunner(runner.path, threads)
+    opened = _OPENED.get((path, threads))
+    if opened is not None and opened[0] == _identity(path):
+        return opened[1]
+    runner = OnnxRunner(path, threads)
+    _OPENED[(path, threads)] = (_identity(path), runner)
+    return runner
+
+
+def _identity(path: Path) -> tuple[int, int, int]:
+    """What tells a file's replacement or rewrite: its inode, size and modification time."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return (-1, -1, -1)
+    return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 
 def open_export(model: Any, key: str, report: RuntimeReport, threads: int | None = None) -> Any:
