@@ -190,3 +190,36 @@ def test_output_writes_each_line_of_a_folder_as_the_task_decodes_it_and_skips_a_
     assert [r["path"] for r in rows] == [str(tmp_path / "lines" / f"line-{i:05d}.png") for i in range(5)]
     assert [r.get("text") for r in rows] == [*texts[:2], None, *texts[3:]]
     assert "error" in rows[2] and "skipped 1 file(s)" in result.stderr
+
+
+class PairModel:
+    """A model that takes a pair (the text's character codes, their count), as some plugins' do."""
+
+    def eval(self):
+        return self
+
+    def __call__(self, batch):
+        import torch
+
+        codes, count = batch
+        return torch.stack([codes.float().sum(-1) / count, count.float()], dim=-1)
+
+
+def prepare_pair(model, texts):
+    import torch
+
+    (text,) = texts
+    return torch.tensor([[ord(c) for c in text]]), torch.tensor([len(text)])
+
+
+def decode_pair(outputs, labels, top_k):
+    return [{"mean_code": round(float(mean), 3), "length": int(n)} for mean, n in outputs.tolist()]
+
+
+def test_a_prepared_batch_that_is_no_tensor_runs_alone_and_is_decoded_in_order():
+    spec = zoo.TaskSpec(name="pairs", output=("batch", "values"), decode="test_task_predict:decode_pair", columns=("LENGTH",),
+                        rows="test_task_predict:decode_pair", metrics="zoo.tasks.classification:Accuracy",
+                        prepare="test_task_predict:prepare_pair", reads="texts", plugin="tests")
+    results = predict_task(PairModel(), spec, ["ab", "cd", "xyz"], batch_size=8)
+    assert results == [{"input": "ab", "mean_code": 97.5, "length": 2}, {"input": "cd", "mean_code": 99.5, "length": 2},
+                       {"input": "xyz", "mean_code": 121.0, "length": 3}]

@@ -77,13 +77,18 @@ def predict_task(model: Any, spec: TaskSpec, inputs: Sequence[str], top_k: int =
 
 
 def _same_shape_runs(items: list[str], prepared: list[Any]) -> Iterator[tuple[list[str], Any]]:
-    """Consecutive inputs whose prepared batches of one share a shape, and those batches joined."""
+    """Consecutive inputs whose prepared batches of one share a shape, and those batches joined; a
+    batch that is no tensor (a tuple a model unpacks, say) runs alone, as prepared."""
     import torch
+
+    def shape(batch: Any) -> Any:
+        return batch.shape if isinstance(batch, torch.Tensor) else None
 
     start = 0
     for end in range(1, len(items) + 1):
-        if end == len(items) or prepared[end].shape != prepared[start].shape:
-            yield items[start:end], torch.cat(prepared[start:end])
+        if end == len(items) or shape(prepared[end]) is None or shape(prepared[end]) != shape(prepared[start]):
+            joined = torch.cat(prepared[start:end]) if end - start > 1 else prepared[start]
+            yield items[start:end], joined
             start = end
 
 
@@ -101,7 +106,7 @@ def running(model: Any) -> Iterator[Callable[[Any], Any]]:
 
     def run(batch: Any) -> Any:
         with torch.inference_mode():
-            if batch.dim() == 4:
+            if isinstance(batch, torch.Tensor) and batch.dim() == 4:
                 batch = batch.contiguous(memory_format=layout)
             return model(batch)
 
