@@ -258,3 +258,17 @@ def test_one_class_data_re_heads_only_a_model_whose_architecture_classifies(tagg
     with pytest.raises(zoo.ArgumentError, match=r"does sequence-tagging, and .*texts' holds text-classification data"):
         zoo.finetune(built_for_tags, texts, output=tmp_path / "o", epochs=1)    # (lstm-text, whose architecture names sequence-classification beside language-modeling, is re-headed:
     # tests/test_eval.py fine-tunes it on the lines of two plays.)
+
+
+@pytest.mark.slow
+def test_a_plugin_report_or_evaluate_of_the_wrong_type_is_one_error_naming_it(counted, tmp_path):
+    code = tmp_path / "counted-site" / "zoo_counted" / "code.py"
+    code.write_text(code.read_text().replace('return {"val_loss"', 'return [{"val_loss"').replace(
+        '"val_sentences": len(data.val)}', '"val_sentences": len(data.val)}]').replace("return report\n", "return report.metrics\n"))
+    data = write_tags(tmp_path / "train.tags", 10)
+    with pytest.raises(zoo.PluginError, match=r"^task 'counted-tagging' \(zoo-counted\): its report zoo_counted\.code:report "
+                                              r"returned a list, not a dict of metrics \(report it to the plugin's authors"):
+        zoo.finetune("gru-counted", data, data_format="counted-lines", output=tmp_path / "o", epochs=1)
+    with pytest.raises(zoo.PluginError, match=r"^task 'counted-tagging' \(zoo-counted\): its evaluate zoo_counted\.code:evaluate "
+                                              r"returned a dict, not a zoo\.evaluating\.EvaluationReport"):
+        zoo.evaluate("gru-counted", data, data_format="counted-lines")

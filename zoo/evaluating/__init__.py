@@ -21,7 +21,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from zoo.errors import ArgumentError
+from zoo.errors import ArgumentError, PluginError
 from zoo.evaluating.data import match_labels, model_task, read_samples, training_summary
 from zoo.evaluating.metrics import EvaluationReport
 from zoo.evaluating.scoring import Progress
@@ -93,7 +93,11 @@ def evaluate(
     run = function(spec, "evaluate")
     if run is None:
         from zoo.evaluating.tasks import run_task as run
-    return run(model, samples, context)
+    report = run(model, samples, context)
+    if not isinstance(report, EvaluationReport):
+        raise PluginError(f"task {spec.name!r} ({spec.plugin}): its evaluate {spec.evaluate} returned a {type(report).__name__}, "
+                          "not a zoo.evaluating.EvaluationReport", "report it to the plugin's authors (`zoo plugins` shows its version)")
+    return report
 
 
 def _check_options(split: str, batch_size: int, top_k: int, workers: int, max_windows: int | None, runtime: str) -> None:

@@ -16,7 +16,7 @@ from torch import nn
 from torch.utils.data import Subset
 
 from zoo.data.formats import ReadOptions, TrainingData, read_data
-from zoo.errors import ArgumentError
+from zoo.errors import ArgumentError, PluginError
 from zoo.finetuning.options import FinetuneOptions, FinetuneResult
 from zoo.finetuning.distributed import Ranks, broadcast_tensor, gather_rows, process_group, rank_device, shard, sum_over_ranks
 from zoo.finetuning.features import cache_key, compute_features, load_cached, store_cached, tensor_digest
@@ -240,6 +240,9 @@ def _train_and_write(
     if isinstance(job, ModelOnLoader):
         job.unwrap()
     metrics = report(final, before, data, inputs) if report is not None else {"val_loss": final.loss, **final.metrics}
+    if not isinstance(metrics, dict):
+        raise PluginError(f"task {task.name!r} ({task.plugin}): its report {task.report} returned a {type(metrics).__name__}, "
+                          "not a dict of metrics", "report it to the plugin's authors (`zoo plugins` shows its version)")
     metrics.update(best_epoch=outcome.best_epoch, stopped_early=outcome.stopped_early)
     model.to("cpu").to(memory_format=torch.contiguous_format).eval()
     training = {
