@@ -65,6 +65,7 @@ def test_lines_of_one_width_run_together_and_every_line_reads_as_it_does_alone(o
         assert a["confidences"] == pytest.approx(b["confidences"], abs=1e-4)
 
 
+@pytest.mark.slow
 def test_zoo_predict_reads_a_folder_of_lines_in_name_order_in_batches(home, lines):
     folder, texts = lines
     env = {"ZOO_HOME": home, "OMP_NUM_THREADS": "2"}
@@ -159,6 +160,7 @@ def test_generate_for_a_task_that_cannot_sample_is_one_line_with_the_remedy():
     )
 
 
+@pytest.mark.slow
 def test_output_runs_auto_unless_asked_and_auto_without_output_is_a_usage_error(tmp_path):
     from PIL import Image
 
@@ -178,6 +180,7 @@ def test_output_runs_auto_unless_asked_and_auto_without_output_is_a_usage_error(
     )
 
 
+@pytest.mark.slow
 def test_output_writes_each_line_of_a_folder_as_the_task_decodes_it_and_skips_a_broken_one(home, lines, tmp_path):
     folder, texts = lines
     shutil.copytree(folder, tmp_path / "lines")
@@ -223,3 +226,40 @@ def test_a_prepared_batch_that_is_no_tensor_runs_alone_and_is_decoded_in_order()
     results = predict_task(PairModel(), spec, ["ab", "cd", "xyz"], batch_size=8)
     assert results == [{"input": "ab", "mean_code": 97.5, "length": 2}, {"input": "cd", "mean_code": 99.5, "length": 2},
                        {"input": "xyz", "mean_code": 121.0, "length": 3}]
+
+
+def rows_pair(prediction):
+    return [(prediction["length"], prediction["mean_code"])]
+
+
+def test_rows_that_do_not_fit_the_columns_are_named():
+    from zoo.predict.decoded import table_cells
+
+    spec = zoo.TaskSpec(name="pairs", output=("batch", "values"), decode="test_task_predict:decode_pair", columns=("LENGTH",),
+                        rows="test_task_predict:rows_pair", metrics="zoo.tasks.classification:Accuracy",
+                        prepare="test_task_predict:prepare_pair", reads="texts", plugin="tests")
+    results = predict_task(PairModel(), spec, ["ab"])
+    with pytest.raises(zoo.ArgumentError, match=r"task 'pairs' \(tests\) gave a row of 2 value\(s\) for its 1 column\(s\) LENGTH"):
+        table_cells(spec, results)
+    fitting = zoo.TaskSpec(**{**spec.__dict__, "columns": ("LENGTH", "MEAN")})
+    assert table_cells(fitting, results) == [("ab", "2", "97.5")]
+
+
+@pytest.mark.slow
+def test_texts_of_different_lengths_get_the_classes_they_get_alone_and_in_onnxruntime(tmp_path):
+    import torch
+
+    from zoo.modeldir import save_model_dir
+
+    torch.manual_seed(0)
+    model = zoo.load("gru", vocab="lstm-text", task="sequence-classification", num_classes=3, embed_dim=16, hidden_size=32)
+    model.zoo.labels = ["comedy", "history", "tragedy"]
+    folder = save_model_dir(model, tmp_path / "plays")
+    assert zoo.export(str(folder)).parity.passed
+    texts = ["To be, or not to be", "Now is the winter", "All"]  # padded together, "All" read otherwise (0.37 vs 0.36)
+    eager = json.loads(run_zoo("predict", str(folder), *texts, "-k", "3", "--json").stdout)
+    alone = [json.loads(run_zoo("predict", str(folder), text, "-k", "3", "--json").stdout)[0] for text in texts]
+    onnx = json.loads(run_zoo("predict", str(folder), *texts, "-k", "3", "--json", "--runtime", "onnx").stdout)
+    for got, one, ort in zip(eager, alone, onnx):
+        assert [p["label"] for p in got["predictions"]] == [p["label"] for p in one["predictions"]] == [p["label"] for p in ort["predictions"]]
+        assert [p["probability"] for p in got["predictions"]] == pytest.approx([p["probability"] for p in ort["predictions"]], abs=1e-5)

@@ -173,16 +173,15 @@ def _print_table(task: Any, model: Any, inputs: list[str], batches: Iterable[lis
     longest input, the last column not at all, the others to the first batch's cells, or to the
     model's longest label in a column of labels, at most 40 wide (a longer cell pushes its row right).
     """
-    from zoo.tasks import function
+    from zoo.predict.decoded import table_cells
 
-    rows_of = function(task, "rows")
     headers = ("INPUT", *task.columns)
     if task.reads == "texts":
-        emit_table(headers, [(r["input"], *row) for batch in batches for r in batch for row in rows_of(r)])
+        emit_table(headers, [cell for batch in batches for cell in table_cells(task, batch)])
         return
     line = ""
     for batch in batches:  # the header comes with the first batch, so an unusable first image prints nothing
-        cells = [tuple(map(str, (r["input"], *row))) for r in batch for row in rows_of(r)]
+        cells = table_cells(task, batch)
         if not line:
             widths = _widths(headers, inputs, cells, getattr(getattr(model, "zoo", None), "labels", None) or [])
             line = "  ".join(f"{{:<{w}}}" for w in widths)

@@ -76,6 +76,27 @@ def predict_task(model: Any, spec: TaskSpec, inputs: Sequence[str], top_k: int =
     return [result for batch in predict_batches(model, spec, inputs, top_k, batch_size) for result in batch]
 
 
+def table_cells(spec: TaskSpec, results: Sequence[dict[str, Any]]) -> list[tuple[str, ...]]:
+    """The table rows of decoded `results`: the input and, for each of the task's `rows`, one cell per
+    column (None as empty).
+
+    Raises:
+        ArgumentError: the task's rows do not give one value per column.
+    """
+    rows = function(spec, "rows")
+    cells = []
+    for result in results:
+        for row in rows(result):
+            if len(row) != len(spec.columns):
+                raise ArgumentError(
+                    f"task {spec.name!r} ({spec.plugin}) gave a row of {len(row)} value(s) for its {len(spec.columns)} "
+                    f"column(s) {', '.join(spec.columns)}",
+                    "its rows must give one value per column: report it to the plugin's authors",
+                )
+            cells.append(tuple("" if c is None else str(c) for c in (result["input"], *row)))
+    return cells
+
+
 def _same_shape_runs(items: list[str], prepared: list[Any]) -> Iterator[tuple[list[str], Any]]:
     """Consecutive inputs whose prepared batches of one share a shape, and those batches joined; a
     batch that is no tensor (a tuple a model unpacks, say) runs alone, as prepared."""
