@@ -154,3 +154,14 @@ def test_an_unknown_runtime_is_refused_before_any_row(tmp_path, digits):
     with pytest.raises(ArgumentError, match=r"unknown runtime 'tensorrt' \(choose one of auto, eager, onnx\)"):
         predict_files(zoo.load("lenet5-digits"), [digits], tmp_path / "preds.csv", runtime="tensorrt")
     assert not (tmp_path / "preds.csv").exists()
+
+
+def test_a_cache_that_cannot_be_written_runs_eager_after_one_warning(tmp_path, digits, always_export):
+    from zoo.finetuning.feature_runtime import backbones_dir
+
+    model = zoo.load("lenet5-digits")
+    backbones_dir().parent.mkdir(parents=True, exist_ok=True)
+    backbones_dir().write_text("a file where the cache's folder should be\n")
+    with pytest.warns(UserWarning, match=r"^the model could not be exported to ONNX \(NotADirectoryError: .*\); predicting eager$"):
+        summary = predict_files(model, [digits], tmp_path / "preds.jsonl", batch_size=8)
+    assert (summary.runtime["runtime"], summary.predicted) == ("eager", 60)

@@ -137,10 +137,11 @@ class Runtime:
         cached export, made first when there is none."""
         try:
             self.runner = cached or open_export(self.model, model_key(self.model), self.report, self.threads)
-        except ExportError as exc:
+        except (ExportError, OSError) as exc:  # OSError: the cache cannot be written
             if not fallback:
                 raise
-            self._fallback(f"the model could not be exported to ONNX ({exc.message})", None)
+            problem = exc.message if isinstance(exc, ExportError) else f"{type(exc).__name__}: {exc}"
+            self._fallback(f"the model could not be exported to ONNX ({problem})", None)
             return
         self.report.runtime = "onnx"
         self.report.export = self.report.export or "cached"
