@@ -356,3 +356,26 @@ def test_a_task_that_reads_texts_is_refused_with_output(tmp_path):
     with pytest.raises(ArgumentError, match=r"--output writes predictions for image files, and task 'language-modeling' reads texts"):
         predict_files(model, [tmp_path], tmp_path / "preds.csv", task=task_of(model))
     assert not (tmp_path / "preds.csv").exists()
+
+
+def test_the_decoding_thread_hands_on_items_in_order_raises_its_error_here_and_stops_when_left_early():
+    import threading
+
+    from zoo.predict.images import prefetched
+
+    def numbers(stop_at=None):
+        for k in range(10):
+            if k == stop_at:
+                raise OSError(f"disk gone at {k}")
+            yield k
+
+    assert list(prefetched(numbers())) == list(range(10))
+    got = []
+    with pytest.raises(OSError, match="disk gone at 4"):
+        for k in prefetched(numbers(stop_at=4)):
+            got.append(k)
+    assert got == [0, 1, 2, 3]
+    early = prefetched(numbers(), depth=1)
+    assert next(early) == 0
+    early.close()
+    assert not any(t.name == "zoo-prefetch" for t in threading.enumerate())
