@@ -263,3 +263,23 @@ def test_texts_of_different_lengths_get_the_classes_they_get_alone_and_in_onnxru
     for got, one, ort in zip(eager, alone, onnx):
         assert [p["label"] for p in got["predictions"]] == [p["label"] for p in one["predictions"]] == [p["label"] for p in ort["predictions"]]
         assert [p["probability"] for p in got["predictions"]] == pytest.approx([p["probability"] for p in ort["predictions"]], abs=1e-5)
+
+
+@pytest.mark.slow
+def test_sentences_of_one_length_run_together_in_onnxruntime_and_tag_as_eager(tagger, tmp_path):  # noqa: F811
+    from zoo.modeldir import save_model_dir
+    from zoo.predict.onnx_runtime import load_onnx_model
+
+    folder = save_model_dir(zoo.load("gru-tagger"), tmp_path / "model")
+    assert zoo.export(str(folder)).parity.passed
+    sentences = ["the cat sees a dog", "every dog likes some cat", "a bird sees"]
+    eager = predict_task(zoo.load(str(folder)), task_of(zoo.load(str(folder))), sentences)
+    onnx = load_onnx_model(folder)
+    calls = []
+    run = onnx.runner.session.run
+    onnx.runner.session.run = lambda names, feed: calls.append(next(iter(feed.values())).shape) or run(names, feed)
+    in_ort = predict_task(onnx, task_of(onnx), sentences)
+    assert [c[0] for c in calls] == [2, 1]  # the two five-word sentences in one run
+    assert [r["tags"] for r in in_ort] == [r["tags"] for r in eager]
+    for a, b in zip(in_ort, eager):
+        assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-4)
