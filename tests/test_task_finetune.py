@@ -14,7 +14,7 @@ import pytest
 import zoo
 from helpers import run_zoo
 from test_plugins import write_distribution
-from test_tasks import EXAMPLE, tagger, write_tags  # noqa: F401 (tagger: the fixture)
+from test_tasks import tagger, write_tags  # noqa: F401 (tagger: the fixture)
 
 # A plugin with a per-step task of its own, reusing the example tagger's model and code, whose metrics
 # have no merge, and which names its own `report` (reading the evaluation before training) and `evaluate`.
