@@ -146,10 +146,9 @@ class Runtime:
         self.report.runtime = "onnx"
         self.report.export = self.report.export or "cached"
         cores = os.cpu_count() or 1
+        self.report.threads = self.threads or cores  # until the trials (if any) pick
         if self.threads is None and cores > 1:  # all cores, or half of them when others need theirs
             self.trials = [(self.runner, []), (session(self.runner.path, cores // 2), [])]
-        else:
-            self.report.threads = self.threads or cores
 
     def _fallback(self, problem: str, out: Any) -> Any:
         """Eager from now on (raise instead when ONNX was asked for); `out` passes through."""
