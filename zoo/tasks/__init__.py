@@ -138,17 +138,6 @@ def task_of(model: Any) -> TaskSpec:
     return get_task(model_task_name(model), getattr(info, "name", None) or type(model).__name__)
 
 
-BUILTIN_PLUGIN = "zoo.tasks.builtin"
-# The built-in tasks that zoo's own machinery (which predates the hook) runs: feature caching, the
-# confusion matrix, continuations, ... Every other task runs through its TaskSpec's callables.
-_MACHINERY = frozenset({"image-classification", "text-classification", "tabular-classification", "language-modeling"})
-
-
-def is_builtin(spec: TaskSpec) -> bool:
-    """Whether zoo's own classification / language-model machinery runs `spec`, rather than its callables."""
-    return spec.plugin == BUILTIN_PLUGIN and spec.name in _MACHINERY
-
-
 def function(spec: TaskSpec, attr: str) -> Callable[..., Any] | None:
     """Import one of the task's ``"module:function"`` callables (None when the task has none)."""
     reference = getattr(spec, attr)
@@ -159,4 +148,4 @@ def function(spec: TaskSpec, attr: str) -> Callable[..., Any] | None:
     return import_reference(reference, f"task {spec.name!r} ({spec.plugin})")
 
 
-__all__ = ["TaskSpec", "UnknownTaskError", "function", "get_task", "is_builtin", "model_task_name", "require_arch_task", "task_names", "task_of", "tasks", "tasks_of"]
+__all__ = ["TaskSpec", "UnknownTaskError", "function", "get_task", "model_task_name", "require_arch_task", "task_names", "task_of", "tasks", "tasks_of"]
