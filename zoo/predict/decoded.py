@@ -45,15 +45,19 @@ def predict_batches(
     Raises:
         ArgumentError: the task's decode did not give one prediction per input.
     """
+    from zoo.predict.images import prefetched
     from zoo.tasks.classification import prepare_images
 
     prepare = function(spec, "prepare") or prepare_images
     decode = function(spec, "decode")
     labels = getattr(getattr(model, "zoo", None), "labels", None)
-    with running(model) as run:
+    def prepared_chunks() -> Iterator[tuple[list[str], list[Any]]]:
         for start in range(0, len(inputs), batch_size):
             chunk = list(inputs[start : start + batch_size])
-            prepared = [prepare(model, [item]) for item in chunk]
+            yield chunk, [prepare(model, [item]) for item in chunk]
+
+    with running(model) as run:
+        for chunk, prepared in prefetched(prepared_chunks(), depth=1):  # the next batch is read while this one runs
             results: list[dict[str, Any]] = []
             for items, tensors in _same_shape_runs(chunk, prepared):
                 decoded = decode(run(tensors), labels, top_k)
