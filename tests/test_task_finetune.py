@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import textwrap
 
 import pytest
@@ -102,6 +103,8 @@ def counted(tagger, tmp_path, monkeypatch):  # noqa: F811
     write_distribution(site, "zoo-counted", "zoo_counted", COUNTED)
     (site / "zoo_counted" / "code.py").write_text(textwrap.dedent(COUNTED_CODE))
     monkeypatch.syspath_prepend(str(site))
+    for name in [n for n in sys.modules if n.split(".")[0] == "zoo_counted"]:  # an earlier test's copy
+        monkeypatch.delitem(sys.modules, name)
     return {"PYTHONPATH": os.pathsep.join([str(site), tagger["PYTHONPATH"]])}
 
 
