@@ -178,6 +178,7 @@ def test_nproc_refuses_a_task_whose_metrics_cannot_merge_before_any_training(cou
     assert not out.exists() and not (tmp_path / ".out.partial").exists()  # nothing trained, no checkpoint
 
 
+@pytest.mark.slow
 def test_eval_and_finetune_of_a_model_of_an_unregistered_task_is_one_line_before_weights_or_data(counted, tmp_path):
     from zoo.modeldir import save_model_dir
     from zoo.tasks import tasks
