@@ -90,13 +90,16 @@ def list_models(
     Args:
         patterns: fnmatch patterns such as ``"resnet*"``; none means all.
         family: keep only this family (perceptron, mlp, cnn, rnn, ...).
-        task: keep only architectures for this task.
+        task: keep only architectures for this task (by its name or one of its aliases).
         pretrained: True lists weight ids, False architectures, None both.
 
     Returns:
         Sorted names, each loadable with `zoo.load`.
     """
-    return get_registry().list_models(*patterns, family=family, task=task, pretrained=pretrained)
+    from zoo.tasks import task_names
+
+    wanted = None if task is None else task_names(task)
+    return get_registry().list_models(*patterns, family=family, task=wanted, pretrained=pretrained)
 
 
 def get_spec(name: str) -> ArchSpec | WeightSpec:

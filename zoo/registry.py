@@ -25,7 +25,7 @@ import difflib
 import fnmatch
 import warnings
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Collection, Iterable, Mapping
 
 from zoo.errors import DuplicateNameError, NoWeightsError, RegistryError, UnknownModelError
 from zoo.specs import (  # re-exported: `zoo.registry` is where plugins have always found them
@@ -224,21 +224,19 @@ class Registry:
         self,
         *patterns: str,
         family: str | None = None,
-        task: str | None = None,
+        task: str | Collection[str] | None = None,
         pretrained: bool | None = None,
     ) -> list[str]:
         """Names matching any fnmatch pattern: architectures (pretrained=False), weight ids
-        (pretrained=True), or both (None), filtered by family and task (its name or an alias)."""
+        (pretrained=True), or both (None), filtered by family and task (a name, or the names that
+        mean one task: `zoo.tasks.task_names` gives a task's name and aliases)."""
         rows: list[tuple[str, ArchSpec, tuple[str, ...]]] = []
         if pretrained is not True:
             rows += [(a.name, a, (a.name,)) for a in self.archs.values()]
         if pretrained is not False:
             rows += [(w.id, self.archs[w.arch], (w.id, *w.aliases)) for w in self.weights.values()]
         out = []
-        if task is not None:
-            from zoo.tasks import task_names
-
-            wanted = task_names(task)  # an architecture may name the task by one of its aliases
+        wanted = {task} if isinstance(task, str) else set(task or ())
         for name, arch, matchable in rows:
             if family is not None and arch.family != family:
                 continue

@@ -89,10 +89,11 @@ def list_command(
     """
     registry = default_registry()
     if task is not None:
-        from zoo.tasks import get_task
+        from zoo.tasks import get_task, task_names
 
         get_task(task, "--task")  # a mistyped task is an error naming the registered ones, not an empty list
-    names = registry.list_models(*patterns, family=family, task=task, pretrained=True if pretrained else None)
+    wanted = None if task is None else task_names(task)
+    names = registry.list_models(*patterns, family=family, task=wanted, pretrained=True if pretrained else None)
     records = [
         weight_record(registry, registry.weights[n]) if n in registry.weights else arch_record(registry, registry.archs[n])
         for n in names
