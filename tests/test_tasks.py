@@ -384,16 +384,6 @@ def test_eval_refuses_data_whose_tags_differ_from_the_models(tagger, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_plugin_task_is_refused_on_several_ranks_by_name(tagger, tmp_path):
-    data = write_tags(tmp_path / "train.tags", 20)
-    result = run_zoo("finetune", "gru-tagger", "--data", str(data), "--nproc", "2", "-o", str(tmp_path / "out"), env=tagger)
-    assert result.returncode == 1, result.stderr
-    assert result.stderr.strip().splitlines()[-1] == (
-        "Error: rank 0 of 2 failed: task 'step-tagging' (tagger) trains in one process only (drop --nproc: one process trains it)"
-    )
-    assert not (tmp_path / "out").exists()
-
-
 def test_an_export_sidecar_names_the_task_and_whether_decoding_agrees(tmp_path):
     result = zoo.export(zoo.load("lenet5"), tmp_path / "lenet5.onnx")
     assert result.record["task"] == "image-classification" and result.record["parity"]["decoded_match"] is True
