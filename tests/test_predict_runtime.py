@@ -165,3 +165,23 @@ def test_a_cache_that_cannot_be_written_runs_eager_after_one_warning(tmp_path, d
     with pytest.warns(UserWarning, match=r"^the model could not be exported to ONNX \(NotADirectoryError: .*\); predicting eager$"):
         summary = predict_files(model, [digits], tmp_path / "preds.jsonl", batch_size=8)
     assert (summary.runtime["runtime"], summary.predicted) == ("eager", 60)
+
+
+def test_another_models_export_planted_under_this_models_key_is_caught_on_the_first_batch(tmp_path, digits, always_export):
+    import shutil
+
+    original = zoo.load("lenet5-digits")
+    predict_files(original, [digits], tmp_path / "original.jsonl", batch_size=8, runtime="onnx")
+    changed = zoo.load("lenet5-digits")
+    with torch.no_grad():
+        for parameter in changed.parameters():
+            parameter.mul_(-1.5)  # another function of the same architecture
+    eager = predict_files(changed, [digits], tmp_path / "eager.jsonl", batch_size=8, runtime="eager")
+    shutil.copytree(cached_file(original).parent, cached_file(changed).parent)  # a valid export, sidecar and all
+    with pytest.warns(UserWarning, match=r"^ONNX Runtime's probabilities differ from eager by .* on the first batch; predicting eager$"):
+        summary = predict_files(changed, [digits], tmp_path / "auto.jsonl", batch_size=8)
+    assert summary.runtime["runtime"] == "eager" and summary.runtime["reason"] == "auto: the export is cached; fell back to eager"
+    assert summary.predicted == eager.predicted == 60
+    same_answers(rows(tmp_path / "auto.jsonl"), rows(tmp_path / "eager.jsonl"))
+    with pytest.raises(ExportError, match="differ from eager"):
+        predict_files(changed, [digits], tmp_path / "onnx.jsonl", batch_size=8, runtime="onnx")
