@@ -114,7 +114,7 @@ class Runtime:
         if self.trials and all(len(samples) >= TRIALS for _, samples in self.trials):
             self.runner = min(self.trials, key=lambda trial: sum(trial[1][1:]))[0]
             self.trials = []
-            self.report.threads = self.runner.threads or os.cpu_count()
+            self.report.threads = self.runner.threads
 
     def _measure(self, batch: Any) -> Any:
         """auto: time a warm batch eager, then export when the images left pay for it."""
@@ -145,8 +145,10 @@ class Runtime:
             return
         self.report.runtime = "onnx"
         self.report.export = self.report.export or "cached"
-        cores = os.cpu_count() or 1
+        cores = usable_cores()
         self.report.threads = self.threads or cores  # until the trials (if any) pick
+        if self.threads is None:  # ONNX Runtime's own default may count cores this process cannot use
+            self.runner = session(self.runner.path, cores)
         if self.threads is None and cores > 1:  # all cores, or half of them when others need theirs
             self.trials = [(self.runner, []), (session(self.runner.path, cores // 2), [])]
 
@@ -221,6 +223,11 @@ def is_torch_model(model: Any) -> bool:
 def _device(model: Any) -> str:
     parameter = next(model.parameters(), None)
     return parameter.device.type if parameter is not None else "cpu"
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, which a container's limit may narrow)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def export_estimate(model: Any) -> float:
