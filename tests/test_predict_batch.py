@@ -379,3 +379,21 @@ def test_the_decoding_thread_hands_on_items_in_order_raises_its_error_here_and_s
     assert next(early) == 0
     early.close()
     assert not any(t.name == "zoo-prefetch" for t in threading.enumerate())
+
+
+def decode_tensors(outputs, labels, top_k):
+    """A decode that breaks the contract: tensors, not JSON values."""
+    return [{"scores": row} for row in outputs]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_a_task_whose_decode_gives_what_json_cannot_hold_is_named_and_leaves_no_output(tmp_path, suffix):
+    from zoo.predict.files import predict_files
+
+    spec = zoo.TaskSpec(name="raw-scores", output=("batch", "classes"), decode="test_predict_batch:decode_tensors",
+                        columns=("SCORES",), rows="zoo.tasks.classification:rows", metrics="zoo.tasks.classification:metrics",
+                        plugin="a test")
+    image = one_digit(tmp_path / "one.png")
+    with pytest.raises(ArgumentError, match=rf"task 'raw-scores' \(a test\) decoded {image} into a value JSON cannot hold \(.*Tensor"):
+        predict_files(zoo.load("lenet5-digits"), [image], tmp_path / f"scores{suffix}", task=spec)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.png"]

@@ -219,7 +219,11 @@ def _write_decoded(
             summary.skip(str(path), reason)
         else:
             prediction.pop("input")
-            rows.write(str(path), prediction)
+            try:
+                rows.write(str(path), prediction)
+            except (TypeError, ValueError) as exc:  # json: a value it cannot write
+                raise ArgumentError(f"task {task.name!r} ({task.plugin}) decoded {path} into a value JSON cannot hold ({exc})",
+                                    "its decode must return plain JSON values: report it to the plugin's authors") from exc
             summary.predicted += 1
         summary.inputs = done
         if progress is not None and (done % every == 0 or done == len(paths)):
@@ -278,6 +282,8 @@ def _cell(value: Any) -> str:
         return ""
     if isinstance(value, (list, dict, tuple)):
         return json.dumps(value, ensure_ascii=False)
+    if not isinstance(value, (str, int, float)):
+        raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
     return str(value)
 
 
