@@ -49,6 +49,30 @@ def load(
     return model
 
 
+def require_registered_task(model_or_name: Any) -> None:
+    """Refuse a model whose task no installed plugin registers, in one line naming the registered tasks,
+    before anything is loaded: a registry name's architecture, a model directory's config (a loaded
+    model is checked by `zoo.tasks.task_of`). A name nothing knows is refused here too.
+
+    Raises:
+        UnknownTaskError: the task, with the registered ones.
+        UnknownModelError: the name is neither registered nor a model directory.
+    """
+    if not isinstance(model_or_name, (str, os.PathLike)):
+        return
+    from zoo.modeldir import config_task, read_config
+    from zoo.resolvers import resolve
+    from zoo.specs import is_model_dir
+    from zoo.tasks import require_arch_task
+
+    name = os.fspath(model_or_name)
+    found = resolve(name)
+    if isinstance(found, Resolved):
+        require_arch_task(found.arch, name)
+    elif isinstance(found, ModelDirectory) and is_model_dir(found.path):  # not an export's file, which its loader reads
+        config_task(read_config(found.path, found.root), found.path)
+
+
 def _default_registry() -> Registry:
     from zoo.registry import default_registry
 

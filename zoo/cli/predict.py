@@ -82,7 +82,11 @@ def predict_command(
     elif runtime == "auto":
         raise click.UsageError("--runtime auto goes with --output (printed predictions run eager unless --runtime onnx)")
     runtime = runtime or ("auto" if output is not None else "eager")
-    _require_registered_task(model, runtime)  # before any weights load
+    from zoo.loading import require_registered_task
+    from zoo.specs import is_model_dir
+
+    if runtime != "onnx" or is_model_dir(model):  # an .onnx file's sidecar is read as it loads
+        require_registered_task(model)  # a task no plugin registers: one line, before any weights load
     loaded = _load(model, runtime)
     from zoo.tasks import function, task_of
 
@@ -117,29 +121,6 @@ def _check_options(model: str, task: Any, output: Path | None, generate: int | N
                              "(drop --generate: its answers are printed)")
     if output is not None and task.reads == "texts":
         raise ArgumentError(f"--output writes image predictions, and {model} reads text", "drop --output: texts' answers are printed")
-
-
-def _require_registered_task(model: str, runtime: str) -> None:
-    """Refuse a registry name or a model directory whose task no installed plugin registers (one
-    line naming the registered tasks); other references are checked as they load."""
-    from zoo.specs import is_model_dir
-
-    if is_model_dir(model):
-        from zoo.modeldir import config_task, read_config
-
-        config_task(read_config(model), Path(model))
-        return
-    if runtime == "onnx":
-        return
-    from zoo.errors import UnknownModelError
-    from zoo.registry import default_registry
-    from zoo.tasks import require_arch_task
-
-    try:
-        found = default_registry().resolve(model)
-    except UnknownModelError:  # a file, a Hub reference, a mistyped name: zoo.load says which
-        return
-    require_arch_task(found.arch, model)
 
 
 def _load(model: str, runtime: str) -> Any:

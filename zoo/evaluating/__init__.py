@@ -78,9 +78,9 @@ def evaluate(
         ArgumentError: a bad option, or ``split="val"`` for a model without a training summary.
     """
     _check_options(split, batch_size, top_k, workers, max_windows, runtime)
-    from zoo.finetuning.engine import require_task
+    from zoo.loading import require_registered_task
 
-    require_task(model_or_name)  # a task no plugin registers: one line naming those that are, before any weights load
+    require_registered_task(model_or_name)  # a task no plugin registers: one line naming those that are, before any weights load
     model = _load(model_or_name, runtime)
     name = _model_name(model_or_name, model)
     spec = task_of(model)

@@ -30,7 +30,7 @@ from zoo.finetuning.strategy import Strategy, apply_strategy, choose_strategy, t
 from zoo.fsio import lock_path, locked
 from zoo.heads import ModelInfo
 from zoo.specs import TaskSpec
-from zoo.tasks import function, get_task, require_arch_task, task_of
+from zoo.tasks import function, get_task, task_of
 
 Progress = Callable[[str, int, int, dict], None]
 
@@ -44,7 +44,9 @@ def run(model_or_name: Any, data_path: Path, options: FinetuneOptions, progress:
 
 def _run(model_or_name: Any, data_path: Path, options: FinetuneOptions, progress: Progress | None, ranks: Ranks) -> FinetuneResult:
     started = time.perf_counter()
-    require_task(model_or_name)  # a mistyped name, or a task no plugin registers: before any data is read
+    from zoo.loading import require_registered_task
+
+    require_registered_task(model_or_name)  # a mistyped name, or a task no plugin registers: before any data is read
     read_options = ReadOptions(
         val_split=options.val_split, seed=options.seed, strict=options.strict_data,
         text_column=options.text_column, label_column=options.label_column, workers=options.workers,
@@ -73,29 +75,6 @@ def _run(model_or_name: Any, data_path: Path, options: FinetuneOptions, progress
         check_output_writable(output, options.overwrite)
         check_no_checkpoint(partial_dir(output), options)
         return _train_and_write(model, weights_sha256, data, task, strategy, output, options, progress, started, ranks)
-
-
-def require_task(model_or_name: Any) -> None:
-    """Refuse a model whose task no installed plugin registers, in one line naming the registered tasks,
-    before anything is loaded: a registry name's architecture, a model directory's config (a loaded
-    model is checked by `zoo.tasks.task_of`). A name nothing knows is refused here too.
-
-    Raises:
-        UnknownTaskError: the task, with the registered ones.
-        UnknownModelError: the name is neither registered nor a model directory.
-    """
-    if not isinstance(model_or_name, (str, os.PathLike)):
-        return
-    from zoo.modeldir import config_task, read_config
-    from zoo.resolvers import resolve
-    from zoo.specs import ModelDirectory, Resolved, is_model_dir
-
-    name = os.fspath(model_or_name)
-    found = resolve(name)
-    if isinstance(found, Resolved):
-        require_arch_task(found.arch, name)
-    elif isinstance(found, ModelDirectory) and is_model_dir(found.path):  # not an export's file, which its loader reads
-        config_task(read_config(found.path, found.root), found.path)
 
 
 _ONE_CLASS = ("batch", "classes")
