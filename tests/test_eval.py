@@ -223,6 +223,11 @@ def lines(tmp_path_factory):
 @pytest.mark.slow
 def test_a_text_classifier_evaluates_and_reproduces_its_split(tmp_path, lines):
     result = zoo.finetune("lstm-text", lines, label_column="play", output=str(tmp_path / "o"), epochs=3, lr=1e-2)
+    # The directory says what the re-headed model does: text classification, not its architecture's first task.
+    assert json.loads((tmp_path / "o" / "config.json").read_text())["zoo"]["task"] == "sequence-classification"
+    from zoo.tasks import task_of
+
+    assert task_of(zoo.load(tmp_path / "o")).name == "text-classification"
     report = zoo.evaluate(tmp_path / "o", lines, split="val")  # the label column comes from the training summary
     assert report.task == "text-classification" and report.n == 48
     assert report.accuracy == result.val_accuracy and report.confusion_matrix == result.metrics["confusion_matrix"]

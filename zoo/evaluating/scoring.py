@@ -78,8 +78,7 @@ def evaluate_classifier(model: Any, data: Any, context: dict[str, Any]) -> Evalu
 def evaluate_language_model(model: Any, data: Any, context: dict[str, Any]) -> EvaluationReport:
     """The `evaluate` of language-modeling: loss per token and per character, bits per character and
     perplexity on held-out windows (all of them, or a seeded sample of ``max_windows``; with split "val"
-    the sample the fine-tune scored). A model of such an architecture fine-tuned into a classifier is
-    evaluated as one (`evaluate_classifier`).
+    the sample the fine-tune scored).
 
     Args:
         model: the model, or an ONNX stand-in.
@@ -92,8 +91,6 @@ def evaluate_language_model(model: Any, data: Any, context: dict[str, Any]) -> E
     Raises:
         DataError: the data holds labels (it is not a corpus).
     """
-    if model_task(model) != LANGUAGE_MODELING:
-        return evaluate_classifier(model, data, context)
     check_task(context["name"], LANGUAGE_MODELING, data)
     args = context["training"].get("args", {})
     if context["split"] == "val" and context["max_windows"] is None:  # the windows the fine-tune scored

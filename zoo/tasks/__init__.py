@@ -109,19 +109,22 @@ def require_arch_task(arch: Any, name: str) -> None:
 
 def model_task_name(model: Any) -> str:
     """The name of the task `model` does: its own `task` attribute when it has one (a recurrent model
-    built for classification), else its architecture's first task, else what its interface says."""
+    built for classification), else its architecture's first task (language modelling only while its
+    head still predicts every token), else what its interface says."""
     own = getattr(model, "task", None)
     if isinstance(own, str) and own:
         return own
+    from zoo.heads import is_language_model, text_tokenizer
+
     info = getattr(model, "zoo", None)
     arch = getattr(info, "arch", None)
     if isinstance(arch, str):
         from zoo.registry import default_registry
 
         spec = default_registry().archs.get(arch)
-        if spec is not None:
-            return spec.tasks[0]
-    from zoo.heads import is_language_model, text_tokenizer
+        if spec is not None:  # a language model re-headed into a classifier does its architecture's next task
+            doing = [t for t in spec.tasks if t != "language-modeling" or is_language_model(model)]
+            return (doing or spec.tasks)[0]
 
     if is_language_model(model):
         return "language-modeling"
