@@ -55,6 +55,45 @@ def test_padding_does_not_change_a_sequences_result(cell, case):
     torch.testing.assert_close(padded[1], model(batch[1:])[0], **TOL)
 
 
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("case", PADDING_CASES, ids=lambda c: "-".join(str(v) for v in c.values()))
+def test_padding_on_the_left_does_not_change_a_sequences_result_either(cell, case):
+    # lstm-text's tokenizer pads on the left: a model built with its vocabulary gets such batches.
+    torch.manual_seed(0)
+    model = zoo.load(cell, vocab_size=20, embed_dim=8, hidden_size=12, num_layers=2, **case).eval()
+    short = torch.tensor([[3, 7, 2, 9]])
+    batch = torch.tensor([[0, 0, 0, 3, 7, 2, 9], [5, 1, 4, 4, 6, 8, 2], [0, 0, 0, 0, 0, 0, 4]])
+    padded = model(batch)
+    if case["task"] == "sequence-classification":
+        torch.testing.assert_close(padded[0], model(short)[0], **TOL)
+        torch.testing.assert_close(padded[2], model(batch[2:, -1:])[0], **TOL)
+    else:  # every step lines up with its token
+        torch.testing.assert_close(padded[0, 3:], model(short)[0], **TOL)
+        torch.testing.assert_close(padded[2, 6:], model(batch[2:, -1:])[0], **TOL)
+    torch.testing.assert_close(padded[1], model(batch[1:2])[0], **TOL)
+
+
+def test_texts_batched_by_lstm_texts_tokenizer_get_the_classes_they_get_alone():
+    torch.manual_seed(0)
+    model = zoo.load("gru", vocab="lstm-text", task="sequence-classification", num_classes=3, embed_dim=16, hidden_size=32).eval()
+    texts = ["To be, or not to be", "All", "Now is the winter"]
+    ids, _ = model.tokenizer.batch(texts)
+    assert int(ids[1, 0]) == model.pad_id  # padded on the left
+    with torch.no_grad():
+        batched = model(ids)
+        for i, text in enumerate(texts):
+            torch.testing.assert_close(batched[i], model(model.tokenizer.batch([text])[0])[0], **TOL)
+
+
+def test_a_row_of_padding_only_is_refused_on_either_side():
+    from zoo.errors import ArgumentError
+
+    model = zoo.load("gru", vocab_size=20, task="sequence-classification", num_classes=3)
+    for batch in ([[0, 0, 0], [1, 2, 3]], [[1, 2, 3], [0, 0, 0]]):
+        with pytest.raises(ArgumentError, match=r"a sequence in the batch is empty \(only padding\)"):
+            model(torch.tensor(batch))
+
+
 def test_one_hot_embedding_has_nothing_to_learn():
     model = zoo.load("lstm", vocab_size=30, embedding="onehot", hidden_size=8)
     assert model.rnn.input_size == 30

@@ -78,6 +78,24 @@ def trailing_lengths(ids: torch.Tensor, pad_id: int) -> torch.Tensor | None:
     return lengths
 
 
+def leading_pads(ids: torch.Tensor, pad_id: int) -> torch.Tensor | None:
+    """Each row's count of leading pad ids; None when no row starts with one (or while exporting, as
+    for `trailing_lengths`). A row of padding only is refused."""
+    if torch.compiler.is_exporting() or torch.jit.is_tracing() or not bool((ids[:, 0] == pad_id).any()):
+        return None
+    tokens = ids != pad_id
+    if not bool(tokens.any(dim=1).all()):
+        raise ArgumentError("a sequence in the batch is empty (only padding)", "drop empty texts before batching")
+    return tokens.int().argmax(dim=1)
+
+
+def _roll(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """Each row of x [B, T, ...] rotated left along T by its own `shift` (right for negative shifts)."""
+    steps = x.shape[1]
+    index = (torch.arange(steps, device=x.device)[None] + shift[:, None]) % steps
+    return x.gather(1, index.view(*index.shape, *([1] * (x.dim() - 2))).expand(*index.shape, *x.shape[2:]))
+
+
 class RecurrentNet(LanguageModel, ZooModel):
     """Embedding -> recurrent layers -> (pooling) -> linear head, following the head protocol."""
 
@@ -129,6 +147,10 @@ class RecurrentNet(LanguageModel, ZooModel):
         """(every step's output [B, T, D·H], each sequence's final state [B, D·H], lengths or None)."""
         if ids.dim() != 2 or ids.dtype not in (torch.long, torch.int, torch.int32):
             raise ArgumentError(f"expected token ids, a LongTensor [batch, time]; got {tuple(ids.shape)} {ids.dtype}")
+        lead = leading_pads(ids, self.pad_id)
+        if lead is not None:  # left-padded (lstm-text's tokenizer pads on the left): read as if padded on the right
+            out, last, lengths = self.run(_roll(ids, lead))
+            return _roll(out, -lead), last, lengths
         lengths = trailing_lengths(ids, self.pad_id)
         x = self.embedding(ids)
         if lengths is None:
@@ -146,9 +168,10 @@ class RecurrentNet(LanguageModel, ZooModel):
 
     def forward_features(self, ids: torch.Tensor) -> torch.Tensor:
         """Per-position features [B, T, D·H] (language modelling, tagging) or pooled ones [B, D·H]."""
-        out, last, lengths = self.run(ids)
         if self.task != "sequence-classification":
-            return self.drop(out)
+            return self.drop(self.run(ids)[0])
+        lead = leading_pads(ids, self.pad_id)  # pooled: where the steps sit does not matter, so pad on the right
+        out, last, lengths = self.run(ids if lead is None else _roll(ids, lead))
         if self.pooling == "last":
             return self.drop(last)
         mask = None if lengths is None else torch.arange(ids.shape[1], device=ids.device)[None] < lengths[:, None]
