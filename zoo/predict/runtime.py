@@ -78,6 +78,7 @@ class Runtime:
         self.trials: list[tuple[Any, list[float]]] = []  # (runner, seconds per image) while threads are compared
         self.checked = False  # the first batch ONNX Runtime answers is compared with eager
         self.measuring = False  # auto, not cached: the second batch is timed
+        self.torch_threads: int | None = None  # PyTorch's own, to restore, while ONNX Runtime runs with one
         self.done = 0
 
     def __call__(self, batch: Any) -> Any:
@@ -114,7 +115,7 @@ class Runtime:
         if self.trials and all(len(samples) >= TRIALS for _, samples in self.trials):
             self.runner = min(self.trials, key=lambda trial: sum(trial[1][1:]))[0]
             self.trials = []
-            self.report.threads = self.runner.threads
+            self.report.threads = _PICKED[self.runner.path] = self.runner.threads
 
     def _measure(self, batch: Any) -> Any:
         """auto: time a warm batch eager, then export when the images left pay for it."""
@@ -145,12 +146,13 @@ class Runtime:
             return
         self.report.runtime = "onnx"
         self.report.export = self.report.export or "cached"
-        cores = usable_cores()
-        self.report.threads = self.threads or cores  # until the trials (if any) pick
+        cores, path = usable_cores(), self.runner.path
+        self.report.threads = self.threads or _PICKED.get(path) or cores  # until the trials (if any) pick
         if self.threads is None:  # ONNX Runtime's own default may count cores this process cannot use
-            self.runner = session(self.runner.path, cores)
-        if self.threads is None and cores > 1:  # all cores, or half of them when others need theirs
-            self.trials = [(self.runner, []), (session(self.runner.path, cores // 2), [])]
+            self.runner = session(path, self.report.threads)
+        if self.threads is None and path not in _PICKED and cores > 1:  # all cores, or half of them when others need theirs
+            self.trials = [(self.runner, []), (session(path, cores // 2), [])]
+        self.torch_threads = self.torch_threads or torch_threads(1)  # decoding's tensor ops: not on ONNX Runtime's cores
 
     def _fallback(self, problem: str, out: Any) -> Any:
         """Eager from now on (raise instead when ONNX was asked for); `out` passes through."""
@@ -158,6 +160,9 @@ class Runtime:
             raise ExportError(problem, "run with --runtime eager, and report the model")
         warnings.warn(f"{problem}; predicting eager", stacklevel=4)
         self.runner, self.trials, self.report.runtime = None, [], "eager"
+        if self.torch_threads:
+            torch_threads(self.torch_threads)
+            self.torch_threads = None
         self.report.reason += "; fell back to eager"
         return out
 
@@ -205,7 +210,20 @@ def predict_runtime(model: Any, runtime: str = "auto", *, images: int = 0, threa
             chosen._open(fallback=True, cached=cached)
         else:
             chosen.measuring, chosen.report.reason = True, "auto: one batch, too few to time: eager"
-        yield chosen
+        try:
+            yield chosen
+        finally:
+            if chosen.torch_threads:
+                torch_threads(chosen.torch_threads)
+
+
+def torch_threads(count: int) -> int:
+    """Set PyTorch's intra-op threads to `count`; the number it had."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    return before
 
 
 def _refuse_if(refused: bool, message: str, remedy: str) -> None:
@@ -255,6 +273,8 @@ def model_key(model: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
+# The thread count the trials picked for an export, in this process: later runs start with it.
+_PICKED: dict[Path, int] = {}
 # Sessions this process opened on the cached export it used last, by thread count, with the file's
 # identity when it was checked: a later run reuses them (opening and checking lite0's costs 0.3 s)
 # while the file is unchanged.
