@@ -105,6 +105,7 @@ class Runtime:
             if worst > PARITY_ATOL:
                 problem = f"ONNX Runtime's probabilities differ from eager by {worst:.2g} on the first batch"
                 return self._fallback(problem, self.eager(batch))
+            _MATCHED.add((runner.path, _identity(runner.path)))
         return logits.float().softmax(dim=-1)
 
     def _timed(self, runner: Any, seconds: float) -> None:
@@ -148,6 +149,7 @@ class Runtime:
         self.report.export = self.report.export or "cached"
         cores, path = usable_cores(), self.runner.path
         self.report.threads = self.threads or _PICKED.get(path) or cores  # until the trials (if any) pick
+        self.checked = (path, _identity(path)) in _MATCHED
         if self.threads is None:  # ONNX Runtime's own default may count cores this process cannot use
             self.runner = session(path, self.report.threads)
         if self.threads is None and path not in _PICKED and cores > 1:  # all cores, or half of them when others need theirs
@@ -275,6 +277,9 @@ def model_key(model: Any) -> str:
 
 # The thread count the trials picked for an export, in this process: later runs start with it.
 _PICKED: dict[Path, int] = {}
+# The exports (path, file identity) whose answers matched eager on a first batch in this process:
+# the key names the model's weights, so a later run of the same file need not check again.
+_MATCHED: set[tuple[Path, tuple[int, int, int]]] = set()
 # Sessions this process opened on the cached export it used last, by thread count, with the file's
 # identity when it was checked: a later run reuses them (opening and checking lite0's costs 0.3 s)
 # while the file is unchanged.
