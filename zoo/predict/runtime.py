@@ -17,7 +17,9 @@ unpickled or imported). The key covers the weights' bytes (head included), the a
 arguments, the preprocessing, the opset and the torch and onnx versions. The first batch ONNX
 Runtime answers is checked against eager as well (its first `PARITY_IMAGES`, within `PARITY_ATOL`,
 export's tolerance); ONNX Runtime's thread count is the faster, on the next batches, of all cores and
-half of them (a shared machine's other work makes half the faster one). An export or
+half of them (a shared machine's other work makes half the faster one), and PyTorch keeps one thread
+meanwhile (the decoding thread's tensor ops). The process keeps the sessions, the thread choice and
+the first-batch verdict for later runs of the same export while its file is unchanged. An export or
 a check that fails makes ``auto`` fall back to eager with one warning.
 """
 from __future__ import annotations
