@@ -76,7 +76,9 @@ def test_few_images_run_eager_and_export_nothing(tmp_path, digits):
 
 def test_a_damaged_cached_export_is_deleted_and_exported_again(tmp_path, digits, always_export):
     model = zoo.load("lenet5-digits")
+    threads = torch.get_num_threads()
     predict_files(model, [digits], tmp_path / "first.jsonl", batch_size=8, runtime="onnx")
+    assert torch.get_num_threads() == threads  # PyTorch ran one thread beside ONNX Runtime, and has its own back
     path = cached_file(model)
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
