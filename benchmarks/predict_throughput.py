@@ -186,7 +186,7 @@ def main() -> None:
           f"{first_rate / rate['b']:.2f}× (b), {first_rate / rate['c']:.2f}× (c); top-1 agrees with (a) on "
           f"{sum(x == y for x, y in zip(first_top, tops['a'])) / len(paths):.1%}")
     print(f"(a0) ran {first['runtime']} ({first['reason']}; export {first['export']}, {first['export_seconds']} s); "
-          f"(a) ran {warm['runtime']} ({warm['reason']}) with {warm['threads']} ONNX Runtime thread(s); "
+          f"(a) ran {warm['runtime']} ({warm['reason']}) with {warm['threads']} ONNX Runtime thread(s) × {warm['lanes']} lane(s); "
           f"largest |probability - eager's| over 64 files' top-5: {difference:.2g}")
 
 if __name__ == "__main__":

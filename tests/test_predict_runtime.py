@@ -187,3 +187,15 @@ def test_another_models_export_planted_under_this_models_key_is_caught_on_the_fi
     same_answers(rows(tmp_path / "auto.jsonl"), rows(tmp_path / "eager.jsonl"))
     with pytest.raises(ExportError, match="differ from eager"):
         predict_files(changed, [digits], tmp_path / "onnx.jsonl", batch_size=8, runtime="onnx")
+
+
+def test_a_batch_cut_into_lanes_that_run_at_once_gives_what_one_run_gives(tmp_path):
+    from zoo.predict.onnx_runtime import OnnxRunner
+
+    path = tmp_path / "lenet5.onnx"
+    zoo.export(zoo.load("lenet5-digits"), path)
+    x = torch.randn(7, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    whole = OnnxRunner(path, threads=1)(x)[0]
+    for lanes in (2, 3, 4, 8):  # more lanes than images too
+        assert torch.equal(OnnxRunner(path, threads=1, lanes=lanes)(x)[0], whole)
+    assert torch.equal(OnnxRunner(path, threads=1, lanes=4)(x[:1])[0], whole[:1])

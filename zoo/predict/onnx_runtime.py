@@ -8,21 +8,42 @@ import torch
 
 
 class OnnxRunner:
-    """An onnxruntime CPU session that takes and returns torch tensors."""
+    """An onnxruntime CPU session that takes and returns torch tensors.
 
-    def __init__(self, path: str | Path, threads: int | None = None):
+    With `lanes` above 1, a batch is cut into that many parts that run at once, each on its own
+    thread of this process (a session runs concurrent calls): single-threaded runs side by side keep
+    cores busy where one run's threads wait for each other, and leave room to what decodes the next
+    batch (lite0 on 2 cores, zoo predict --output: 162-172 images/s with 1 thread × 4 lanes against
+    148-152 with 2 threads × 1)."""
+
+    def __init__(self, path: str | Path, threads: int | None = None, lanes: int = 1):
         import onnxruntime as ort
 
-        self.path, self.threads = Path(path), threads
+        self.path, self.threads, self.lanes = Path(path), threads, lanes
+        self.pool: Any = None
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
+        # Idle threads sleep instead of spinning: the cores go to whatever decodes the next batch
+        # meanwhile (zoo predict --output: 157 against 150 images/s for lite0 on 2 cores; alone no slower).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
 
     def __call__(self, x: torch.Tensor) -> list[torch.Tensor]:
+        if self.lanes > 1 and len(x) > 1:
+            return self._in_lanes(x)
         outputs = self.session.run(None, {self.input_name: x.detach().cpu().numpy()})
         return [torch.from_numpy(o) for o in outputs]
+
+    def _in_lanes(self, x: torch.Tensor) -> list[torch.Tensor]:
+        if self.pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self.pool = ThreadPoolExecutor(self.lanes, thread_name_prefix="zoo-onnx-lane")
+        parts = list(self.pool.map(lambda part: self.session.run(None, {self.input_name: part.numpy()}),
+                                   x.detach().cpu().chunk(self.lanes)))
+        return [torch.cat([torch.from_numpy(part[i]) for part in parts]) for i in range(len(parts[0]))]
 
 
 class OnnxModel:

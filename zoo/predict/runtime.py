@@ -16,8 +16,9 @@ no external file it did not hash; anything else is deleted and exported again; n
 unpickled or imported). The key covers the weights' bytes (head included), the architecture and its
 arguments, the preprocessing, the opset and the torch and onnx versions. The first batch ONNX
 Runtime answers is checked against eager as well (its first `PARITY_IMAGES`, within `PARITY_ATOL`,
-export's tolerance); ONNX Runtime's thread count is the faster, on the next batches, of all cores and
-half of them (a shared machine's other work makes half the faster one), and PyTorch keeps one thread
+export's tolerance); how ONNX Runtime runs a batch is the fastest, on the next batches, of: on all
+cores, on half of them (a shared machine's other work makes half the faster one), or cut into two
+parts per core that run at once, one thread each (`OnnxRunner`'s lanes); PyTorch keeps one thread
 meanwhile (the decoding thread's tensor ops). The process keeps the sessions, the thread choice and
 the first-batch verdict for later runs of the same export while its file is unchanged. An export or
 a check that fails makes ``auto`` fall back to eager with one warning.
@@ -41,7 +42,7 @@ PARITY_ATOL = 1e-4  # zoo.export's default
 REUSE = 0.5  # auto exports when the eager time left exceeds REUSE × the export's estimate
 MODEL_VERSION = 1  # of what the whole-model key covers
 PARITY_IMAGES = 4  # of the first batch, run eager as well to check ONNX Runtime's answers
-TRIALS = 3  # batches each ONNX Runtime thread count runs while they are compared (the first one warms up)
+TRIALS = 4  # batches each way of running ONNX Runtime runs while they are compared (the first one warms up)
 
 
 @dataclass
@@ -55,6 +56,7 @@ class RuntimeReport:
         export: ``exported`` (this run), ``cached`` (an earlier run's), or None.
         export_seconds: the export and its parity check, when this run made it.
         threads: ONNX Runtime's intra-op threads, as measured fastest on this run's first batches.
+        lanes: the parts of a batch that run at once, each in its own session run (1: the batch in one).
     """
 
     runtime: str
@@ -63,6 +65,7 @@ class RuntimeReport:
     export: str | None = None
     export_seconds: float | None = None
     threads: int | None = None
+    lanes: int = 1
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data, for `--json`."""
@@ -78,6 +81,7 @@ class Runtime:
         self.report = RuntimeReport("eager", requested)
         self.runner: Any = None
         self.trials: list[tuple[Any, list[float]]] = []  # (runner, seconds per image) while threads are compared
+        self.last: tuple[Any, float, int] | None = None  # the runner of the last batch, when it started, its images
         self.checked = False  # the first batch ONNX Runtime answers is compared with eager
         self.measuring = False  # auto, not cached: the second batch is timed
         self.torch_threads: int | None = None  # PyTorch's own, to restore, while ONNX Runtime runs with one
@@ -98,8 +102,11 @@ class Runtime:
 
         runner = min(self.trials, key=lambda trial: len(trial[1]))[0] if self.trials else self.runner
         start = time.perf_counter()
+        if self.trials and self.last is not None:  # the whole step, decoding's share of the cores included
+            previous, began, count = self.last
+            self._timed(previous, (start - began) / max(1, count))
+        self.last = (runner, start, len(batch)) if self.trials else None
         logits = runner(torch.from_numpy(batch.numpy()))[0]
-        self._timed(runner, (time.perf_counter() - start) / max(1, len(batch)))
         if not self.checked:
             self.checked = True
             expected = self.eager(batch[:PARITY_IMAGES])
@@ -111,14 +118,15 @@ class Runtime:
         return logits.float().softmax(dim=-1)
 
     def _timed(self, runner: Any, seconds: float) -> None:
-        """Compare the thread counts on the first batches; keep the fastest once each ran TRIALS."""
+        """Compare the ways to run on the first batches, each timed from its batch's start to the next
+        one's (so a way that leaves decoding no core pays for it); keep the fastest once each ran TRIALS."""
         for candidate, samples in self.trials:
             if candidate is runner:
                 samples.append(seconds)
         if self.trials and all(len(samples) >= TRIALS for _, samples in self.trials):
             self.runner = min(self.trials, key=lambda trial: sum(trial[1][1:]))[0]
             self.trials = []
-            self.report.threads = _PICKED[self.runner.path] = self.runner.threads
+            self.report.threads, self.report.lanes = _PICKED[self.runner.path] = (self.runner.threads, self.runner.lanes)
 
     def _measure(self, batch: Any) -> Any:
         """auto: time a warm batch eager, then export when the images left pay for it."""
@@ -150,12 +158,14 @@ class Runtime:
         self.report.runtime = "onnx"
         self.report.export = self.report.export or "cached"
         cores, path = usable_cores(), self.runner.path
-        self.report.threads = self.threads or _PICKED.get(path) or cores  # until the trials (if any) pick
+        threads, lanes = (self.threads, 1) if self.threads else _PICKED.get(path, (cores, 1))
+        self.report.threads, self.report.lanes = threads, lanes  # until the trials (if any) pick
         self.checked = (path, _identity(path)) in _MATCHED
         if self.threads is None:  # ONNX Runtime's own default may count cores this process cannot use
-            self.runner = session(path, self.report.threads)
-        if self.threads is None and path not in _PICKED and cores > 1:  # all cores, or half of them when others need theirs
-            self.trials = [(self.runner, []), (session(path, cores // 2), [])]
+            self.runner = session(path, threads, lanes)
+        if self.threads is None and path not in _PICKED and cores > 1:
+            # all cores on each batch; half of them (others need theirs); or one each, 2 parts per core at once
+            self.trials = [(self.runner, []), (session(path, cores // 2), []), (session(path, 1, 2 * cores), [])]
         self.torch_threads = self.torch_threads or torch_threads(1)  # decoding's tensor ops: not on ONNX Runtime's cores
 
     def _fallback(self, problem: str, out: Any) -> Any:
@@ -179,8 +189,9 @@ def predict_runtime(model: Any, runtime: str = "auto", *, images: int = 0, threa
         model: a zoo image classifier, or an ONNX export standing in for one.
         runtime: auto, eager or onnx.
         images: how many images the run will see (auto weighs the export against them).
-        threads: ONNX Runtime's intra-op threads (default: all cores or half of them, whichever runs
-            the first batches faster).
+        threads: ONNX Runtime's intra-op threads, each batch in one run (default: all cores, half of
+            them, or one thread per part of a batch cut into two parts per core that run at once,
+            whichever runs the first batches faster).
 
     Yields:
         A `Runtime`; its `report` says what ran.
@@ -278,14 +289,14 @@ def model_key(model: Any) -> str:
 
 
 # The thread count the trials picked for an export, in this process: later runs start with it.
-_PICKED: dict[Path, int] = {}
+_PICKED: dict[Path, tuple[int, int]] = {}  # (threads, lanes)
 # The exports (path, file identity) whose answers matched eager on a first batch in this process:
 # the key names the model's weights, so a later run of the same file need not check again.
 _MATCHED: set[tuple[Path, tuple[int, int, int]]] = set()
 # Sessions this process opened on the cached export it used last, by thread count, with the file's
 # identity when it was checked: a later run reuses them (opening and checking lite0's costs 0.3 s)
 # while the file is unchanged.
-_OPENED: dict[tuple[Path, int | None], tuple[tuple[int, int, int], Any]] = {}
+_OPENED: dict[tuple[Path, int | None, int], tuple[tuple[int, int, int], Any]] = {}
 
 
 def _cached(key: str, threads: int | None) -> Any:
@@ -293,26 +304,26 @@ def _cached(key: str, threads: int | None) -> Any:
     from zoo.finetuning.feature_runtime import FILE, backbones_dir, cached_backbone
 
     path = backbones_dir() / key / FILE
-    if _OPENED.get((path, threads), (None,))[0] == _identity(path):
-        return _OPENED[(path, threads)][1]
+    if _OPENED.get((path, threads, 1), (None,))[0] == _identity(path):
+        return _OPENED[(path, threads, 1)][1]
     runner = cached_backbone(key)
     if runner is None:
         return None
-    if {p for p, _ in _OPENED} != {path}:
+    if {p for p, _, _ in _OPENED} != {path}:
         _OPENED.clear()
-    _OPENED[(path, None)] = (_identity(path), runner)
+    _OPENED[(path, None, 1)] = (_identity(path), runner)
     return session(path, threads)
 
 
-def session(path: Path, threads: int | None) -> Any:
-    """An OnnxRunner with `threads` on an export `_cached` checked (the one it opened, when it did)."""
+def session(path: Path, threads: int | None, lanes: int = 1) -> Any:
+    """An OnnxRunner with `threads` and `lanes` on an export `_cached` checked (the one it opened, when it did)."""
     from zoo.predict.onnx_runtime import OnnxRunner
 
-    opened = _OPENED.get((path, threads))
+    opened = _OPENED.get((path, threads, lanes))
     if opened is not None and opened[0] == _identity(path):
         return opened[1]
-    runner = OnnxRunner(path, threads)
-    _OPENED[(path, threads)] = (_identity(path), runner)
+    runner = OnnxRunner(path, threads, lanes)
+    _OPENED[(path, threads, lanes)] = (_identity(path), runner)
     return runner
 
 
