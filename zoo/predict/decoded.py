@@ -2,8 +2,7 @@
 its `decode`, a batch at a time, so that memory holds one batch however many inputs there are."""
 from __future__ import annotations
 
-import contextlib
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 from zoo.errors import ArgumentError
 from zoo.tasks import TaskSpec, function
@@ -55,6 +54,8 @@ def predict_batches(
         for start in range(0, len(inputs), batch_size):
             chunk = list(inputs[start : start + batch_size])
             yield chunk, [prepare(model, [item]) for item in chunk]
+
+    from zoo.predict.images import running
 
     with running(model) as run:
         for chunk, prepared in prefetched(prepared_chunks(), depth=1):  # the next batch is read while this one runs
@@ -115,31 +116,3 @@ def _same_shape_runs(items: list[str], prepared: list[Any]) -> Iterator[tuple[li
             joined = torch.cat(prepared[start:end]) if end - start > 1 else prepared[start]
             yield items[start:end], joined
             start = end
-
-
-@contextlib.contextmanager
-def running(model: Any) -> Iterator[Callable[[Any], Any]]:
-    """For the block, a function from a batch to the model's raw outputs (evaluation mode, no
-    autograd). A convolutional PyTorch model runs image batches [N, C, H, W] in channels-last
-    layout (twice as fast on CPU for lite0 at batch 32) and gets its own layout back afterwards, so
-    that it saves as before; an ONNX model runs as it is."""
-    import torch
-
-    model = model.eval()
-    convolutional = isinstance(model, torch.nn.Module) and any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
-    layout = torch.channels_last if convolutional else torch.contiguous_format
-
-    def run(batch: Any) -> Any:
-        with torch.inference_mode():
-            if isinstance(batch, torch.Tensor) and batch.dim() == 4:
-                batch = batch.contiguous(memory_format=layout)
-            return model(batch)
-
-    if not convolutional:
-        yield run
-        return
-    model.to(memory_format=torch.channels_last)
-    try:
-        yield run
-    finally:
-        model.to(memory_format=torch.contiguous_format)

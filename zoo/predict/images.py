@@ -140,12 +140,11 @@ def prefetched(items: Iterator[Any], depth: int = 2) -> Iterator[Any]:
 
 
 @contextlib.contextmanager
-def forward_pass(model: Any) -> Iterator[Callable[[Any], Any]]:
-    """For the block, a function from a batch [N, C, H, W] to the model's class probabilities
-    (evaluation mode, no autograd). A convolutional PyTorch model runs in channels-last layout (twice
-    as fast on CPU for lite0 at batch 32) and gets its own layout back afterwards, so that it saves
-    as before; an ONNX model runs as it is.
-    """
+def running(model: Any) -> Iterator[Callable[[Any], Any]]:
+    """For the block, a function from a batch to the model's raw outputs (evaluation mode, no
+    autograd). A convolutional PyTorch model runs image batches [N, C, H, W] in channels-last
+    layout (twice as fast on CPU for lite0 at batch 32) and gets its own layout back afterwards, so
+    that it saves as before; an ONNX model runs as it is."""
     import torch
 
     model = model.eval()
@@ -154,9 +153,9 @@ def forward_pass(model: Any) -> Iterator[Callable[[Any], Any]]:
 
     def run(batch: Any) -> Any:
         with torch.inference_mode():
-            if batch.dim() == 4:
+            if isinstance(batch, torch.Tensor) and batch.dim() == 4:
                 batch = batch.contiguous(memory_format=layout)
-            return model(batch).float().softmax(dim=-1)
+            return model(batch)
 
     if not convolutional:
         yield run
@@ -166,6 +165,14 @@ def forward_pass(model: Any) -> Iterator[Callable[[Any], Any]]:
         yield run
     finally:
         model.to(memory_format=torch.contiguous_format)
+
+
+@contextlib.contextmanager
+def forward_pass(model: Any) -> Iterator[Callable[[Any], Any]]:
+    """For the block, a function from a batch [N, C, H, W] to the model's class probabilities
+    (`running`'s output, softmaxed)."""
+    with running(model) as run:
+        yield lambda batch: run(batch).float().softmax(dim=-1)
 
 
 def classify_images(model: Any, paths: Sequence[str | Path], top_k: int = 5, batch_size: int = 32) -> list[dict[str, Any]]:
