@@ -172,6 +172,7 @@ def test_output_runs_auto_unless_asked_and_auto_without_output_is_a_usage_error(
     eager = run_zoo("predict", "lenet5-digits", str(image), "-o", str(tmp_path / "b.csv"), "--runtime", "eager", "--json")
     assert json.loads(eager.stdout)["runtime"] | {"threads": None} == {
         "runtime": "eager", "requested": "eager", "reason": "asked for", "export": None, "export_seconds": None, "threads": None,
+        "lanes": 1,
     }
     printed = run_zoo("predict", "lenet5-digits", str(image), "--runtime", "auto")
     assert printed.returncode == 2

@@ -109,8 +109,8 @@ def require_arch_task(arch: Any, name: str) -> None:
 
 def model_task_name(model: Any) -> str:
     """The name of the task `model` does: its own `task` attribute when it has one (a recurrent model
-    built for classification), else its architecture's first task (language modelling only while its
-    head still predicts every token), else what its interface says."""
+    built for classification), else its architecture's first task (not language modelling once a head
+    that no longer predicts every token of its vocabulary replaced the model's), else what its interface says."""
     own = getattr(model, "task", None)
     if isinstance(own, str) and own:
         return own
@@ -123,7 +123,8 @@ def model_task_name(model: Any) -> str:
 
         spec = default_registry().archs.get(arch)
         if spec is not None:  # a language model re-headed into a classifier does its architecture's next task
-            doing = [t for t in spec.tasks if t != "language-modeling" or is_language_model(model)]
+            reheaded = text_tokenizer(model) is not None and not is_language_model(model)
+            doing = [t for t in spec.tasks if t != "language-modeling" or not reheaded]
             return (doing or spec.tasks)[0]
 
     if is_language_model(model):
