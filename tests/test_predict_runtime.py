@@ -199,3 +199,45 @@ def test_a_batch_cut_into_lanes_that_run_at_once_gives_what_one_run_gives(tmp_pa
     for lanes in (2, 3, 4, 8):  # more lanes than images too
         assert torch.equal(OnnxRunner(path, threads=1, lanes=lanes)(x)[0], whole)
     assert torch.equal(OnnxRunner(path, threads=1, lanes=4)(x[:1])[0], whole[:1])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(predict_runtime.usable_cores() < 2, reason="one core: there is nothing to choose")
+def test_the_way_of_running_the_trials_pick_is_remembered_beside_the_export_for_the_next_process(tmp_path, digits, always_export, monkeypatch):
+    model = zoo.load("lenet5-digits")
+    monkeypatch.setattr(predict_runtime, "_PICKED", {})
+    monkeypatch.setattr(predict_runtime, "_OPENED", {})
+    first = predict_files(model, [digits], tmp_path / "a.jsonl", top_k=1, batch_size=2)  # 30 batches: the trials finish
+    choice = cached_file(model).parent / predict_runtime.CHOICE
+    cores = predict_runtime.usable_cores()
+    assert json.loads(choice.read_text()) == {"cores": cores, "threads": first.runtime["threads"], "lanes": first.runtime["lanes"]}
+    # A new process (nothing in memory) reads it; 1 thread × 3 lanes is no choice the trials make, so it was read.
+    predict_runtime._PICKED.clear()
+    predict_runtime._OPENED.clear()
+    choice.write_text(json.dumps({"cores": cores, "threads": 1, "lanes": 3}))
+    second = predict_files(model, [digits], tmp_path / "b.jsonl", top_k=1, batch_size=4)
+    assert (second.runtime["runtime"], second.runtime["threads"], second.runtime["lanes"]) == ("onnx", 1, 3)
+    same_answers(rows(tmp_path / "b.jsonl"), rows(tmp_path / "a.jsonl"))
+
+
+@pytest.mark.parametrize("content", [
+    '{"cores": CORES, "threads": true, "lanes": 1}', '{"cores": CORES, "threads": 1, "lanes": 999}',
+    '{"cores": CORES, "threads": 1.0, "lanes": 3}', '{"cores": CORES, "threads": 0, "lanes": 3}',
+    '{"cores": 999, "threads": 1, "lanes": 3}', '[1, 3]', 'not json', '{"cores": CORES, "threads": 1, "lanes": 3' + ' ' * 5000 + '}',
+    "stale",
+])
+def test_a_remembered_choice_that_is_odd_stale_or_from_another_machine_is_not_taken(tmp_path, content):
+    import os
+    import time
+
+    cores = predict_runtime.usable_cores()
+    export = tmp_path / "backbone.onnx"
+    choice = tmp_path / predict_runtime.CHOICE
+    good = json.dumps({"cores": cores, "threads": 1, "lanes": 3})
+    choice.write_text(good)
+    assert predict_runtime.remembered(export) == (1, 3)
+    choice.write_text(good if content == "stale" else content.replace("CORES", str(cores)))
+    if content == "stale":
+        hours_ago = time.time() - 2 * predict_runtime.CHOICE_SECONDS
+        os.utime(choice, (hours_ago, hours_ago))
+    assert predict_runtime.remembered(export) is None

@@ -20,7 +20,8 @@ export's tolerance); how ONNX Runtime runs a batch is the fastest, on the next b
 cores, on half of them (a shared machine's other work makes half the faster one), or cut into two
 parts per core that run at once, one thread each (`OnnxRunner`'s lanes); PyTorch keeps one thread
 meanwhile (the decoding thread's tensor ops). The process keeps the sessions, the thread choice and
-the first-batch verdict for later runs of the same export while its file is unchanged. An export or
+the first-batch verdict for later runs of the same export while its file is unchanged, and the choice
+is written beside the export (`runtime.json`) for the processes of the next hour on this machine. An export or
 a check that fails makes ``auto`` fall back to eager with one warning.
 """
 from __future__ import annotations
@@ -127,6 +128,7 @@ class Runtime:
             self.runner = min(self.trials, key=lambda trial: sum(trial[1][1:]))[0]
             self.trials = []
             self.report.threads, self.report.lanes = _PICKED[self.runner.path] = (self.runner.threads, self.runner.lanes)
+            remember(self.runner.path, self.runner.threads, self.runner.lanes)
 
     def _measure(self, batch: Any) -> Any:
         """auto: time a warm batch eager, then export when the images left pay for it."""
@@ -158,6 +160,8 @@ class Runtime:
         self.report.runtime = "onnx"
         self.report.export = self.report.export or "cached"
         cores, path = usable_cores(), self.runner.path
+        if self.threads is None and path not in _PICKED and (earlier := remembered(path)) is not None:
+            _PICKED[path] = earlier  # an earlier process's trials on this machine, lately
         threads, lanes = (self.threads, 1) if self.threads else _PICKED.get(path, (cores, 1))
         self.report.threads, self.report.lanes = threads, lanes  # until the trials (if any) pick
         self.checked = (path, _identity(path)) in _MATCHED
@@ -293,6 +297,40 @@ _PICKED: dict[Path, tuple[int, int]] = {}  # (threads, lanes)
 # The exports (path, file identity) whose answers matched eager on a first batch in this process:
 # the key names the model's weights, so a later run of the same file need not check again.
 _MATCHED: set[tuple[Path, tuple[int, int, int]]] = set()
+CHOICE = "runtime.json"  # beside a cached export: the way of running it that trials picked, on how many cores
+CHOICE_SECONDS = 3600.0  # a remembered choice older than this is measured again (the machine's load changes)
+
+
+def remembered(path: Path) -> tuple[int, int] | None:
+    """The (threads, lanes) an earlier run's trials picked for the export at `path` on a machine with as
+    many usable cores, within the last CHOICE_SECONDS; None when there is none or it is anything else
+    (a file zoo wrote, read as hostile all the same: two small integers, nothing else is taken)."""
+    choice = path.parent / CHOICE
+    try:
+        if time.time() - choice.stat().st_mtime > CHOICE_SECONDS:
+            return None
+        with choice.open("rb") as stream:
+            data = json.loads(stream.read(4096))
+    except (OSError, ValueError):
+        return None
+    cores = usable_cores()
+    if not isinstance(data, dict) or data.get("cores") != cores:
+        return None
+    picked = (data.get("threads"), data.get("lanes"))
+    if not all(type(v) is int and 1 <= v <= 4 * cores for v in picked):
+        return None
+    return picked
+
+
+def remember(path: Path, threads: int, lanes: int) -> None:
+    """Keep the trials' pick beside the export for the next processes (best effort: a read-only cache
+    only means they measure again)."""
+    from zoo.fsio import write_text
+
+    with contextlib.suppress(OSError):
+        write_text(path.parent / CHOICE, json.dumps({"cores": usable_cores(), "threads": threads, "lanes": lanes}))
+
+
 # Sessions this process opened on the cached export it used last, by thread count, with the file's
 # identity when it was checked: a later run reuses them (opening and checking lite0's costs 0.3 s)
 # while the file is unchanged.
