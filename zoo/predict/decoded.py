@@ -44,18 +44,17 @@ def predict_batches(
     Raises:
         ArgumentError: the task's decode did not give one prediction per input.
     """
-    from zoo.predict.images import prefetched
+    from zoo.predict.images import prefetched, running
     from zoo.tasks.classification import prepare_images
 
     prepare = function(spec, "prepare") or prepare_images
     decode = function(spec, "decode")
     labels = getattr(getattr(model, "zoo", None), "labels", None)
+
     def prepared_chunks() -> Iterator[tuple[list[str], list[Any]]]:
         for start in range(0, len(inputs), batch_size):
             chunk = list(inputs[start : start + batch_size])
             yield chunk, [prepare(model, [item]) for item in chunk]
-
-    from zoo.predict.images import running
 
     with running(model) as run:
         for chunk, prepared in prefetched(prepared_chunks(), depth=1):  # the next batch is read while this one runs
