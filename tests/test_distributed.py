@@ -206,6 +206,33 @@ def test_a_warning_of_the_run_points_at_the_code_that_called_finetune(faces, tmp
     assert caught[0].filename == __file__  # not a frame inside zoo (engine.run holds the process group)
 
 
+LEAVE_GROUP = """
+import glob, json, os, socket, torch
+from zoo.finetuning.distributed import Wrapped, process_group
+with socket.socket() as probe:
+    probe.bind(("127.0.0.1", 0))
+    os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(probe.getsockname()[1]))
+with process_group("cpu"):
+    model = torch.nn.Linear(3, 2)
+    wrapped = Wrapped(model, lambda module, inputs: module(inputs), torch.device("cpu"), batchnorm=False)
+    wrapped.ddp(torch.ones(4, 3)).sum().backward()
+    del wrapped
+print(json.dumps(sorted(open(task + "/comm").read().strip() for task in glob.glob("/proc/self/task/*"))))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads the process's threads from /proc")
+def test_leaving_the_process_group_ends_gloo_threads_so_the_rank_cannot_abort_at_exit():
+    """A fresh interpreter (nothing imported before the group) trains one step under DDP and leaves the group.
+    A group kept alive past destroy_process_group is torn down during interpreter shutdown, where a worker
+    aborted ("terminate called without an active exception", 2 of 15 two-rank runs)."""
+    done = subprocess.run([sys.executable, "-c", LEAVE_GROUP], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr
+    threads = json.loads(done.stdout.strip().splitlines()[-1])
+    assert threads and not [name for name in threads if "gloo" in name], threads
+
+
 def test_each_rank_runs_the_command_line_it_was_given():
     from zoo.cli.finetune import finetune_command, rank_command
 

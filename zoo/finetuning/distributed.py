@@ -94,6 +94,11 @@ def process_group(device: str) -> Iterator[Ranks]:
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     created = not dist.is_initialized()
     if created:
+        # DistributedDataParallel imports torch._dynamo; imported after the group starts, it keeps the group
+        # (and gloo's threads) alive past destroy_process_group, and the process may then abort at exit
+        # ("terminate called without an active exception"). Imported before, the group ends when destroyed.
+        import torch._dynamo  # noqa: F401
+
         cuda = device != "cpu" and torch.cuda.is_available()
         if cuda:
             torch.cuda.set_device(local_rank)
