@@ -179,6 +179,32 @@ def test_nproc_refuses_a_task_whose_metrics_cannot_merge_before_any_training(cou
 
 
 @pytest.mark.slow
+def test_nproc_refuses_metrics_that_merge_but_cannot_travel_between_the_ranks(counted, tmp_path):
+    """An accumulator with `merge` that holds a lambda: pickle cannot send it to the other ranks, which
+    was an internal error after training; now one line before any training."""
+    site = tmp_path / "counted-site" / "zoo_counted"
+    (site / "__init__.py").write_text((site / "__init__.py").read_text().replace(' report="zoo_counted.code:report",', ""))
+    (site / "code.py").write_text((site / "code.py").read_text().replace(
+        "        self.tokens = 0\n",
+        "        self.tokens = 0\n        self.weigh = lambda n: n\n\n    def merge(self, other):\n        self.tokens += other.tokens\n",
+        1,
+    ))
+    data = write_tags(tmp_path / "train.tags", 40)
+    out = tmp_path / "out"
+    result = run_zoo("finetune", "gru-counted", "--data", str(data), "--data-format", "counted-lines", "-o", str(out),
+                     "--nproc", "2", env=counted)
+    assert result.returncode == 1 and result.stdout == ""
+    assert re.fullmatch(
+        r"Error: rank [01] of 2 failed: task 'counted-tagging' \(zoo-counted\) cannot train on several ranks: its metrics "
+        r"\(zoo_counted\.code:Count\) cannot travel between the ranks, as pickle cannot copy them \(\w+Error: .*lambda.*\) "
+        r"\(drop --nproc to train it in one process, or keep only plain values \(numbers, lists, tensors\) in the "
+        r"accumulator \(docs/writing_plugins\.md\)\)",
+        last_line(result),
+    ), result.stderr
+    assert not out.exists() and not (tmp_path / ".out.partial").exists()
+
+
+@pytest.mark.slow
 def test_eval_and_finetune_of_a_model_of_an_unregistered_task_is_one_line_before_weights_or_data(counted, tmp_path):
     from zoo.modeldir import save_model_dir
     from zoo.tasks import tasks

@@ -128,7 +128,7 @@ def check_mergeable(task: TaskSpec, model: nn.Module) -> None:
     (`zoo.finetuning.distributed.merge_over_ranks`).
 
     Raises:
-        ArgumentError: it has no `merge`, before any training.
+        ArgumentError: it has no `merge`, or pickle cannot copy it to the other ranks, before any training.
     """
     if task.report is not None:
         return
@@ -139,6 +139,17 @@ def check_mergeable(task: TaskSpec, model: nn.Module) -> None:
             "merge(other) to add up what each rank scored",
             "drop --nproc to train it in one process, or give the accumulator a merge method (docs/writing_plugins.md)",
         )
+    import pickle
+
+    try:  # each rank's accumulator travels to the others pickled (between this run's processes only)
+        pickle.dumps(accumulator)
+    except Exception as exc:  # a lambda, a lock, an open file: pickle's errors are of several types
+        raise ArgumentError(
+            f"task {task.name!r} ({task.plugin}) cannot train on several ranks: its metrics ({task.metrics}) cannot travel "
+            f"between the ranks, as pickle cannot copy them ({type(exc).__name__}: {exc})",
+            "drop --nproc to train it in one process, or keep only plain values (numbers, lists, tensors) in the "
+            "accumulator (docs/writing_plugins.md)",
+        ) from None
 
 
 def check_output_writable(output: Path, overwrite: bool) -> None:
