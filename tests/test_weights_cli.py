@@ -52,9 +52,9 @@ def test_pull_then_cache_ls_verify_and_rm(hub):
     assert json.loads(invoke("cache", "ls", "--json").stdout) == []
 
 
-def test_cache_rm_needs_a_name_or_all():
+def test_cache_rm_needs_a_name_derived_or_all():
     result = CliRunner().invoke(cli, ["cache", "rm"])
-    assert result.exit_code == 2 and "give NAME... or --all" in result.output
+    assert result.exit_code == 2 and "give NAME..., --derived or --all" in result.output
 
 
 def test_cache_rm_of_a_name_not_in_the_cache_says_so_and_removes_nothing():

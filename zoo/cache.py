@@ -196,3 +196,102 @@ def hub_cache_dir() -> str:
         return os.path.expanduser(os.environ["HF_HUB_CACHE"])
     home = os.environ.get("HF_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "huggingface")
     return os.path.join(os.path.expanduser(home), "hub")
+
+
+# What zoo computes from weights and can compute again: ONNX exports (a backbone for fine-tuning's
+# feature pass, a whole model for `zoo predict --runtime`) and a data set's features under one model.
+# Listed by `zoo cache ls`, removed by `zoo cache rm`. Their metadata is read as data only (JSON, a
+# safetensors header), never imported or unpickled, and only the files zoo writes there are deleted.
+EXPORTS, FEATURES = "onnx export", "features"
+_KEY = re.compile(r"[0-9a-f]{64}")
+_EXPORT_FILES = ("backbone.onnx", "backbone.onnx.json", "runtime.json")
+_METADATA_MAX = 1 << 20  # a sidecar or safetensors header larger than this is not zoo's
+
+
+@dataclass(frozen=True)
+class Derived:
+    """One entry computed from a model's weights: an export's folder, or a features file."""
+
+    kind: str  # EXPORTS or FEATURES
+    model: str  # the model it came from, as its own metadata says ("?" when that is unreadable)
+    path: Path  # ZOO_HOME/backbones/KEY or ZOO_HOME/features/KEY.safetensors
+    files: tuple[Path, ...]  # the regular files zoo wrote there: what removing it deletes
+    size: int
+
+
+def derived() -> Iterator[Derived]:
+    """Every export and features file in ZOO_HOME, in name order; entries zoo did not name are skipped."""
+    exports = zoo_home() / "backbones"
+    for folder in _keyed(exports):
+        if folder.is_symlink() or not folder.is_dir():
+            continue
+        sidecar = _read_json(folder / "backbone.onnx.json")
+        names = [*_EXPORT_FILES, *_data_files(sidecar)]
+        files = tuple(folder / name for name in names if _regular(folder / name))
+        if files:
+            yield Derived(EXPORTS, _model_name(sidecar), folder, files, sum(f.stat().st_size for f in files))
+    for path in _keyed(zoo_home() / "features", ".safetensors"):
+        if _regular(path):
+            yield Derived(FEATURES, _model_name(_safetensors_metadata(path)), path, (path,), path.stat().st_size)
+
+
+def remove_derived(entry: Derived) -> None:
+    """Delete the files zoo wrote for `entry` (never through a link), then its folder when that is empty."""
+    for file in entry.files:
+        if _regular(file):
+            file.unlink(missing_ok=True)
+    if entry.kind == EXPORTS:
+        try:
+            entry.path.rmdir()
+        except OSError:  # something zoo did not write is still in it: left in place
+            pass
+
+
+def _keyed(folder: Path, suffix: str = "") -> list[Path]:
+    """The entries of `folder` named by a cache key (64 hex digits, then `suffix`)."""
+    if not folder.is_dir() or folder.is_symlink():
+        return []
+    return sorted(p for p in folder.iterdir() if p.name.endswith(suffix) and _KEY.fullmatch(p.name[: len(p.name) - len(suffix)]))
+
+
+def _regular(path: Path) -> bool:
+    return path.is_file() and not path.is_symlink()
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        if not _regular(path) or path.stat().st_size > _METADATA_MAX:
+            return {}
+        found = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def _safetensors_metadata(path: Path) -> dict:
+    """The `__metadata__` of a safetensors file's JSON header (nothing else of the file is read)."""
+    try:
+        with open(path, "rb") as f:
+            length = int.from_bytes(f.read(8), "little")
+            if not 0 < length <= _METADATA_MAX:
+                return {}
+            header = json.loads(f.read(length).decode("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    meta = header.get("__metadata__") if isinstance(header, dict) else None
+    return meta if isinstance(meta, dict) else {}
+
+
+def _model_name(metadata: dict) -> str:
+    name = metadata.get("model")
+    return name if isinstance(name, str) and 0 < len(name) <= 300 and name.isprintable() else "?"
+
+
+def _data_files(sidecar: dict) -> list[str]:
+    """The external-data files an export's sidecar names, plain names only (no folder, no '..')."""
+    exporter = sidecar.get("exporter")
+    names = exporter.get("data_files") if isinstance(exporter, dict) else None
+    if not isinstance(names, list):
+        return []
+    return [n for n in names if isinstance(n, str) and n not in ("", ".", "..") and "/" not in n and "\\" not in n
+            and n not in _EXPORT_FILES]

@@ -91,6 +91,12 @@ def _record(record: Any) -> dict[str, Any]:
             "sha256": record.sha256, "verified": record.verified_at}
 
 
+def _derived(entry: Any) -> dict:
+    """A row of `zoo cache ls` for an export or a features file (computed again when needed: no sha256 to verify)."""
+    return {"model": entry.model, "source": entry.kind, "path": str(entry.path), "size": entry.size,
+            "sha256": None, "verified": None}
+
+
 @click.group("cache")
 def cache_group() -> None:
     """The weight cache (ZOO_HOME, default the user cache dir): list, verify, remove, clean."""
@@ -99,17 +105,18 @@ def cache_group() -> None:
 @cache_group.command("ls")
 @json_option
 def cache_ls(json_: bool) -> None:
-    """List cached files: model, source, path, size, when verified.
+    """List cached files: model, source, size, when verified, path; then the ONNX exports and features
+    computed from them (source `onnx export` or `features`), which `zoo cache rm --derived` removes.
 
     \b
     Examples:
       zoo cache ls
       zoo cache ls --json
     """
-    from zoo.cache import records
+    from zoo.cache import derived, records
     from zoo.fsio import orphans
 
-    rows = [_record(r) for r in records()]
+    rows = [_record(r) for r in records()] + [_derived(d) for d in derived()]
     left = [o for o in orphans() if o.kind != "journal entry"]
     if left:
         size = human_count(sum(o.size for o in left)) + "B"
@@ -119,7 +126,7 @@ def cache_ls(json_: bool) -> None:
         return
     emit_table(
         ("MODEL", "SOURCE", "SIZE", "VERIFIED", "PATH"),
-        [(r["model"], r["source"], human_count(r["size"]) + "B", r["verified"], r["path"]) for r in rows],
+        [(r["model"], r["source"], human_count(r["size"]) + "B", r["verified"] or "-", r["path"]) for r in rows],
     )
 
 
@@ -159,33 +166,48 @@ def cache_verify(json_: bool) -> None:
 
 @cache_group.command("rm")
 @click.argument("names", nargs=-1)
-@click.option("--all", "all_", is_flag=True, help="Remove every cached file.")
-def cache_rm(names: tuple[str, ...], all_: bool) -> None:
-    """Remove the cached files of NAMES (weight ids or aliases), or --all.
+@click.option("--all", "all_", is_flag=True, help="Remove every cached file, exports and features included.")
+@click.option("--derived", is_flag=True,
+              help="Remove only ONNX exports and features (of NAMES, or all of them): computed again when needed.")
+def cache_rm(names: tuple[str, ...], all_: bool, derived: bool) -> None:
+    """Remove the cached files of NAMES (weight ids or aliases) with the exports and features computed
+    from them; or --derived (exports and features only); or --all.
 
     Files zoo converted or downloaded are deleted; files inside installed packages are only forgotten.
 
     \b
     Examples:
       zoo cache rm resnet18
+      zoo cache rm --derived
+      zoo cache rm resnet18 --derived
       zoo cache rm --all
     """
-    from zoo.cache import records, remove
+    from zoo.cache import derived as computed
+    from zoo.cache import records, remove, remove_derived
     from zoo.registry import default_registry
 
-    if bool(names) == all_:
-        raise click.UsageError("give NAME... or --all")
+    if all_ and (names or derived):
+        raise click.UsageError("--all removes everything: give it alone")
+    if not (names or all_ or derived):
+        raise click.UsageError("give NAME..., --derived or --all")
     registry = default_registry()
-    wanted = {_cache_key(n, registry) for n in names}
-    chosen = [r for r in records() if all_ or r.model in wanted]
-    missing = sorted(wanted - {r.model for r in chosen})
+    keys = {name: {name, _cache_key(name, registry)} for name in names}  # an export names the model as it was given
+    wanted = set().union(*keys.values())
+    everything = all_ or not names
+    chosen = [] if derived else [r for r in records() if everything or r.model in wanted]
+    made = [d for d in computed() if everything or d.model in wanted]
+    found = {r.model for r in chosen} | {d.model for d in made}
+    missing = [name for name in names if not keys[name] & found]
     if missing:  # refused before anything is removed: a typo must not leave the command half done
-        _not_cached(missing[0], registry)
+        _not_cached(_cache_key(missing[0], registry), registry)
     for record in chosen:
         if remove(record):
             click.echo(f"removed {record.model}: {record.path}", err=True)
         else:
             click.echo(f"forgot {record.model}: {record.path} (not a file zoo wrote; left in place)", err=True)
+    for entry in made:
+        remove_derived(entry)
+        click.echo(f"removed {entry.kind} of {entry.model}: {entry.path} ({human_count(entry.size)}B)", err=True)
 
 
 @cache_group.command("clean")
@@ -232,12 +254,12 @@ def _cache_key(name: str, registry: Any) -> str:
 
 def _not_cached(name: str, registry: Any) -> None:
     """Say why `name` has nothing to remove: a name zoo does not know, or weights not in the cache."""
-    from zoo.cache import records
+    from zoo.cache import derived, records
     from zoo.errors import ArgumentError
 
     if name in registry.weights:
         raise ArgumentError(f"{name} has no files in the cache", "`zoo cache ls` lists what is cached")
-    cached = sorted({r.model for r in records()})
+    cached = sorted({r.model for r in records()} | {d.model for d in derived()})
     close = difflib.get_close_matches(name, cached, n=3, cutoff=0.6)
     raise ArgumentError(
         f"nothing in the cache is named {name!r}",
