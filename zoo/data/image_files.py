@@ -135,6 +135,24 @@ def image_transform(preprocess: Mapping[str, Any]) -> Callable[[Any], Any]:
     return create_transform(**args, is_training=False)
 
 
+class ImageReader:
+    """One image file as a model's evaluation transform makes it (`open_image`, then `image_transform`):
+    a C×H×W tensor. A class, not a closure, so that DataLoader workers can be sent it.
+
+    Raises:
+        ArgumentError: (when made) the model declares no image preprocessing.
+        DataError: (when called) the file cannot be used: unreadable, not an image, too large to decode
+            safely, or refused by the model's own transform.
+    """
+
+    def __init__(self, preprocess: Mapping[str, Any]):
+        self.transform = image_transform(preprocess)  # first: it says so when a model takes no images
+        self.channels = int(preprocess["input_size"][0])
+
+    def __call__(self, path: str | Path) -> Any:
+        return self.transform(open_image(path, self.channels))
+
+
 def _own_transform(name: Any) -> Callable[[Mapping[str, Any]], Callable[[Any], Any]]:
     """The builder of the transform registered as `name` (the digits models: any picture -> 8×8)."""
     from zoo.plugins import import_reference

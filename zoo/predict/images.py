@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from zoo.data.image_files import IMAGE_SUFFIXES, ImageError, image_transform, open_image
+from zoo.data.image_files import IMAGE_SUFFIXES, ImageError, ImageReader
 from zoo.errors import DataError
 
 # What `ImageFiles` gives for a file it cannot use: (message, remedy, short reason), plain strings
@@ -54,15 +54,14 @@ class ImageFiles:
 
     def __init__(self, paths: Sequence[str | Path], preprocess: dict[str, Any]):
         self.paths = list(paths)
-        self.transform = image_transform(preprocess)  # first: it says so when a model takes no images
-        self.channels = int(preprocess["input_size"][0])
+        self.read = ImageReader(preprocess)
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, index: int) -> tuple[int, Any, Problem | None]:
         try:
-            return index, self.transform(open_image(self.paths[index], self.channels)), None
+            return index, self.read(self.paths[index]), None
         except DataError as exc:  # an ImageError, or a model's own transform refusing the picture
             return index, None, (exc.message, exc.remedy or "", getattr(exc, "reason", exc.message))
 

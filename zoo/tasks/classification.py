@@ -93,12 +93,10 @@ def prepare_images(model: Any, paths: list[str]) -> Any:
     """
     import torch
 
-    from zoo.data.image_files import image_transform, open_image
+    from zoo.data.image_files import ImageReader
 
-    preprocess = model.zoo.preprocess
-    transform = image_transform(preprocess)  # first: it says so when a model takes no images
-    channels = int(preprocess["input_size"][0])
-    return torch.stack([transform(open_image(path, channels)) for path in paths])
+    read = ImageReader(model.zoo.preprocess)
+    return torch.stack([read(path) for path in paths])
 
 
 def prepare_texts(model: Any, inputs: list[str]) -> Any:
