@@ -143,14 +143,24 @@ class RecurrentNet(LanguageModel, ZooModel):
         return nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
 
     # -- forward -----------------------------------------------------------------------------------
-    def run(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """(every step's output [B, T, D·H], each sequence's final state [B, D·H], lengths or None)."""
+    def run(self, ids: torch.Tensor, *, in_place: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(every step's output [B, T, D·H], each sequence's final state [B, D·H], lengths or None).
+
+        A left-padded batch (lstm-text's tokenizer pads on the left) is read as if padded on the right;
+        `in_place` puts each step's output back at its input's position, and without it they stay where
+        the right-padded read left them (pooling does not care where the steps sit; `lengths` describe
+        that layout).
+        """
         if ids.dim() != 2 or ids.dtype not in (torch.long, torch.int, torch.int32):
             raise ArgumentError(f"expected token ids, a LongTensor [batch, time]; got {tuple(ids.shape)} {ids.dtype}")
         lead = leading_pads(ids, self.pad_id)
-        if lead is not None:  # left-padded (lstm-text's tokenizer pads on the left): read as if padded on the right
-            out, last, lengths = self.run(_roll(ids, lead))
-            return _roll(out, -lead), last, lengths
+        if lead is None:
+            return self._read(ids)
+        out, last, lengths = self._read(_roll(ids, lead))
+        return (_roll(out, -lead) if in_place else out), last, lengths
+
+    def _read(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """`run` of a batch with no padding on the left."""
         lengths = trailing_lengths(ids, self.pad_id)
         x = self.embedding(ids)
         if lengths is None:
@@ -170,8 +180,7 @@ class RecurrentNet(LanguageModel, ZooModel):
         """Per-position features [B, T, D·H] (language modelling, tagging) or pooled ones [B, D·H]."""
         if self.task != "sequence-classification":
             return self.drop(self.run(ids)[0])
-        lead = leading_pads(ids, self.pad_id)  # pooled: where the steps sit does not matter, so pad on the right
-        out, last, lengths = self.run(ids if lead is None else _roll(ids, lead))
+        out, last, lengths = self.run(ids, in_place=False)  # pooled: where the steps sit does not matter
         if self.pooling == "last":
             return self.drop(last)
         mask = None if lengths is None else torch.arange(ids.shape[1], device=ids.device)[None] < lengths[:, None]
