@@ -167,7 +167,7 @@ NO_MERGE = (
 # after the first epoch before it was checked up front).
 UNPICKLABLE = (
     "        self.tokens = 0\n        self.weigh = lambda n: n\n\n    def merge(self, other):\n        self.tokens += other.tokens\n",
-    r"cannot travel between the ranks, as pickle cannot copy them \(\w+Error: .*lambda.*\) \(drop --nproc to train it in "
+    r"cannot travel between the ranks \(\w+Error: .*lambda.*\) \(drop --nproc to train it in "
     r"one process, or keep only plain values \(numbers, lists, tensors\) in the accumulator \(docs/writing_plugins\.md\)\)",
 )
 

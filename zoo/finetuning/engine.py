@@ -18,7 +18,9 @@ from torch.utils.data import Subset
 from zoo.data.formats import ReadOptions, TrainingData, read_data
 from zoo.errors import ArgumentError, PluginError
 from zoo.finetuning.options import FinetuneOptions, FinetuneResult
-from zoo.finetuning.distributed import Ranks, broadcast_tensor, gather_rows, process_group, rank_device, shard, sum_over_ranks
+from zoo.finetuning.distributed import (
+    Ranks, broadcast_tensor, gather_rows, merge_over_ranks, process_group, rank_device, shard, sum_over_ranks,
+)
 from zoo.finetuning.features import cache_key, compute_features, load_cached, store_cached, tensor_digest
 from zoo.finetuning.feature_runtime import check_runtime, choose_runtime, feature_batches, model_id
 from zoo.finetuning.inputs import Inputs
@@ -128,7 +130,7 @@ def check_mergeable(task: TaskSpec, model: nn.Module) -> None:
     (`zoo.finetuning.distributed.merge_over_ranks`).
 
     Raises:
-        ArgumentError: it has no `merge`, or pickle cannot copy it to the other ranks, before any training.
+        ArgumentError: it has no `merge`, or it cannot be sent to the other ranks and merged, before any training.
     """
     if task.report is not None:
         return
@@ -139,14 +141,12 @@ def check_mergeable(task: TaskSpec, model: nn.Module) -> None:
             "merge(other) to add up what each rank scored",
             "drop --nproc to train it in one process, or give the accumulator a merge method (docs/writing_plugins.md)",
         )
-    import pickle
-
-    try:  # each rank's accumulator travels to the others pickled (between this run's processes only)
-        pickle.dumps(accumulator)
+    try:  # what validation will do, now, with a fresh accumulator: every rank's travels to the others pickled
+        merge_over_ranks(accumulator)
     except Exception as exc:  # a lambda, a lock, an open file: pickle's errors are of several types
         raise ArgumentError(
             f"task {task.name!r} ({task.plugin}) cannot train on several ranks: its metrics ({task.metrics}) cannot travel "
-            f"between the ranks, as pickle cannot copy them ({type(exc).__name__}: {exc})",
+            f"between the ranks ({type(exc).__name__}: {exc})",
             "drop --nproc to train it in one process, or keep only plain values (numbers, lists, tensors) in the "
             "accumulator (docs/writing_plugins.md)",
         ) from None
