@@ -72,6 +72,9 @@ def test_rm_of_a_name_takes_its_exports_and_features_and_a_typo_removes_nothing(
     typo = invoke("cache", "rm", "vgg-mni", "--derived")
     assert typo.exit_code != 0 and "did you mean 'vgg-mini'" in typo.output and listed() == before
     assert invoke("cache", "rm", "--all", "--derived").exit_code == 2 and listed() == before
+    no_export = invoke("cache", "rm", "mlp-digits", "vgg-mini", "--derived")  # known weights, nothing computed
+    assert no_export.stderr == "Error: mlp.digits has no exports or features in the cache (`zoo cache ls` lists what is cached)\n"
+    assert listed() == before
     only = invoke("cache", "rm", "vgg-mini")  # vgg-mini has no weights file: its features are what it has
     assert only.exit_code == 0, only.output
     assert sorted(r["model"] for r in listed()) == sorted(r["model"] for r in before if r["model"] != "vgg-mini")

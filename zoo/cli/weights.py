@@ -199,7 +199,7 @@ def cache_rm(names: tuple[str, ...], all_: bool, derived: bool) -> None:
     found = {r.model for r in chosen} | {d.model for d in made}
     missing = [name for name in names if not keys[name] & found]
     if missing:  # refused before anything is removed: a typo must not leave the command half done
-        _not_cached(_cache_key(missing[0], registry), registry)
+        _not_cached(_cache_key(missing[0], registry), registry, "exports or features" if derived else "files")
     for record in chosen:
         if remove(record):
             click.echo(f"removed {record.model}: {record.path}", err=True)
@@ -252,13 +252,13 @@ def _cache_key(name: str, registry: Any) -> str:
     return found.weights.id if found.weights is not None else name
 
 
-def _not_cached(name: str, registry: Any) -> None:
-    """Say why `name` has nothing to remove: a name zoo does not know, or weights not in the cache."""
+def _not_cached(name: str, registry: Any, what: str = "files") -> None:
+    """Say why `name` has nothing to remove: a name zoo does not know, or weights with no `what` in the cache."""
     from zoo.cache import derived, records
     from zoo.errors import ArgumentError
 
     if name in registry.weights:
-        raise ArgumentError(f"{name} has no files in the cache", "`zoo cache ls` lists what is cached")
+        raise ArgumentError(f"{name} has no {what} in the cache", "`zoo cache ls` lists what is cached")
     cached = sorted({r.model for r in records()} | {d.model for d in derived()})
     close = difflib.get_close_matches(name, cached, n=3, cutoff=0.6)
     raise ArgumentError(
