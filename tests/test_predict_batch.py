@@ -1,7 +1,8 @@
 """`zoo predict MODEL FOLDER --output preds.csv|.jsonl` on 1,000 real images (scikit-image's LFW faces
 and their flips and rotations) with a truncated PNG, a text file named .jpg and a 1×60000 strip
 among them: one row per input in order, the bad ones skipped, counted and named; atomic output that
-a SIGKILL never leaves half-written; the ONNX export answers as eager PyTorch does."""
+a SIGKILL never leaves half-written, and `--resume` finishing a killed run as one run would; the ONNX
+export answers as eager PyTorch does."""
 from __future__ import annotations
 
 import csv
@@ -109,30 +110,43 @@ def test_a_thousand_faces_give_one_row_each_in_order_in_csv_and_jsonl_and_the_ba
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("cleanup", ["zoo cache clean", "the next run"])
-def test_a_run_killed_with_sigkill_leaves_no_output_and_its_leftovers_go(tmp_path, cleanup):
+def test_a_run_killed_with_sigkill_leaves_no_output_and_resume_writes_what_one_run_writes(tmp_path):
+    from zoo.predict.partial import PROGRESS, partial_dir
+
     folder = write_faces(tmp_path, turns=TURNS[:2], bad=False)
     output = tmp_path / "preds.csv"
-    process = subprocess.Popen([zoo_exe(), "predict", LITE0, str(folder), "-o", str(output), "-b", "8", "--workers", "0"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    command = [zoo_exe(), "predict", LITE0, str(folder), "-o", str(output), "-b", "8", "--workers", "0", "--runtime", "eager"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    work = partial_dir(output)
     deadline = time.monotonic() + 600
-    while not any(p.stat().st_size > 1000 for p in tmp_path.glob(".preds.csv.*.tmp/preds.csv")):  # rows are being written
+
+    def recorded() -> int:
+        try:
+            return json.loads((work / PROGRESS).read_text())["done"]
+        except (OSError, ValueError):
+            return 0
+
+    while recorded() < 40:  # rows are being written, and recorded batch by batch
         assert process.poll() is None and time.monotonic() < deadline, process.stderr.read().decode()
-        time.sleep(0.2)
+        time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert not output.exists()
-    assert [p.name for p in tmp_path.glob(".preds.csv.*")]  # the staging folder a killed process cannot remove
+    done = recorded()
+    assert 40 <= done < 400 and (work / output.name).is_file()
 
-    if cleanup == "zoo cache clean":
-        result = subprocess.run([zoo_exe(), "cache", "clean"], capture_output=True, text=True)
-        assert result.returncode == 0, result.stderr
-    else:
-        result = subprocess.run([zoo_exe(), "predict", LITE0, str(folder / "face" / "0000-0.png"), "-o", str(output)],
-                                capture_output=True, text=True)
-        assert result.returncode == 0, result.stderr
-        assert len(output.read_text().splitlines()) == 2
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["lfw", "faces"] + (["preds.csv"] if output.exists() else []))
+    again = subprocess.run(command, capture_output=True, text=True)  # the same command: told, nothing changed
+    assert again.returncode == 1 and again.stderr.strip().splitlines()[-1] == (
+        f"Error: an interrupted run left {done} of 400 rows for {output} in {work} "
+        "(pass --resume to continue it, or --overwrite to start over)"
+    )
+    resumed = subprocess.run([*command, "--resume"], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resumed after {done} rows an interrupted run wrote" in resumed.stderr
+    whole = subprocess.run([*command[:5], str(tmp_path / "whole.csv"), *command[6:]], capture_output=True, text=True)
+    assert whole.returncode == 0, whole.stderr
+    assert output.read_bytes() == (tmp_path / "whole.csv").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["faces", "lfw", "preds.csv", "whole.csv"]
 
 
 @pytest.mark.slow
@@ -294,7 +308,7 @@ def test_output_with_a_text_model_is_refused_and_workers_without_output_is_a_usa
     assert text.exit_code == 1
     assert text.stderr == "Error: --output writes image predictions, and lstm-text reads text (drop --output: texts' answers are printed)\n"
     workers = CliRunner().invoke(cli, ["predict", "lenet5-digits", str(one_digit(tmp_path / "one.png")), "--workers", "2"])
-    assert workers.exit_code == 2 and "--overwrite and --workers go with --output" in workers.stderr
+    assert workers.exit_code == 2 and "--overwrite, --resume and --workers go with --output" in workers.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["one.png"]
 
 
@@ -346,6 +360,39 @@ def test_a_task_other_than_classification_writes_its_decoded_fields_per_file_and
         assert len(r["confidences"]) == len(r["text"]) and r["confidence"] == min(r["confidences"]) > 0.5
         assert len(r["alternatives"]) == 2 and r["alternatives"][0]["text"] == r["text"]
         assert r.get("error", "") == ""
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+@pytest.mark.parametrize("stop", [1, 2], ids=["after-the-unreadable-first-file", "after-a-prediction"])
+def test_a_task_run_stopped_and_resumed_writes_what_one_run_writes(tmp_path, monkeypatch, ocr_home, suffix, stop):
+    """CSV rows of a decoded task wait for the first prediction, which names the columns: a run stopped
+    before it keeps them in its record, and the resumed run writes them under the right header."""
+    from zoo_ocr.render import random_lines, write_lines
+
+    from zoo.predict.files import predict_files
+    from zoo.tasks import task_of
+
+    font = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+    if not font.is_file():
+        pytest.skip(f"{font} is not installed (fonts-dejavu-core)")
+    monkeypatch.setenv("ZOO_HOME", str(ocr_home))
+    lines = write_lines(tmp_path / "lines", random_lines("river stone light paper".split(), 3, seed=5), font)
+    (lines / "line-00000-bad.png").write_text("not a picture\n")  # sorts first
+    model = zoo.load("english-ocr")
+    task = task_of(model)
+    predict_files(model, [lines], tmp_path / f"whole{suffix}", top_k=2, task=task, batch_size=1)
+
+    def stop_after(stage, done, total, info):
+        if done >= stop:
+            raise KeyboardInterrupt
+
+    output = tmp_path / f"read{suffix}"
+    with pytest.raises(KeyboardInterrupt):
+        predict_files(model, [lines], output, top_k=2, task=task, batch_size=1, progress=stop_after)
+    summary = predict_files(model, [lines], output, top_k=2, task=task, batch_size=1, resume=True)
+    assert (summary.inputs, summary.predicted, summary.resumed) == (4, 3, stop)
+    assert summary.skipped == {"corrupt or truncated image": 1}
+    assert output.read_bytes() == (tmp_path / f"whole{suffix}").read_bytes()
 
 
 def test_a_task_that_reads_texts_is_refused_with_output(tmp_path):

@@ -36,7 +36,10 @@ class OptionMismatch(click.ClickException):
     "--output", "-o", type=click.Path(dir_okay=True, path_type=Path), metavar="FILE.csv|FILE.jsonl",
     help="Images: write one row per file (path, top-k labels and probabilities; skipped files with an error) to this file.",
 )
-@click.option("--overwrite", is_flag=True, help="With --output: replace an existing file.")
+@click.option("--overwrite", is_flag=True,
+              help="With --output: replace an existing file, and start over when an interrupted run left rows for it.")
+@click.option("--resume", is_flag=True,
+              help="With --output: continue after the rows an interrupted run recorded (same model, files and options).")
 @click.option(
     "--workers", "-w", type=click.IntRange(min=0), metavar="N",
     help="With --output: processes that decode and preprocess images (0: the main one) [default: one per spare core, at most 4].",
@@ -47,7 +50,7 @@ class OptionMismatch(click.ClickException):
 @json_option
 def predict_command(
     model: str, inputs: tuple[str, ...], top_k: int, runtime: str | None, batch_size: int, output: Path | None,
-    overwrite: bool, workers: int | None, generate: int | None, temperature: float, seed: int, json_: bool,
+    overwrite: bool, resume: bool, workers: int | None, generate: int | None, temperature: float, seed: int, json_: bool,
 ) -> None:
     """Predict INPUTS with MODEL (a name, a model directory or hf://org/repo), as its task says.
 
@@ -57,7 +60,8 @@ def predict_command(
     there are. With --output FILE.csv or FILE.jsonl, a folder stands for its image files at any
     depth, in path order, and every file gets one row, in order, written as the run goes and
     renamed into place at the end; a file that cannot be read is skipped, counted on stderr and
-    named in its row; progress goes to stderr.
+    named in its row; progress goes to stderr. A run that stops (Ctrl-C, killed) keeps its rows
+    beside the output: the same command with --resume continues after them.
     For a text model, INPUTS are texts: a language model prints their likely
     continuations (or, with --generate N, samples N tokens), a text classifier their classes.
     A model of a plugin's task prints that task's columns (english-ocr: each line's text).
@@ -68,6 +72,7 @@ def predict_command(
       zoo predict ./out photo1.jpg photo2.jpg --top-k 3 --json
       zoo predict ./out ./photos/ --batch-size 64     # every image in the folder
       zoo predict ./out ./photos/ --output preds.csv  # one row per image, into a file
+      zoo predict ./out ./photos/ --output preds.csv --resume  # after an interrupted run
       zoo predict ./out photo.jpg --runtime onnx      # after `zoo export ./out`
       zoo predict lenet5-digits digit.png
       zoo predict lstm-text "I love recurrent neural"
@@ -77,8 +82,8 @@ def predict_command(
         from zoo.predict.files import checked_output
 
         checked_output(output, overwrite)  # before the model loads
-    elif overwrite or workers is not None:
-        raise click.UsageError("--overwrite and --workers go with --output")
+    elif overwrite or resume or workers is not None:
+        raise click.UsageError("--overwrite, --resume and --workers go with --output")
     elif runtime == "auto":
         raise click.UsageError("--runtime auto goes with --output (printed predictions run eager unless --runtime onnx)")
     runtime = runtime or ("auto" if output is not None else "eager")
@@ -93,7 +98,7 @@ def predict_command(
     task = task_of(loaded)
     _check_options(model, task, output, generate)
     if output is not None:
-        _predict_to_file(loaded, task, inputs, output, top_k, batch_size, workers, overwrite, runtime, json_)
+        _predict_to_file(loaded, task, inputs, output, top_k, batch_size, workers, overwrite, resume, runtime, json_)
         return
     from zoo.predict.decoded import predict_batches, task_inputs
 
@@ -183,22 +188,33 @@ def _widths(headers: Sequence[str], inputs: list[str], cells: list[tuple[str, ..
 
 def _predict_to_file(
     model: Any, task: Any, inputs: tuple[str, ...], output: Path, top_k: int, batch_size: int, workers: int | None,
-    overwrite: bool, runtime: str, json_: bool,
+    overwrite: bool, resume: bool, runtime: str, json_: bool,
 ) -> None:
     """Write the rows (a classifier's top-k, another task's decoded fields), with progress and the
-    skipped files on stderr; print what was written (an ONNX export loaded by --runtime onnx runs as it is)."""
+    skipped files on stderr; print what was written (an ONNX export loaded by --runtime onnx runs as it is).
+    Ctrl-C ends it with one line saying what is kept and how to continue (exit 130)."""
     import sys
 
     from zoo.cli.output import progress_interval
     from zoo.predict.files import predict_files
+    from zoo.predict.partial import partial_dir
     from zoo.predict.progress import Progress
 
     shown = Progress(sys.stderr, None if sys.stderr.isatty() else progress_interval())
-    summary = predict_files(
-        model, inputs, output, top_k=top_k, batch_size=batch_size, workers=workers, overwrite=overwrite, progress=shown,
-        runtime="eager" if runtime in ("eager", "torch") else "auto", task=task,
-    )
+    try:
+        summary = predict_files(
+            model, inputs, output, top_k=top_k, batch_size=batch_size, workers=workers, overwrite=overwrite, progress=shown,
+            runtime="eager" if runtime in ("eager", "torch") else "auto", task=task, resume=resume,
+        )
+    except KeyboardInterrupt:
+        shown.close()
+        work = partial_dir(output)
+        kept = f"the rows so far are kept in {work}; run the same command with --resume to continue" if work.is_dir() else "nothing was kept"
+        click.echo(f"Interrupted: {kept}", err=True)
+        raise SystemExit(130) from None
     shown.close()
+    if summary.resumed:
+        click.echo(f"resumed after {summary.resumed:,} rows an interrupted run wrote", err=True)
     for line in summary.skip_report():
         click.echo(line, err=True)
     if json_:

@@ -1,10 +1,10 @@
 """Predictions for many image files, written to one CSV or JSONL file: `zoo predict ... --output`.
 
 One row per input, in input order; a file that cannot be used is skipped, counted and named in its
-row (an ``error``), never stopping the run. Rows stream into a journaled staging folder beside the
-output, renamed into place when the last one is written: a killed run leaves no output file, and its
-folder is removed by the next run for that output or by `zoo cache clean`. Memory holds a few
-batches, whatever the number of files.
+row (an ``error``), never stopping the run. Rows stream into ``.NAME.partial/`` beside the output,
+with a record of them after each batch (`zoo.predict.partial`), and are renamed into place when the
+last one is written: a run that stops leaves no output file, and its rows wait for `--resume` (or
+`--overwrite`, which starts over). Memory holds a few batches, whatever the number of files.
 """
 from __future__ import annotations
 
@@ -38,12 +38,13 @@ class PredictionSummary:
 
     Attributes:
         output: the file written.
-        inputs: rows written, one per input file.
+        inputs: rows written, one per input file (an interrupted run's included).
         predicted: rows with predictions.
         skipped: reason -> how many files were skipped for it.
         skipped_names: reason -> the first three of those files.
         seconds: the whole run, reading files to the last row.
         runtime: what ran the model (`zoo.predict.runtime.RuntimeReport.as_dict`).
+        resumed: the rows an interrupted run had written, which this one continued after.
     """
 
     output: Path
@@ -53,10 +54,12 @@ class PredictionSummary:
     skipped_names: dict[str, list[str]] = field(default_factory=dict)
     seconds: float = 0.0
     runtime: dict[str, Any] = field(default_factory=dict)
+    resumed: int = 0  # rows an interrupted run had written, continued after (--resume)
 
     @property
     def images_per_s(self) -> float:
-        return self.inputs / self.seconds if self.seconds else 0.0
+        """This run's rows per second (an interrupted run's rows are not its own)."""
+        return (self.inputs - self.resumed) / self.seconds if self.seconds else 0.0
 
     def skip(self, path: str, reason: str) -> None:
         """Count a skipped file (the first few of each reason are kept by name)."""
@@ -79,6 +82,7 @@ class PredictionSummary:
             "output": str(self.output), "inputs": self.inputs, "predicted": self.predicted,
             "skipped": dict(self.skipped), "skip_report": self.skip_report(),
             "seconds": round(self.seconds, 3), "images_per_s": round(self.images_per_s, 1), "runtime": dict(self.runtime),
+            "resumed": self.resumed,
         }
 
 
@@ -106,7 +110,7 @@ def predict_files(
     model: Any, inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str], *, top_k: int = 5,
     batch_size: int = 32, workers: int | None = None, overwrite: bool = False,
     progress: Callable[[str, int, int, dict[str, Any]], None] | None = None, runtime: str = "auto",
-    task: TaskSpec | None = None,
+    task: TaskSpec | None = None, resume: bool = False,
 ) -> PredictionSummary:
     """Classify image files (or run them through another task) and write one row per file to a CSV or
     JSONL file, atomically.
@@ -120,7 +124,7 @@ def predict_files(
         batch_size: files the model sees at once; memory grows with it, not with the number of files.
         workers: preprocessing processes (0: a thread of this one, a batch ahead of the model;
             default `default_workers()`).
-        overwrite: replace an existing output.
+        overwrite: replace an existing output, and start over when an interrupted run left rows for it.
         progress: called as ``progress("predict", done, total, {})`` after each batch
             (`zoo.predict.progress.Progress` writes count/total and images/s to a stream).
         runtime: ``auto`` (ONNX Runtime on a CPU when the run pays for the export, which is cached
@@ -129,18 +133,22 @@ def predict_files(
             each file through its ``prepare``, the model as loaded and its ``decode``, one file at a
             time (`runtime` does not apply); the row is the path, the decoded fields (CSV: a column
             per key of the first file's prediction, lists and dicts as JSON) and ``error``.
+        resume: continue after the rows an interrupted run for this output recorded (killed, Ctrl-C,
+            a crash), when it ran the same model on the same files with the same options.
 
     Returns:
         The counts: rows, predicted, skipped by reason (with names), seconds.
 
     Raises:
-        ArgumentError: the output cannot be written as asked (`checked_output`), an unknown runtime, or
-            a task that reads texts.
+        ArgumentError: the output cannot be written as asked (`checked_output`), an unknown runtime, a
+            task that reads texts, or an interrupted run's rows that neither `resume` nor `overwrite`
+            settles (`zoo.predict.partial.start`).
         ExportError: ``runtime="onnx"`` and the model cannot be exported, or its export does not match it.
         DataError: an input does not exist, or a folder holds no image.
         BusyError: another zoo process writes the same output.
     """
-    from zoo.fsio import lock_path, locked, move_into_place, staging_dir
+    from zoo.fsio import lock_path, locked, move_into_place
+    from zoo.predict import partial
     from zoo.predict.images import image_inputs
 
     target = checked_output(output, overwrite)
@@ -152,44 +160,81 @@ def predict_files(
     paths = image_inputs(inputs, recursive=True)
     workers = default_workers() if workers is None else workers
     with locked(lock_path(target), str(target)):
-        _remove_leftovers(target)
-        with staging_dir(target.absolute()) as staging:  # the journal needs the absolute path
-            partial = staging / target.name
-            # UTF-8; a file name that is not UTF-8 is written as its own bytes (read with errors="surrogateescape")
-            with partial.open("w", encoding="utf-8", errors="surrogateescape", newline="") as stream:
+        _remove_leftovers(target)  # what an older zoo's killed runs left
+        work = partial.partial_dir(target)
+        run = partial.identity(model, paths, top_k, target.suffix.lower(), task.name if decoded else None)
+        state = partial.start(work, target, run, len(paths), resume=resume, overwrite=overwrite)
+        try:
+            with partial.open_rows(work, target, state) as stream:
+                journal = Journal(work, stream, state)
                 if decoded:
-                    summary = _write_decoded(model, task, paths, stream, target, top_k, batch_size, progress)
+                    summary = _write_decoded(model, task, paths, journal, target, top_k, batch_size, progress)
                 else:
-                    summary = _write_rows(model, paths, stream, target, top_k, batch_size, workers, progress, runtime)
-            checked_output(target, overwrite)  # another writer's file appeared meanwhile
-            move_into_place(partial, target)
+                    summary = _write_rows(model, paths, journal, target, top_k, batch_size, workers, progress, runtime)
+        except BaseException:
+            if state.done == 0:  # nothing worth keeping
+                partial.clear(work, target)
+            raise
+        checked_output(target, overwrite)  # another writer's file appeared meanwhile
+        move_into_place(work / target.name, target)
+        partial.clear(work, target)
     return summary
 
 
+class Journal:
+    """The rows file of a run and the record of what it holds (`zoo.predict.partial`), kept after each batch."""
+
+    def __init__(self, work: Path, stream: TextIO, state: Any):
+        self.work, self.stream, self.state = work, stream, state
+
+    def summary(self, target: Path, **fields: Any) -> PredictionSummary:
+        """A summary that starts where the interrupted run (if any) stopped."""
+        state = self.state
+        return PredictionSummary(target, inputs=state.done, predicted=state.predicted, skipped=dict(state.skipped),
+                                 skipped_names={k: list(v) for k, v in state.skipped_names.items()}, resumed=state.done,
+                                 **fields)
+
+    def keep(self, summary: PredictionSummary, rows: Any = None) -> None:
+        """Record `summary`'s rows as written (and a decoded task's CSV state)."""
+        from zoo.predict.partial import record
+
+        state = self.state
+        state.done, state.predicted = summary.inputs, summary.predicted
+        state.skipped, state.skipped_names = dict(summary.skipped), {k: list(v) for k, v in summary.skipped_names.items()}
+        if isinstance(rows, DecodedRows):
+            state.keys, state.waiting = rows.keys, [list(w) for w in rows.waiting]
+        record(self.work, self.stream, state)
+
+
 def _write_rows(
-    model: Any, paths: list[Path], stream: TextIO, target: Path, top_k: int, batch_size: int, workers: int,
+    model: Any, paths: list[Path], journal: Journal, target: Path, top_k: int, batch_size: int, workers: int,
     progress: Callable[[str, int, int, dict[str, Any]], None] | None, runtime: str,
 ) -> PredictionSummary:
-    """Every path's row, in order, batch after batch."""
+    """Every path's row, in order, batch after batch (after those an interrupted run wrote)."""
     from zoo.predict.images import image_batches, prefetched, ranked
     from zoo.predict.runtime import predict_runtime
 
     labels = getattr(model.zoo, "labels", None)
-    rows = Rows(stream, target.suffix.lower(), min(top_k, len(labels)) if labels else top_k)
-    summary = PredictionSummary(target)
+    fresh = journal.state.size == 0
+    rows = Rows(journal.stream, target.suffix.lower(), min(top_k, len(labels)) if labels else top_k, header=fresh)
+    summary = journal.summary(target)
+    if fresh:
+        journal.keep(summary)  # the header: a run killed in its first batch can be resumed too
+    rest = paths[summary.inputs:]
     started = time.perf_counter()
-    batches = image_batches(model, paths, batch_size, workers)
-    with predict_runtime(model, runtime, images=len(paths)) as forward:
+    batches = image_batches(model, rest, batch_size, workers)
+    with predict_runtime(model, runtime, images=len(rest)) as forward:
         for indices, batch, skipped in batches if workers else prefetched(batches):
-            answers = ranked([str(paths[i]) for i in indices], forward(batch), labels, top_k) if indices else []
+            answers = ranked([str(rest[i]) for i in indices], forward(batch), labels, top_k) if indices else []
             ordered = sorted([(i, a["predictions"], None) for i, a in zip(indices, answers)] + [(i, None, p[2]) for i, p in skipped])
             for index, predictions, reason in ordered:
-                rows.write(str(paths[index]), predictions, reason)
+                rows.write(str(rest[index]), predictions, reason)
                 if reason is None:
                     summary.predicted += 1
                 else:
-                    summary.skip(str(paths[index]), reason)
+                    summary.skip(str(rest[index]), reason)
             summary.inputs += len(ordered)
+            journal.keep(summary)
             if progress is not None:
                 progress("predict", summary.inputs, len(paths), {})
     summary.seconds = time.perf_counter() - started
@@ -198,19 +243,21 @@ def _write_rows(
 
 
 def _write_decoded(
-    model: Any, task: TaskSpec, paths: list[Path], stream: TextIO, target: Path, top_k: int, every: int,
+    model: Any, task: TaskSpec, paths: list[Path], journal: Journal, target: Path, top_k: int, every: int,
     progress: Callable[[str, int, int, dict[str, Any]], None] | None,
 ) -> PredictionSummary:
-    """Every path's row, in order, one file at a time through the task (progress every `every` files)."""
+    """Every path's row, in order, one file at a time through the task (progress and a record every
+    `every` files), after those an interrupted run wrote."""
     from zoo.errors import DataError
     from zoo.predict.decoded import predict_batches
     from zoo.predict.runtime import is_torch_model
 
-    rows = DecodedRows(stream, target.suffix.lower())
-    summary = PredictionSummary(target, runtime={"runtime": "eager" if is_torch_model(model) else "onnx", "requested": "as loaded",
-                                                 "reason": f"task {task.name}: each file through its prepare and decode"})
+    rows = DecodedRows(journal.stream, target.suffix.lower())
+    rows.keys, rows.waiting = journal.state.keys, [tuple(w) for w in journal.state.waiting]
+    summary = journal.summary(target, runtime={"runtime": "eager" if is_torch_model(model) else "onnx", "requested": "as loaded",
+                                               "reason": f"task {task.name}: each file through its prepare and decode"})
     started = time.perf_counter()
-    for done, path in enumerate(paths, 1):
+    for done, path in enumerate(paths[summary.inputs:], summary.inputs + 1):
         try:
             (prediction,) = next(predict_batches(model, task, [str(path)], top_k, 1))
         except DataError as exc:  # the file: unreadable, not an image, refused by the task's prepare
@@ -226,8 +273,10 @@ def _write_decoded(
                                     "its decode must return plain JSON values: report it to the plugin's authors") from exc
             summary.predicted += 1
         summary.inputs = done
-        if progress is not None and (done % every == 0 or done == len(paths)):
-            progress("predict", done, len(paths), {})
+        if done % every == 0 or done == len(paths):
+            journal.keep(summary, rows)
+            if progress is not None:
+                progress("predict", done, len(paths), {})
     rows.close()
     summary.seconds = time.perf_counter() - started
     return summary
@@ -294,13 +343,14 @@ class Rows:
         stream: the file (opened with ``newline=""``).
         suffix: ``.csv`` or ``.jsonl``.
         top_k: the CSV's number of label/probability column pairs.
+        header: write the CSV's header (not when continuing an interrupted run's file).
     """
 
-    def __init__(self, stream: TextIO, suffix: str, top_k: int):
+    def __init__(self, stream: TextIO, suffix: str, top_k: int, header: bool = True):
         self.stream = stream
         self.top_k = top_k
         self.csv = csv.writer(stream) if suffix == ".csv" else None
-        if self.csv is not None:
+        if self.csv is not None and header:
             pairs = [name for k in range(1, top_k + 1) for name in (f"label_{k}", f"prob_{k}")]
             self.csv.writerow(["path", *pairs, "error"])
 
