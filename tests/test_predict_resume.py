@@ -152,3 +152,16 @@ def test_the_cli_says_how_to_continue_and_resume_says_what_it_continued(tmp_path
     assert "resumed after 24 rows an interrupted run wrote" in resumed.stderr
     summary = json.loads(resumed.stdout)
     assert (summary["inputs"], summary["resumed"]) == (60, 24) and len(output.read_text().splitlines()) == 61
+
+
+def test_progress_counts_a_resumed_runs_rate_on_its_own_rows():
+    import io
+
+    from zoo.predict.progress import Progress
+
+    stream = io.StringIO()
+    shown = Progress(stream, every=0.0)
+    shown.started -= 1.0  # a run one second old that continued after 24 rows an interrupted run wrote
+    shown("predict", 60, 60, {"resumed": 24})
+    done, rate = re.fullmatch(r"(\S+) images, (\S+) images/s\n", stream.getvalue()).groups()
+    assert done == "60/60" and 30.0 < float(rate) <= 36.0

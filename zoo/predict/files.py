@@ -125,7 +125,7 @@ def predict_files(
         workers: preprocessing processes (0: a thread of this one, a batch ahead of the model;
             default `default_workers()`).
         overwrite: replace an existing output, and start over when an interrupted run left rows for it.
-        progress: called as ``progress("predict", done, total, {})`` after each batch
+        progress: called as ``progress("predict", done, total, {"resumed": n})`` after each batch
             (`zoo.predict.progress.Progress` writes count/total and images/s to a stream).
         runtime: ``auto`` (ONNX Runtime on a CPU when the run pays for the export, which is cached
             for later runs; eager otherwise), ``eager`` or ``onnx`` (`zoo.predict.runtime`).
@@ -236,7 +236,7 @@ def _write_rows(
             summary.inputs += len(ordered)
             journal.keep(summary)
             if progress is not None:
-                progress("predict", summary.inputs, len(paths), {})
+                progress("predict", summary.inputs, len(paths), {"resumed": summary.resumed})
     summary.seconds = time.perf_counter() - started
     summary.runtime = forward.report.as_dict()
     return summary
@@ -276,7 +276,7 @@ def _write_decoded(
         if done % every == 0 or done == len(paths):
             journal.keep(summary, rows)
             if progress is not None:
-                progress("predict", done, len(paths), {})
+                progress("predict", done, len(paths), {"resumed": summary.resumed})
     rows.close()
     summary.seconds = time.perf_counter() - started
     return summary

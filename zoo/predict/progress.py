@@ -22,16 +22,17 @@ class Progress:
         self.terminal = bool(getattr(stream, "isatty", lambda: False)())
         self.every = every if every is not None else (_TERMINAL_EVERY_S if self.terminal else _LOG_EVERY_S)
         self.started = self.reported = time.perf_counter()
-        self.done = self.total = 0
+        self.done = self.total = self.resumed = 0
 
     def line(self) -> str:
-        """``done/total images, N images/s``."""
+        """``done/total images, N images/s`` (the rate of this run's images: a resumed run's earlier ones are not)."""
         elapsed = max(time.perf_counter() - self.started, 1e-9)
-        return f"{self.done:,}/{self.total:,} images, {self.done / elapsed:.1f} images/s"
+        return f"{self.done:,}/{self.total:,} images, {(self.done - self.resumed) / elapsed:.1f} images/s"
 
     def __call__(self, stage: str, done: int, total: int, info: dict[str, Any]) -> None:
-        """`done` of `total` items are finished; report when the last report is `every` seconds old."""
-        self.done, self.total = done, total
+        """`done` of `total` items are finished (``info["resumed"]`` of them by an interrupted run);
+        report when the last report is `every` seconds old."""
+        self.done, self.total, self.resumed = done, total, int(info.get("resumed", 0))
         now = time.perf_counter()
         if now - self.reported >= self.every:
             self.reported = now
