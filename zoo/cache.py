@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Iterator
 
 from zoo.errors import WeightsIntegrityError
-from zoo.fsio import write_text, zoo_home
+from zoo.fsio import loads_json, write_text, zoo_home
 
 _CHUNK = 1 << 22
 
@@ -114,7 +114,7 @@ def read_record(model: str, source: str) -> Record | None:
 
 def _read(path: Path) -> Record | None:
     try:
-        record = Record(**json.loads(path.read_text(encoding="utf-8")))
+        record = Record(**loads_json(path.read_text(encoding="utf-8")))
     except (OSError, ValueError, TypeError):
         return None
     return record if Path(record.path).exists() else None
@@ -262,7 +262,7 @@ def _read_json(path: Path) -> dict:
     try:
         if not _regular(path) or path.stat().st_size > _METADATA_MAX:
             return {}
-        found = json.loads(path.read_text(encoding="utf-8"))
+        found = loads_json(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     return found if isinstance(found, dict) else {}
@@ -275,7 +275,7 @@ def _safetensors_metadata(path: Path) -> dict:
             length = int.from_bytes(f.read(8), "little")
             if not 0 < length <= _METADATA_MAX:
                 return {}
-            header = json.loads(f.read(length).decode("utf-8"))
+            header = loads_json(f.read(length).decode("utf-8"))
     except (OSError, ValueError):
         return {}
     meta = header.get("__metadata__") if isinstance(header, dict) else None

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from zoo.errors import ArgumentError, ExportError, ParityError, RegistryError
+from zoo.fsio import loads_json
 
 if TYPE_CHECKING:
     import torch
@@ -313,7 +314,7 @@ def read_sidecar(path: Path) -> dict[str, Any]:
         ArgumentError: it is not a JSON object.
     """
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
+        record = loads_json(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         record = exc
     if not isinstance(record, dict):

@@ -25,7 +25,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from zoo.errors import BusyError, ZooError
 
@@ -103,6 +103,16 @@ def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
 def write_text(path: str | os.PathLike[str], text: str) -> None:
     """Write a UTF-8 text file atomically."""
     write_bytes(path, text.encode("utf-8"))
+
+
+def loads_json(data: str | bytes) -> Any:
+    """`json.loads` for a file zoo did not write itself. A document nested deeper than Python's
+    recursion limit (``[[[[...``, a few bytes each level) makes json raise RecursionError, which no
+    reader expects: it is a `json.JSONDecodeError` here, like any other text that is not JSON."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deeply to read", "", 0) from None
 
 
 def move_into_place(finished: Path, path: Path) -> None:
@@ -294,7 +304,7 @@ def _dead_notes() -> list[tuple[Path, dict]]:
     found = []
     for note in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         try:
-            entry = json.loads(note.read_text(encoding="utf-8"))
+            entry = loads_json(note.read_text(encoding="utf-8"))
             pid, host = int(entry["pid"]), str(entry["host"])
             Path(entry["path"])
         except (OSError, ValueError, KeyError, TypeError):

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from zoo.errors import ModelDirError
+from zoo.fsio import loads_json
 from zoo.hookspecs import hookimpl
 from zoo.registry import ModelDirectory
 from zoo.specs import MODEL_CONFIG, is_model_dir  # is_model_dir: re-exported, the name callers know
@@ -82,7 +83,7 @@ def read_config(folder: str | Path, root: Path | None = None) -> dict[str, Any]:
         raise ModelDirError(f"{folder} is not a directory", "pass a model directory written by zoo")
     path = inside(folder, CONFIG, root)
     try:
-        config = json.loads(path.read_text(encoding="utf-8"))
+        config = loads_json(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ModelDirError(f"{folder} is not a model directory: it has no {CONFIG}", "pass a directory written by zoo") from None
     except (OSError, ValueError) as exc:
@@ -372,7 +373,7 @@ def _is_zoo_output(folder: Path) -> bool:
     if config.is_symlink() or not config.is_file():
         return False
     try:
-        data = json.loads(config.read_text(encoding="utf-8"))
+        data = loads_json(config.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
     fields = data.get(ZOO_KEY, data) if isinstance(data, dict) else None

@@ -17,6 +17,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from zoo.errors import StorageError, StrictLoadError, WeightsIntegrityError, storage_error
+from zoo.fsio import loads_json
 from zoo.registry import ArchSpec
 
 _DTYPES = {
@@ -67,7 +68,7 @@ def _read_header(path: Path, size: int) -> tuple[dict[str, Any], int]:
         if not 0 < length <= min(_MAX_HEADER, size - 8):
             _bad(path, "its header length is out of range")
         try:
-            header = json.loads(f.read(length))
+            header = loads_json(f.read(length))
         except ValueError:
             _bad(path, "its header is not JSON")
     if not isinstance(header, dict):
@@ -108,7 +109,7 @@ def converted_metadata(path: str | Path) -> dict[str, Any]:
     for key, text in (header.get("__metadata__") or {}).items():
         if key.startswith("zoo."):
             try:
-                found[key[len("zoo."):]] = json.loads(text)
+                found[key[len("zoo."):]] = loads_json(text)
             except (TypeError, ValueError):
                 _bad(path, f"its metadata entry {key!r} is not JSON")
     return found

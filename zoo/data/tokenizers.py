@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from zoo.errors import ArgumentError, DataError
+from zoo.fsio import loads_json
 
 FORMAT = "zoo-vocab"
 VERSION = 1
@@ -205,7 +206,7 @@ def load_tokenizer(ref: str | os.PathLike[str]) -> Tokenizer:
     """
     text, where = _read(ref)
     try:
-        data = json.loads(text)
+        data = loads_json(text)
     except json.JSONDecodeError as exc:
         raise DataError(f"{where} is not valid JSON: {exc}", "write it with Tokenizer.save") from None
     return Tokenizer.from_dict(data, where)

@@ -12,7 +12,6 @@ TorchScript is code by design: loading one that zoo did not just write warns so.
 from __future__ import annotations
 
 import io
-import json
 import re
 import warnings
 import zipfile
@@ -23,6 +22,7 @@ import torch
 
 from zoo.errors import ExportError
 from zoo.exporting import STAGING_PREFIX, ExportRequest, unreadable
+from zoo.fsio import loads_json
 from zoo.exporters.onnx_format import quiet
 
 
@@ -159,7 +159,7 @@ def _check_pt2_member(archive: zipfile.ZipFile, name: str) -> None:
 
 def _json(archive: zipfile.ZipFile, name: str) -> dict[str, Any]:
     try:
-        data = json.loads(archive.read(name))
+        data = loads_json(archive.read(name))
     except ValueError:
         raise _Unsafe(f"{name} is not JSON") from None
     if not isinstance(data, dict):

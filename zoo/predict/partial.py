@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from zoo.errors import ArgumentError
+from zoo.fsio import loads_json
 
 PROGRESS = "progress.json"
 VERSION = 1
@@ -114,7 +115,7 @@ def read(work: Path, target: Path) -> Progress | None:
     try:
         if not path.is_file() or path.is_symlink() or path.stat().st_size > _MAX or not rows.is_file() or rows.is_symlink():
             return None
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = loads_json(path.read_text(encoding="utf-8"))
         length = rows.stat().st_size
     except (OSError, ValueError):
         return None

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from zoo.errors import ArgumentError, ExportError
+from zoo.fsio import loads_json
 
 RUNTIMES = ("auto", "eager", "onnx")
 PARITY_ATOL = 1e-4  # zoo.export's default
@@ -310,7 +311,7 @@ def remembered(path: Path) -> tuple[int, int] | None:
         if time.time() - choice.stat().st_mtime > CHOICE_SECONDS:
             return None
         with choice.open("rb") as stream:
-            data = json.loads(stream.read(4096))
+            data = loads_json(stream.read(4096))
     except (OSError, ValueError):
         return None
     cores = usable_cores()
