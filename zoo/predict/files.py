@@ -256,6 +256,8 @@ def _write_decoded(
     rows.keys, rows.waiting = journal.state.keys, [tuple(w) for w in journal.state.waiting]
     summary = journal.summary(target, runtime={"runtime": "eager" if is_torch_model(model) else "onnx", "requested": "as loaded",
                                                "reason": f"task {task.name}: each file through its prepare and decode"})
+    if summary.inputs == 0:
+        journal.keep(summary, rows)  # a run killed before its first record can be resumed too
     started = time.perf_counter()
     for done, path in enumerate(paths[summary.inputs:], summary.inputs + 1):
         try:
