@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Iterator
 
 from zoo.errors import WeightsIntegrityError
-from zoo.fsio import loads_json, write_text, zoo_home
+from zoo.fsio import loads_json, read_json_object, write_text, zoo_home
 
 _CHUNK = 1 << 22
 
@@ -225,7 +225,7 @@ def derived() -> Iterator[Derived]:
     for folder in _keyed(exports):
         if folder.is_symlink() or not folder.is_dir():
             continue
-        sidecar = _read_json(folder / "backbone.onnx.json")
+        sidecar = read_json_object(folder / "backbone.onnx.json", _METADATA_MAX) or {}
         names = [*_EXPORT_FILES, *_data_files(sidecar)]
         files = tuple(folder / name for name in names if _regular(folder / name))
         if files:
@@ -256,16 +256,6 @@ def _keyed(folder: Path, suffix: str = "") -> list[Path]:
 
 def _regular(path: Path) -> bool:
     return path.is_file() and not path.is_symlink()
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        if not _regular(path) or path.stat().st_size > _METADATA_MAX:
-            return {}
-        found = loads_json(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return found if isinstance(found, dict) else {}
 
 
 def _safetensors_metadata(path: Path) -> dict:

@@ -115,6 +115,18 @@ def loads_json(data: str | bytes) -> Any:
         raise json.JSONDecodeError("nested too deeply to read", "", 0) from None
 
 
+def read_json_object(path: Path, limit: int) -> dict | None:
+    """The JSON object in the regular file `path` (not a link), or None: missing, larger than `limit`
+    bytes, unreadable, not JSON (`loads_json`) or not an object."""
+    try:
+        if not path.is_file() or path.is_symlink() or path.stat().st_size > limit:
+            return None
+        found = loads_json(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) else None
+
+
 def move_into_place(finished: Path, path: Path) -> None:
     """Rename a finished file or folder (written in a staging folder on the same file system) to
     `path`, replacing a file there, with the permissions of a file or folder the user creates."""

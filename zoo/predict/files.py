@@ -160,7 +160,6 @@ def predict_files(
     paths = image_inputs(inputs, recursive=True)
     workers = default_workers() if workers is None else workers
     with locked(lock_path(target), str(target)):
-        _remove_leftovers(target)  # what an older zoo's killed runs left
         work = partial.partial_dir(target)
         run = partial.identity(model, paths, top_k, target.suffix.lower(), task.name if decoded else None)
         state = partial.start(work, target, run, len(paths), resume=resume, overwrite=overwrite)
@@ -373,12 +372,3 @@ def _same_file(item: str | os.PathLike[str], target: Path) -> bool:
         return target.exists() and Path(item).is_file() and os.path.samefile(item, target)
     except OSError:
         return False
-
-
-def _remove_leftovers(target: Path) -> None:
-    """Remove the staging folders that killed runs for `target` left beside it."""
-    from zoo.fsio import clean, orphans
-
-    for orphan in orphans():
-        if orphan.kind == "staging folder" and orphan.path.parent == target.absolute().parent and orphan.path.name.startswith(f".{target.name}."):
-            clean(orphan)

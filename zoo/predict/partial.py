@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from zoo.errors import ArgumentError
-from zoo.fsio import loads_json
+from zoo.fsio import read_json_object
 
 PROGRESS = "progress.json"
 VERSION = 1
@@ -111,15 +111,13 @@ def clear(work: Path, target: Path) -> None:
 
 def read(work: Path, target: Path) -> Progress | None:
     """The record in `work`, or None when it is missing or not one zoo wrote (each field checked)."""
-    path, rows = work / PROGRESS, work / target.name
+    rows = work / target.name
+    data = read_json_object(work / PROGRESS, _MAX)
     try:
-        if not path.is_file() or path.is_symlink() or path.stat().st_size > _MAX or not rows.is_file() or rows.is_symlink():
-            return None
-        data = loads_json(path.read_text(encoding="utf-8"))
-        length = rows.stat().st_size
-    except (OSError, ValueError):
-        return None
-    if not isinstance(data, dict) or data.get("version") != VERSION:
+        length = rows.stat().st_size if rows.is_file() and not rows.is_symlink() else None
+    except OSError:
+        length = None
+    if data is None or length is None or data.get("version") != VERSION:
         return None
     try:
         found = Progress(**{key: data[key] for key in Progress.__dataclass_fields__})
